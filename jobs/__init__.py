@@ -1,0 +1,1 @@
+"""Entry points: each module is runnable as ``python -m jobs.<name>`` and by ``spark-submit``."""

@@ -1,0 +1,135 @@
+"""Clean one day (or a backfill range) of raw logs into the lake.
+
+    python -m jobs.clean_logs --ds 2024-01-31 [--config llmrec.yaml]
+    python -m jobs.clean_logs --start 2024-01-01 --end 2024-01-31
+    spark-submit jobs/clean_logs.py --all
+
+Reads ``raw/{events,items,users}/ds=D``, writes ``lake/clean_events``, ``lake/clean_items``,
+``lake/clean_users`` and ``lake/quarantine`` (partition ``ds=D/source=...``), and a reconciled
+summary per source and day under ``lake/_runs/clean_logs/``. A range runs in one Spark application.
+A day whose bad share exceeds ``clean.max_bad_share`` keeps its previous clean output, has its
+quarantine written for inspection, and fails the job with the counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import sys
+from dataclasses import dataclass
+from typing import Callable
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from llmrec_core.errors import DataQualityError
+from llmrec_core.etl import catalog, clean, reconcile, schemas
+from llmrec_core.etl.days import add_day_args, resolve_days
+from llmrec_core.io import lake
+from llmrec_core.io.spark import get_spark
+from llmrec_core.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+JOB = "clean_logs"
+
+
+Stage = Callable[[DataFrame, str], DataFrame]
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    table: str
+    split: Callable[[DataFrame, Settings, Stage], clean.Split]
+
+
+def _split_events(raw: DataFrame, settings: Settings, stage: Stage) -> clean.Split:
+    params = clean.CleanParams.from_settings(settings)
+    parsed = stage(clean.parse_events(raw, params), "parsed")
+    dups = stage(clean.duplicate_groups(parsed), "duplicate_groups")
+    bots = stage(clean.bot_users(clean.first_copies(parsed, dups), params.bot_max_events_per_minute), "bots")
+    return clean.split_events(parsed, dups, bots)
+
+
+def _split_items(raw: DataFrame, settings: Settings, stage: Stage) -> clean.Split:
+    c = settings.clean
+    parsed = stage(catalog.parse_items(raw, max_id_length=c.max_id_length, max_text_length=c.max_text_length), "parsed")
+    return catalog.split_snapshot(parsed, "item_id", tuple(schemas.CLEAN_ITEMS.fieldNames()))
+
+
+def _split_users(raw: DataFrame, settings: Settings, stage: Stage) -> clean.Split:
+    parsed = stage(catalog.parse_users(raw, max_id_length=settings.clean.max_id_length), "parsed")
+    return catalog.split_snapshot(parsed, "user_id", tuple(schemas.CLEAN_USERS.fieldNames()))
+
+
+SOURCES = (
+    Source("events", "clean_events", _split_events),
+    Source("items", "clean_items", _split_items),
+    Source("users", "clean_users", _split_users),
+)
+
+
+def clean_source(spark, settings: Settings, source: Source, days: list[dt.date]) -> list[reconcile.PartitionSummary]:
+    raw_dir = settings.raw_table(source.name)
+    # Only days that have a raw partition of this source are (re)placed.
+    present = [d for d in days if (raw_dir / lake.ds_dir(d)).is_dir()]
+    raw = lake.read_raw_lines(spark, raw_dir, present)
+    with lake.Staging(settings.lake_dir / "_staging", f"{JOB}-{source.name}") as staging:
+        split = source.split(raw, settings, staging.stage)
+        read_counts = {r["ds"]: r["count"] for r in raw.groupBy("ds").count().collect()}
+        status_counts = [tuple(r) for r in split.counts.collect()]
+        summaries = reconcile.summarize(source.name, present, read_counts, status_counts, settings.clean.max_bad_share)
+        # A failed day keeps its previous clean output but gets its quarantine written for inspection.
+        failed = {s.ds for s in summaries if not s.passed}
+        ok_days = [d for d in present if d not in failed]
+        clean_df = split.clean.where(F.col("ds").isin(ok_days))
+        lake.publish_partitions(clean_df, settings.lake_table(source.table), [lake.ds_dir(d) for d in ok_days], ["ds"])
+        lake.publish_partitions(
+            split.quarantine.withColumn("source", F.lit(source.name)),
+            settings.lake_table("quarantine"),
+            [f"{lake.ds_dir(d)}/source={source.name}" for d in present],
+            ["ds", "source"],
+        )
+    for s in summaries:
+        lake.write_json_atomic(lake.run_summary_path(settings.runs_dir, f"{JOB}/{source.name}", s.ds), s.to_dict())
+        if s.passed:
+            log.debug("%s", s.line())
+        else:
+            log.error("%s  FAILED: bad share %.1f%% above threshold", s.line(), 100 * s.bad_share)
+    total = reconcile.total(summaries)
+    log.info("%s over %d partition(s): %s", source.name, len(summaries), total.line())
+    return summaries
+
+
+def run(spark, settings: Settings, days: list[dt.date]) -> list[reconcile.PartitionSummary]:
+    summaries = [s for src in SOURCES for s in clean_source(spark, settings, src, days)]
+    failed = [s for s in summaries if not s.passed]
+    if failed:
+        raise DataQualityError(
+            "bad share above clean.max_bad_share="
+            f"{settings.clean.max_bad_share} in: "
+            + "; ".join(f"raw/{s.source}/ds={s.ds} ({s.invalid} of {s.read} rows invalid, {s.bad_share:.1%})" for s in failed)
+        )
+    return summaries
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="jobs.clean_logs", description=__doc__.split("\n")[0])
+    add_day_args(parser)
+    parser.add_argument("--config", help="YAML settings file")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> list[reconcile.PartitionSummary]:
+    args = parse_args(argv)
+    settings = load_settings(args.config)
+    days = resolve_days(args, settings)
+    spark = get_spark(settings.spark, f"llmrec-{JOB}")
+    return run(spark, settings, days)
+
+
+if __name__ == "__main__":
+    from jobs.common import run_main
+
+    sys.exit(run_main(main))

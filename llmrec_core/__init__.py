@@ -1,0 +1,3 @@
+"""llmrec: a batch recommender powered by a language model."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,121 @@
+"""The ``llmrec`` command.
+
+    llmrec ingest movielens-100k [--source PATH] [--include-zip]
+    llmrec ingest synthetic --users N --items M --events E --seed S [--bad-rate R] [--days D]
+    llmrec etl --ds D | --start A --end B | --all
+    llmrec config            # print the resolved settings
+
+Every command takes ``--config FILE``; settings also come from ``$LLMREC_HOME/llmrec.yaml`` and
+``LLMREC_*`` environment variables (see ``llmrec_core.settings``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import sys
+from pathlib import Path
+
+from llmrec_core.errors import LlmrecError
+from llmrec_core.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("llmrec")
+
+
+def _ingest_movielens(args: argparse.Namespace, settings: Settings) -> None:
+    from llmrec_core.ingest.movielens import ingest_movielens
+
+    result = ingest_movielens(settings.raw_dir, Path(args.source) if args.source else None, include_zip=args.include_zip)
+    print(f"ingested into {settings.raw_dir}: " + ", ".join(f"{k}={v}" for k, v in result.items()))
+
+
+def _ingest_synthetic(args: argparse.Namespace, settings: Settings) -> None:
+    from llmrec_core.ingest.synthetic import SyntheticSpec, generate
+
+    spec = SyntheticSpec(users=args.users, items=args.items, events=args.events, seed=args.seed,
+                         bad_rate=args.bad_rate, days=args.days, start=args.start, bots=args.bots, gzip=args.gzip)
+    result = generate(settings.raw_dir, spec)
+    print(f"generated into {settings.raw_dir}: " + ", ".join(f"{k}={v}" for k, v in result.items()))
+
+
+def _etl(args: argparse.Namespace, settings: Settings) -> None:
+    from jobs import etl
+    from llmrec_core.etl import reconcile
+    from llmrec_core.etl.days import resolve_days
+    from llmrec_core.io.spark import get_spark
+
+    days = resolve_days(args, settings)
+    spark = get_spark(settings.spark, "llmrec-etl")
+    summaries, snapshots = etl.run(spark, settings, days)
+    print(f"ETL {days[0]}..{days[-1]} ({len(days)} day(s)) into {settings.lake_dir}")
+    for source in ("events", "items", "users"):
+        t = reconcile.total([s for s in summaries if s.source == source])
+        print(f"  {source:6s} read={t.read:>9,} clean={t.clean:>9,} quarantined={t.quarantined:>7,} "
+              f"duplicates={t.duplicates:>7,}  reconciled={'yes' if t.reconciled else 'NO'}")
+    last = days[-1].isoformat()
+    print(f"  snapshot ds={last}: " + ", ".join(f"{k}={v:,}" for k, v in snapshots[last].items()))
+
+
+def _config(args: argparse.Namespace, settings: Settings) -> None:
+    print(json.dumps(settings.model_dump(mode="json"), indent=2))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from llmrec_core.etl.days import add_day_args, parse_day
+
+    parser = argparse.ArgumentParser(prog="llmrec", description="Batch recommender powered by a language model.")
+    parser.add_argument("--config", help="YAML settings file (default: $LLMREC_HOME/llmrec.yaml if present)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ingest = sub.add_parser("ingest", help="write raw partitions from a dataset").add_subparsers(dest="dataset", required=True)
+    ml = ingest.add_parser("movielens-100k", help="MovieLens (100K from the recbole package by default; or --source)")
+    ml.add_argument("--source", help="a GroupLens MovieLens directory or zip (100K, 1M, 20M/25M/latest formats)")
+    ml.add_argument("--include-zip", action="store_true", help="also ingest users' zip codes (personal data)")
+    ml.set_defaults(fn=_ingest_movielens)
+    syn = ingest.add_parser("synthetic", help="generated logs at any scale")
+    syn.add_argument("--users", type=int, required=True)
+    syn.add_argument("--items", type=int, required=True)
+    syn.add_argument("--events", type=int, required=True)
+    syn.add_argument("--seed", type=int, default=0)
+    syn.add_argument("--bad-rate", type=float, default=0.0, help="share of malformed lines (0..1)")
+    syn.add_argument("--days", type=int, default=30)
+    syn.add_argument("--start", type=parse_day, default=dt.date(2024, 1, 1))
+    syn.add_argument("--bots", type=int, default=0, help="bot users that burst one day a week")
+    syn.add_argument("--gzip", action="store_true", help="write .jsonl.gz")
+    syn.set_defaults(fn=_ingest_synthetic)
+
+    etl = sub.add_parser("etl", help="clean raw logs and build sequences, items and users (one Spark app)")
+    add_day_args(etl)
+    etl.set_defaults(fn=_etl)
+
+    sub.add_parser("config", help="print the resolved settings").set_defaults(fn=_config)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+    if getattr(args, "dataset", None) == "synthetic":
+        for name in ("users", "items", "events"):
+            if getattr(args, name) <= 0:
+                print(f"error: --{name} must be positive", file=sys.stderr)
+                return 2
+        if not 0 <= args.bad_rate <= 1:
+            print("error: --bad-rate must be within 0..1", file=sys.stderr)
+            return 2
+    try:
+        settings = load_settings(args.config)
+        args.fn(args, settings)
+    except (LlmrecError, SettingsError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

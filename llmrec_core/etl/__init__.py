@@ -1,0 +1,1 @@
+"""Spark transforms of the ETL: pure functions DataFrame -> DataFrame, no I/O."""

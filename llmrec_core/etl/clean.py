@@ -1,0 +1,217 @@
+"""Clean raw event lines: validate, normalise timestamps to UTC, derive ids, dedupe, filter bots.
+
+Every input row ends up clean, quarantined (with a reason code from ``schemas.REASONS``) or
+counted as a duplicate; ``reconcile`` checks ``read = clean + quarantined + duplicates`` against
+an independent count of the raw lines. Duplicates are found per day by event id; the copy kept
+is the earliest by (ts, raw_line, source_file).
+
+Derived event ids: ``sha256(user_id, item_id, event_type, value, ts)`` joined by U+001F, with
+value as Spark's double-to-string (empty when null) and ts as UTC epoch microseconds; the first
+32 hex digits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from llmrec_core.etl import jsonfields as J
+from llmrec_core.etl.reconcile import BOT_REASON
+
+# Epoch seconds beyond year 9999 cannot name a real instant.
+_MAX_EPOCH_SECONDS = 253_402_300_799
+_ISO_NO_OFFSET = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?$"
+
+
+@dataclass(frozen=True)
+class CleanParams:
+    event_types: tuple[str, ...]
+    rating_type: str
+    rating_min: float
+    rating_max: float
+    max_id_length: int
+    future_tolerance_hours: float
+    bot_max_events_per_minute: int
+    now: dt.datetime | None = None  # injectable for tests; default: the run's wall clock
+
+    @classmethod
+    def from_settings(cls, settings) -> CleanParams:
+        fb, cl = settings.feedback, settings.clean
+        return cls(
+            event_types=tuple(fb.event_types),
+            rating_type=fb.rating_type,
+            rating_min=fb.rating_min,
+            rating_max=fb.rating_max,
+            max_id_length=cl.max_id_length,
+            future_tolerance_hours=cl.future_tolerance_hours,
+            bot_max_events_per_minute=cl.bot_max_events_per_minute,
+        )
+
+
+def _ts_column() -> Column:
+    """UTC timestamp from ``ts__t``/``ts__s``/``ts__d`` (ISO-8601 string or epoch seconds)."""
+    typ, text, secs = J.t("ts"), F.trim(J.s("ts")), F.col("ts__d")
+    # Spark's parser takes +hh:mm, +hhmm, +hh and Z, but wants seconds; hh:mm alone is ISO too.
+    from_iso = F.coalesce(F.try_to_timestamp(text), F.try_to_timestamp(text, F.lit("yyyy-MM-dd'T'HH:mmXXX")))
+    from_epoch = F.when(F.abs(secs) <= _MAX_EPOCH_SECONDS, F.timestamp_seconds(secs))
+    return F.when(typ == "STRING", from_iso).when(J.is_numeric(typ), from_epoch)
+
+
+def _checks(params: CleanParams) -> list[tuple[Column, str]]:
+    """Every check after the line-level ones, against the materialised field columns."""
+    ts_t, ts_s, ts = J.t("ts"), F.upper(F.trim(J.s("ts"))), F.col("ts")
+    etype_t, etype = J.t("event_type"), J.s("event_type")
+    value_t, value = J.t("value"), F.col("value__d")
+    is_rating = etype == params.rating_type
+    day_end = F.to_timestamp(F.date_add(F.col("ds"), 1))
+    tolerance = F.expr(f"INTERVAL {int(params.future_tolerance_hours * 3600)} SECONDS")
+    now = F.lit(params.now) if params.now else F.current_timestamp()
+    # Spark's parser also takes strings without an offset (as session time) and bare dates; a
+    # parsed value must also show a time part and end in Z or +-hh[:mm]. No regex on good rows.
+    tail = lambda n: F.substring(ts_s, -n, 1).isin("+", "-")  # noqa: E731
+    has_time = F.substring(ts_s, 11, 1).isin("T", " ")
+    looks_iso = has_time & (ts_s.endswith("Z") | tail(6) | tail(5) | tail(3))
+    bad_iso = (ts_t == "STRING") & (ts.isNull() | ~looks_iso)
+    return (
+        J.id_checks(["event_id", "user_id", "item_id"], params.max_id_length, optional=("event_id",))
+        + [
+            (J.is_absent(etype_t) | ((etype_t == "STRING") & (F.trim(etype) == "")), "missing_event_type"),
+            ((etype_t != "STRING") | ~etype.isin(*params.event_types), "unknown_event_type"),
+            (is_rating & J.is_absent(value_t), "missing_rating"),
+            (is_rating & ~J.is_numeric(value_t), "rating_not_numeric"),
+            (is_rating & ((value < params.rating_min) | (value > params.rating_max)), "rating_out_of_range"),
+            (~J.is_absent(value_t) & ~J.is_numeric(value_t), "value_not_numeric"),
+            (J.is_absent(ts_t), "missing_ts"),
+            (bad_iso & ts_s.rlike(_ISO_NO_OFFSET), "ts_no_offset"),
+            (bad_iso, "ts_unparsable"),
+            (ts.isNull(), "ts_unparsable"),
+            (ts < F.lit(dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)), "ts_before_1970"),
+            ((ts >= day_end + tolerance) | (ts > now + tolerance), "ts_in_future"),
+        ]
+    )
+
+
+FIELDS = ["event_id", "user_id", "item_id", "event_type", "value", "ts"]
+
+
+def parse_events(raw: DataFrame, params: CleanParams) -> DataFrame:
+    """Raw lines (``schemas.RAW_LINES``) -> typed events with a ``reason`` (NULL when valid).
+
+    Each projection materialises what the next uses several times: the parsed line, each
+    field's JSON type and value, then the timestamp.
+    """
+    fields = J.parse_fields(raw, FIELDS, {"value__d": ("$.value", "double"), "ts__d": ("$.ts", "double")})
+    typed = fields.withColumn("ts", _ts_column())
+    checks = J.line_checks() + _checks(params)
+    parsed = typed.select(
+        "ds",
+        "source_file",
+        J.valid_text(F.col("line"), F.col("_utf8")).alias("raw_line"),
+        J.first_reason(checks).alias("reason"),
+        J.s("event_id").alias("_given_id"),
+        J.s("user_id").alias("user_id"),
+        J.s("item_id").alias("item_id"),
+        J.s("event_type").alias("event_type"),
+        F.col("value__d").alias("value"),
+        "ts",
+    )
+    fields = [
+        "user_id",
+        "item_id",
+        "event_type",
+        F.coalesce(F.col("value").cast("string"), F.lit("")),
+        F.unix_micros("ts").cast("string"),
+    ]
+    derived = F.substring(F.sha2(F.concat_ws("\u001f", *fields), 256), 1, 32)
+    given = F.col("_given_id")
+    event_id = F.when(given.isNotNull() & (F.trim(given) != ""), given).otherwise(derived)
+    return parsed.withColumn("event_id", event_id).drop("_given_id")
+
+
+EVENT_COLUMNS = ("event_id", "user_id", "item_id", "event_type", "value", "ts", "ds")
+
+
+def duplicate_groups(parsed: DataFrame) -> DataFrame:
+    """(ds, event_id, n) for every event id that occurs more than once among a day's valid rows.
+
+    Narrow: only keys are shuffled, never whole rows."""
+    return (
+        parsed.where(F.col("reason").isNull())
+        .groupBy("ds", "event_id")
+        .agg(F.count("*").alias("n"))
+        .where(F.col("n") > 1)
+    )
+
+
+def first_copies(parsed: DataFrame, dup_groups: DataFrame) -> DataFrame:
+    """One row per (ds, event_id) among valid rows: singles as they are, and for each duplicate
+    group the earliest copy by (ts, raw_line, source_file)."""
+    valid = parsed.where(F.col("reason").isNull())
+    keys = dup_groups.select("ds", "event_id")
+    singles = valid.join(keys, ["ds", "event_id"], "left_anti")
+    order = F.struct("ts", "raw_line", "source_file")
+    row = F.struct(*EVENT_COLUMNS, "raw_line", "source_file")
+    winners = (
+        valid.join(keys, ["ds", "event_id"], "left_semi")
+        .groupBy("ds", "event_id")
+        .agg(F.min_by(row, order).alias("w"))
+        .select("w.*")
+    )
+    return singles.select(*EVENT_COLUMNS, "raw_line", "source_file").unionByName(winners)
+
+
+def bot_users(firsts: DataFrame, max_events_per_minute: int) -> DataFrame:
+    """(ds, user_id) of users with more than the allowed events in some minute of that day."""
+    return (
+        firsts.groupBy("ds", "user_id", F.date_trunc("minute", "ts").alias("minute"))
+        .count()
+        .where(F.col("count") > max_events_per_minute)
+        .select("ds", "user_id")
+        .distinct()
+    )
+
+
+@dataclass
+class Split:
+    """The outcome of cleaning: rows to publish, rows to quarantine, and counts to reconcile."""
+
+    clean: DataFrame  # CLEAN_EVENTS-like columns
+    quarantine: DataFrame  # reason, raw_line, source_file, ds
+    counts: DataFrame  # ds, status, reason, count
+
+
+def split_events(parsed: DataFrame, dup_groups: DataFrame, bots: DataFrame) -> Split:
+    """Clean rows (first copies of non-bots), quarantine (invalid rows and bots' rows), counts.
+
+    The job stages ``parsed``, ``dup_groups`` and ``bots`` so that each is computed once."""
+    firsts = first_copies(parsed, dup_groups)
+    clean = firsts.join(bots, ["ds", "user_id"], "left_anti").select(*EVENT_COLUMNS)
+    bot_rows = firsts.join(bots, ["ds", "user_id"], "left_semi")
+    invalid = parsed.where(F.col("reason").isNotNull())
+    quarantine = invalid.select("reason", "raw_line", "source_file", "ds").unionByName(
+        bot_rows.select(F.lit(BOT_REASON).alias("reason"), "raw_line", "source_file", "ds")
+    )
+    null_reason = F.lit(None).cast("string")
+    counts = (
+        invalid.groupBy("ds", F.lit("quarantined").alias("status"), "reason").count()
+        .unionByName(bot_rows.groupBy("ds", F.lit("quarantined").alias("status"), F.lit(BOT_REASON).alias("reason")).count())
+        .unionByName(clean.groupBy("ds", F.lit("clean").alias("status"), null_reason.alias("reason")).count())
+        .unionByName(
+            dup_groups.groupBy("ds", F.lit("duplicate").alias("status"), null_reason.alias("reason"))
+            .agg(F.sum(F.col("n") - 1).alias("count"))
+        )
+    )
+    return Split(clean, quarantine, counts)
+
+
+def label_events(parsed: DataFrame, params: CleanParams) -> Split:
+    """``split_events`` for small inputs: the job stages to Parquet, this checkpoints in memory.
+
+    Either way each intermediate is computed once and later plans stay small."""
+    parsed = parsed.localCheckpoint()
+    dups = duplicate_groups(parsed).localCheckpoint()
+    bots = bot_users(first_copies(parsed, dups), params.bot_max_events_per_minute).localCheckpoint()
+    return split_events(parsed, dups, bots)

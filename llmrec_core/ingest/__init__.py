@@ -1,0 +1,1 @@
+"""Turn outside data (MovieLens, synthetic logs) into raw partitions."""

@@ -1,0 +1,1 @@
+"""Side effects live here: Spark sessions, lake files, and (later) registries and warehouses."""

@@ -1,0 +1,137 @@
+"""The lake on disk: raw partition discovery, partition publishing, run summaries.
+
+Tables are Parquet directories partitioned by ``ds=YYYY-MM-DD`` (and, for quarantine, a second
+level ``source=...``). A job writes its whole output to a staging directory in one Spark write,
+then swaps each partition directory into place with renames, so a rerun replaces exactly the
+partitions it computed (never appends) and a reader never lists a half-written partition.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+_DS_DIR = re.compile(r"^ds=(\d{4}-\d{2}-\d{2})$")
+RAW_SUFFIXES = (".jsonl", ".jsonl.gz")
+
+
+def ds_dir(ds: dt.date) -> str:
+    return f"ds={ds.isoformat()}"
+
+
+def list_partitions(table_dir: Path) -> list[dt.date]:
+    """Dates of the ``ds=`` partitions under a table directory, ascending."""
+    if not table_dir.is_dir():
+        return []
+    days = []
+    for child in table_dir.iterdir():
+        m = _DS_DIR.match(child.name)
+        if m and child.is_dir():
+            days.append(dt.date.fromisoformat(m.group(1)))
+    return sorted(days)
+
+
+def raw_files(table_dir: Path, ds: dt.date) -> list[Path]:
+    """Data files of one raw partition (JSON Lines, optionally gzip), sorted for determinism."""
+    part = table_dir / ds_dir(ds)
+    if not part.is_dir():
+        return []
+    return sorted(p for p in part.iterdir() if p.is_file() and p.name.endswith(RAW_SUFFIXES))
+
+
+def publish_partitions(df, table_dir: Path, partitions: Iterable[str], partition_by: list[str]) -> None:
+    """Write ``df`` and make it the content of exactly ``partitions`` (relative dirs, e.g.
+    ``ds=2024-01-01`` or ``ds=2024-01-01/source=events``).
+
+    A listed partition that received no rows is removed, so a rerun never leaves stale rows.
+    """
+    table_dir = Path(table_dir)
+    staging_root = table_dir.parent / "_staging"
+    staging = staging_root / f"{table_dir.name}-{uuid.uuid4().hex[:12]}"
+    partitions = sorted(set(partitions))
+    if len(partitions) >= 2 * df.sparkSession.sparkContext.defaultParallelism:
+        # Many small partitions (a backfill): one file per partition instead of one per task
+        # and partition. A single big day keeps all tasks writing in parallel.
+        df = df.repartition(*partition_by)
+    df.write.mode("overwrite").partitionBy(*partition_by).parquet(str(staging))
+    try:
+        table_dir.mkdir(parents=True, exist_ok=True)
+        for rel in partitions:
+            swap_dir(staging / rel, table_dir / rel)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def swap_dir(staged: Path, target: Path) -> None:
+    """Replace ``target`` by ``staged`` (or remove it when nothing was staged) with renames."""
+    trash = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+    if target.exists():
+        os.replace(target, trash)
+    if staged.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged, target)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def write_json_atomic(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def run_summary_path(runs_dir: Path, job: str, ds: dt.date) -> Path:
+    return runs_dir / job / f"{ds_dir(ds)}.json"
+
+
+def read_run_summary(runs_dir: Path, job: str, ds: dt.date) -> dict | None:
+    path = run_summary_path(runs_dir, job, ds)
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def read_raw_lines(spark, table_dir: Path, days: list[dt.date]):
+    """One row per raw line of the given partitions: (ds, source_file, line).
+
+    Files are listed here, not globbed by Spark, so only ``*.jsonl``/``*.jsonl.gz`` are read and a
+    day without a partition simply contributes nothing. Gzip and CRLF are handled by the reader.
+    """
+    from pyspark.sql import functions as F
+
+    from llmrec_core.etl.schemas import RAW_LINES
+
+    files = [str(f) for d in days for f in raw_files(table_dir, d)]
+    if not files:
+        return spark.createDataFrame([], RAW_LINES)
+    df = spark.read.text(files).select(F.col("value").alias("line"), F.col("_metadata.file_path").alias("source_file"))
+    # .../ds=YYYY-MM-DD/file: string functions, not a regex per row.
+    ds = F.to_date(F.substring_index(F.substring_index("source_file", "/ds=", -1), "/", 1))
+    return df.select(ds.alias("ds"), "source_file", "line")
+
+
+class Staging:
+    """Private scratch space of one run: ``stage(df, name)`` writes a DataFrame once to Parquet
+    and returns it read back, so later steps reuse it instead of recomputing its lineage.
+    Everything is removed on exit."""
+
+    def __init__(self, root: Path, name: str):
+        self.path = Path(root) / f"{name}-{uuid.uuid4().hex[:12]}"
+
+    def __enter__(self) -> Staging:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def stage(self, df, name: str):
+        target = str(self.path / name)
+        df.write.mode("overwrite").parquet(target)
+        return df.sparkSession.read.schema(df.schema).parquet(target)
