@@ -12,18 +12,16 @@ has raw events that were never cleaned.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import logging
 import sys
 
+from jobs.common import day_job, run_main
 from llmrec_core.errors import MissingInputError
 from llmrec_core.etl import schemas
 from llmrec_core.etl import sequences as seq
-from llmrec_core.etl.days import add_day_args, resolve_days
 from llmrec_core.io import lake
-from llmrec_core.io.spark import get_spark
-from llmrec_core.settings import Settings, load_settings
+from llmrec_core.settings import Settings
 
 log = logging.getLogger(__name__)
 JOB = "build_sequences"
@@ -81,22 +79,9 @@ def run(spark, settings: Settings, days: list[dt.date]) -> dict[str, dict[str, i
     return counts
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="jobs.build_sequences", description=__doc__.split("\n")[0])
-    add_day_args(parser)
-    parser.add_argument("--config", help="YAML settings file")
-    return parser.parse_args(argv)
-
-
 def main(argv: list[str] | None = None) -> dict[str, dict[str, int]]:
-    args = parse_args(argv)
-    settings = load_settings(args.config)
-    days = resolve_days(args, settings)
-    spark = get_spark(settings.spark, f"llmrec-{JOB}")
-    return run(spark, settings, days)
+    return day_job(JOB, __doc__, run, argv)
 
 
 if __name__ == "__main__":
-    from jobs.common import run_main
-
     sys.exit(run_main(main))

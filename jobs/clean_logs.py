@@ -13,7 +13,6 @@ quarantine written for inspection, and fails the job with the counts.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import logging
 import sys
@@ -23,12 +22,11 @@ from typing import Callable
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from jobs.common import day_job, run_main
 from llmrec_core.errors import DataQualityError
 from llmrec_core.etl import catalog, clean, reconcile, schemas
-from llmrec_core.etl.days import add_day_args, resolve_days
 from llmrec_core.io import lake
-from llmrec_core.io.spark import get_spark
-from llmrec_core.settings import Settings, load_settings
+from llmrec_core.settings import Settings
 
 log = logging.getLogger(__name__)
 JOB = "clean_logs"
@@ -48,7 +46,7 @@ def _split_events(raw: DataFrame, settings: Settings, stage: Stage) -> clean.Spl
     params = clean.CleanParams.from_settings(settings)
     parsed = stage(clean.parse_events(raw, params), "parsed")
     dups = stage(clean.duplicate_groups(parsed), "duplicate_groups")
-    bots = stage(clean.bot_users(clean.first_copies(parsed, dups), params.bot_max_events_per_minute), "bots")
+    bots = stage(clean.bot_users(parsed, params.bot_max_events_per_minute), "bots")
     return clean.split_events(parsed, dups, bots)
 
 
@@ -114,22 +112,9 @@ def run(spark, settings: Settings, days: list[dt.date]) -> list[reconcile.Partit
     return summaries
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="jobs.clean_logs", description=__doc__.split("\n")[0])
-    add_day_args(parser)
-    parser.add_argument("--config", help="YAML settings file")
-    return parser.parse_args(argv)
-
-
 def main(argv: list[str] | None = None) -> list[reconcile.PartitionSummary]:
-    args = parse_args(argv)
-    settings = load_settings(args.config)
-    days = resolve_days(args, settings)
-    spark = get_spark(settings.spark, f"llmrec-{JOB}")
-    return run(spark, settings, days)
+    return day_job(JOB, __doc__, run, argv)
 
 
 if __name__ == "__main__":
-    from jobs.common import run_main
-
     sys.exit(run_main(main))

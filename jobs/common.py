@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
+import datetime as dt
 import logging
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from llmrec_core.errors import LlmrecError
-from llmrec_core.settings import SettingsError
+from llmrec_core.settings import Settings, SettingsError
 
 
 def setup_logging(level: int = logging.INFO) -> None:
@@ -25,3 +28,18 @@ def run_main(fn: Callable[[], object]) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0
+
+
+def day_job(name: str, doc: str, run: Callable[[Any, Settings, list[dt.date]], Any], argv: list[str] | None):
+    """The whole entry point of a job over days: arguments -> settings -> days -> session -> run."""
+    from llmrec_core.etl.days import add_day_args, resolve_days
+    from llmrec_core.io.spark import get_spark
+    from llmrec_core.settings import load_settings
+
+    parser = argparse.ArgumentParser(prog=f"jobs.{name}", description=doc.strip().split("\n")[0])
+    add_day_args(parser)
+    parser.add_argument("--config", help="YAML settings file")
+    args = parser.parse_args(argv)
+    settings = load_settings(args.config)
+    days = resolve_days(args, settings)
+    return run(get_spark(settings.spark, f"llmrec-{name}"), settings, days)

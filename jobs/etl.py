@@ -5,13 +5,10 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from jobs import build_sequences, clean_logs
-from llmrec_core.etl.days import add_day_args, resolve_days
-from llmrec_core.io.spark import get_spark
-from llmrec_core.settings import load_settings
+from jobs.common import day_job, run_main
 
 
 def run(spark, settings, days):
@@ -20,17 +17,8 @@ def run(spark, settings, days):
 
 
 def main(argv: list[str] | None = None):
-    parser = argparse.ArgumentParser(prog="jobs.etl", description=__doc__.split("\n")[0])
-    add_day_args(parser)
-    parser.add_argument("--config", help="YAML settings file")
-    args = parser.parse_args(argv)
-    settings = load_settings(args.config)
-    days = resolve_days(args, settings)
-    spark = get_spark(settings.spark, "llmrec-etl")
-    return run(spark, settings, days)
+    return day_job("etl", __doc__, run, argv)
 
 
 if __name__ == "__main__":
-    from jobs.common import run_main
-
     sys.exit(run_main(main))

@@ -32,7 +32,7 @@ def _attributes() -> tuple[Column, list[tuple[Column, str]]]:
     return value, [(~J.is_absent(typ) & ~flat, "bad_attributes")]
 
 
-_ATTRS = {"attributes__m": ("$.attributes", "map<string,string>")}
+_ATTRS = {"attributes__m": ("attributes", "map<string,string>", "OBJECT<")}
 
 
 def parse_items(raw: DataFrame, *, max_id_length: int, max_text_length: int) -> DataFrame:
@@ -40,8 +40,8 @@ def parse_items(raw: DataFrame, *, max_id_length: int, max_text_length: int) -> 
     fields = ["item_id", "title", "description", "categories", "available", "attributes"]
     typed = {
         **_ATTRS,
-        "categories__a": ("$.categories", "array<string>"),
-        "available__b": ("$.available", "boolean"),
+        "categories__a": ("categories", "array<string>", "ARRAY<STRING>"),
+        "available__b": ("available", "boolean", "BOOLEAN"),
     }
     df = J.parse_fields(raw, fields, typed)
     title_t, desc_t, cats_t, avail_t = J.t("title"), J.t("description"), J.t("categories"), J.t("available")
@@ -59,11 +59,9 @@ def parse_items(raw: DataFrame, *, max_id_length: int, max_text_length: int) -> 
         (~J.is_absent(cats_t) & ~cats_t.isin("ARRAY<STRING>", "ARRAY<VOID>"), "bad_categories"),
         (~J.is_absent(avail_t) & (avail_t != "BOOLEAN"), "bad_available"),
     ] + attr_checks
-    return df.select(
-        "ds",
-        "source_file",
-        J.valid_text(F.col("line"), F.col("_utf8")).alias("raw_line"),
-        J.first_reason(checks).alias("reason"),
+    return J.finish(
+        df,
+        checks,
         J.s("item_id").alias("item_id"),
         title.alias("title"),
         F.nullif(_text("description", max_text_length), F.lit("")).alias("description"),

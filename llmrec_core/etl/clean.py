@@ -62,7 +62,7 @@ def _ts_column() -> Column:
 
 def _checks(params: CleanParams) -> list[tuple[Column, str]]:
     """Every check after the line-level ones, against the materialised field columns."""
-    ts_t, ts_s, ts = J.t("ts"), F.upper(F.trim(J.s("ts"))), F.col("ts")
+    ts_t, ts_s, ts = J.t("ts"), F.trim(J.s("ts")), F.col("ts")
     etype_t, etype = J.t("event_type"), J.s("event_type")
     value_t, value = J.t("value"), F.col("value__d")
     is_rating = etype == params.rating_type
@@ -73,7 +73,7 @@ def _checks(params: CleanParams) -> list[tuple[Column, str]]:
     # parsed value must also show a time part and end in Z or +-hh[:mm]. No regex on good rows.
     tail = lambda n: F.substring(ts_s, -n, 1).isin("+", "-")  # noqa: E731
     has_time = F.substring(ts_s, 11, 1).isin("T", " ")
-    looks_iso = has_time & (ts_s.endswith("Z") | tail(6) | tail(5) | tail(3))
+    looks_iso = has_time & (ts_s.endswith("Z") | ts_s.endswith("z") | tail(6) | tail(5) | tail(3))
     bad_iso = (ts_t == "STRING") & (ts.isNull() | ~looks_iso)
     return (
         J.id_checks(["event_id", "user_id", "item_id"], params.max_id_length, optional=("event_id",))
@@ -85,7 +85,7 @@ def _checks(params: CleanParams) -> list[tuple[Column, str]]:
             (is_rating & ((value < params.rating_min) | (value > params.rating_max)), "rating_out_of_range"),
             (~J.is_absent(value_t) & ~J.is_numeric(value_t), "value_not_numeric"),
             (J.is_absent(ts_t), "missing_ts"),
-            (bad_iso & ts_s.rlike(_ISO_NO_OFFSET), "ts_no_offset"),
+            (bad_iso & F.upper(ts_s).rlike(_ISO_NO_OFFSET), "ts_no_offset"),
             (bad_iso, "ts_unparsable"),
             (ts.isNull(), "ts_unparsable"),
             (ts < F.lit(dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)), "ts_before_1970"),
@@ -103,20 +103,18 @@ def parse_events(raw: DataFrame, params: CleanParams) -> DataFrame:
     Each projection materialises what the next uses several times: the parsed line, each
     field's JSON type and value, then the timestamp.
     """
-    fields = J.parse_fields(raw, FIELDS, {"value__d": ("$.value", "double"), "ts__d": ("$.ts", "double")})
+    fields = J.parse_fields(raw, FIELDS, {"value__d": ("value", "double", "numeric"), "ts__d": ("ts", "double", "numeric")})
     typed = fields.withColumn("ts", _ts_column())
     checks = J.line_checks() + _checks(params)
-    parsed = typed.select(
-        "ds",
-        "source_file",
-        J.valid_text(F.col("line"), F.col("_utf8")).alias("raw_line"),
-        J.first_reason(checks).alias("reason"),
+    parsed = J.finish(
+        typed,
+        checks,
         J.s("event_id").alias("_given_id"),
         J.s("user_id").alias("user_id"),
         J.s("item_id").alias("item_id"),
         J.s("event_type").alias("event_type"),
         F.col("value__d").alias("value"),
-        "ts",
+        F.col("ts"),
     )
     fields = [
         "user_id",
@@ -163,12 +161,15 @@ def first_copies(parsed: DataFrame, dup_groups: DataFrame) -> DataFrame:
     return singles.select(*EVENT_COLUMNS, "raw_line", "source_file").unionByName(winners)
 
 
-def bot_users(firsts: DataFrame, max_events_per_minute: int) -> DataFrame:
-    """(ds, user_id) of users with more than the allowed events in some minute of that day."""
+def bot_users(parsed: DataFrame, max_events_per_minute: int) -> DataFrame:
+    """(ds, user_id) of users with more than the allowed distinct events in some minute of a day.
+
+    Counting distinct event ids makes resent duplicates count once, without the dedupe joins."""
     return (
-        firsts.groupBy("ds", "user_id", F.date_trunc("minute", "ts").alias("minute"))
-        .count()
-        .where(F.col("count") > max_events_per_minute)
+        parsed.where(F.col("reason").isNull())
+        .groupBy("ds", "user_id", F.date_trunc("minute", "ts").alias("minute"))
+        .agg(F.count_distinct("event_id").alias("n"))
+        .where(F.col("n") > max_events_per_minute)
         .select("ds", "user_id")
         .distinct()
     )
@@ -213,5 +214,5 @@ def label_events(parsed: DataFrame, params: CleanParams) -> Split:
     Either way each intermediate is computed once and later plans stay small."""
     parsed = parsed.localCheckpoint()
     dups = duplicate_groups(parsed).localCheckpoint()
-    bots = bot_users(first_copies(parsed, dups), params.bot_max_events_per_minute).localCheckpoint()
+    bots = bot_users(parsed, params.bot_max_events_per_minute).localCheckpoint()
     return split_events(parsed, dups, bots)

@@ -37,18 +37,6 @@ def jstring(v: Column, field: str) -> Column:
     return F.try_variant_get(v, f"$.{field}", "string")
 
 
-def extract(v: Column, fields: list[str]) -> list[Column]:
-    """Each field's JSON type and string value as columns ``<field>__t`` and ``<field>__s``.
-
-    Select these once, then write checks against ``t(field)``/``s(field)``: each variant lookup
-    then runs once per row instead of once per check that mentions it.
-    """
-    cols = []
-    for f in fields:
-        cols += [jtype(v, f).alias(f"{f}__t"), jstring(v, f).alias(f"{f}__s")]
-    return cols
-
-
 def t(field: str) -> Column:
     return F.col(f"{field}__t")
 
@@ -94,39 +82,61 @@ def first_reason(checks: list[tuple[Column, str]]) -> Column:
     return expr.otherwise(F.lit(None).cast("string"))
 
 
-def parse_fields(raw: DataFrame, fields: list[str], typed: dict[str, tuple[str, str]]) -> DataFrame:
+def parse_fields(raw: DataFrame, fields: list[str], typed: dict[str, tuple[str, str, str]]) -> DataFrame:
     """Raw lines -> one row per line with the line-level facts and every field materialised.
 
-    Columns: ``ds``, ``source_file``, ``line``, ``_utf8``, ``_blank``, ``_brace``, ``_v_null``,
+    Columns: ``ds``, ``source_file``, ``line``, ``_utf8``, ``_v_null``, ``_brace``,
     ``<field>__t``/``<field>__s`` for ``fields``, and one column per ``typed`` entry
-    (name -> (JSON path, Spark type)) read with ``try_variant_get``.
+    (name -> (field, Spark type, JSON type prefix)) read only from rows where the field's JSON
+    type starts with that prefix ("numeric" for any number), NULL elsewhere.
     Two projections: the variant is parsed once, then each lookup runs once per row.
     """
-    stripped = raw.select("ds", "source_file", "line", bom_stripped(F.col("line")).alias("_text"))
-    text = F.col("_text")
-    parsed = stripped.select(
+    line = F.col("line")
+    parsed = raw.select(
         "ds",
         "source_file",
-        "line",
-        F.try_parse_json(text).alias("_v"),
-        F.is_valid_utf8("line").alias("_utf8"),
-        (F.trim(text) == "").alias("_blank"),
-        F.ltrim(text).startswith("{").alias("_brace"),
+        line,
+        parse_line(line).alias("_v"),
+        F.is_valid_utf8(line).alias("_utf8"),
     )
     v = F.col("_v")
-    return parsed.select(
-        "ds", "source_file", "line", "_utf8", "_blank", "_brace", v.isNull().alias("_v_null"),
-        *extract(v, fields),
-        *[F.try_variant_get(v, path, typ).alias(name) for name, (path, typ) in typed.items()],
+    # Most lines start with '{'; only the others pay for stripping a BOM and leading blanks.
+    brace = F.when(line.startswith("{"), F.lit(True)).otherwise(F.ltrim(bom_stripped(line)).startswith("{"))
+    with_types = parsed.select(
+        "ds", "source_file", "line", "_v", "_utf8", v.isNull().alias("_v_null"), brace.alias("_brace"),
+        *[jtype(v, f).alias(f"{f}__t") for f in fields],
+    )
+    lookups = []
+    for name, (field, spark_type, json_type) in typed.items():
+        has = is_numeric(t(field)) if json_type == "numeric" else t(field).startswith(json_type)
+        lookups.append(F.when(has, F.try_variant_get(v, f"$.{field}", spark_type)).alias(name))
+    return with_types.select(
+        "ds", "source_file", "line", "_utf8", "_v_null", "_brace",
+        *[t(f) for f in fields],
+        *[F.when(t(f) == "STRING", jstring(v, f)).alias(f"{f}__s") for f in fields],
+        *lookups,
     )
 
 
 def line_checks() -> list[tuple[Column, str]]:
     """Checks every raw line goes through before its fields are looked at (see ``parse_fields``)."""
+    line = F.col("line")
     return [
         (~F.col("_utf8"), "invalid_utf8"),
-        (F.col("_blank"), "blank_line"),
+        (F.col("_v_null") & (F.trim(bom_stripped(line)) == ""), "blank_line"),
         (F.col("_v_null"), "not_json"),
         # Valid JSON that starts with '{' is an object; cheaper than typing the whole value.
         (~F.col("_brace"), "not_object"),
     ]
+
+
+def finish(fields: DataFrame, checks: list[tuple[Column, str]], *columns: Column) -> DataFrame:
+    """The parsed rows every cleaner hands on: where the line came from, the line itself (valid
+    UTF-8), the first failing check's reason, then the source's own typed columns."""
+    return fields.select(
+        "ds",
+        "source_file",
+        valid_text(F.col("line"), F.col("_utf8")).alias("raw_line"),
+        first_reason(checks).alias("reason"),
+        *columns,
+    )

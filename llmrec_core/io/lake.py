@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import shutil
+import time
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
@@ -62,7 +63,9 @@ def publish_partitions(df, table_dir: Path, partitions: Iterable[str], partition
         # Many small partitions (a backfill): one file per partition instead of one per task
         # and partition. A single big day keeps all tasks writing in parallel.
         df = df.repartition(*partition_by)
+    start = time.perf_counter()
     df.write.mode("overwrite").partitionBy(*partition_by).parquet(str(staging))
+    log.info("wrote %d partition(s) of %s in %.1fs", len(partitions), table_dir.name, time.perf_counter() - start)
     try:
         table_dir.mkdir(parents=True, exist_ok=True)
         for rel in partitions:
@@ -133,5 +136,7 @@ class Staging:
 
     def stage(self, df, name: str):
         target = str(self.path / name)
+        start = time.perf_counter()
         df.write.mode("overwrite").parquet(target)
+        log.info("staged %s in %.1fs", name, time.perf_counter() - start)
         return df.sparkSession.read.schema(df.schema).parquet(target)
