@@ -75,7 +75,9 @@ def clean_source(spark, settings: Settings, source: Source, days: list[dt.date])
     raw = lake.read_raw_lines(spark, raw_dir, present)
     with lake.Staging(settings.lake_dir / "_staging", f"{JOB}-{source.name}") as staging:
         split = source.split(raw, settings, staging.stage)
-        read_counts = {r["ds"]: r["count"] for r in raw.groupBy("ds").count().collect()}
+        # The staged parse holds one row per raw line: count what was read there, not by
+        # reading the raw text a second time.
+        read_counts = {r["ds"]: r["count"] for r in split.parsed.groupBy("ds").count().collect()}
         status_counts = [tuple(r) for r in split.counts.collect()]
         summaries = reconcile.summarize(source.name, present, read_counts, status_counts, settings.clean.max_bad_share)
         # A failed day keeps its previous clean output but gets its quarantine written for inspection.

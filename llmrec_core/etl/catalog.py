@@ -94,6 +94,7 @@ def split_snapshot(parsed: DataFrame, id_field: str, columns: tuple[str, ...]) -
     status = F.when(~valid, "quarantined").when(F.col("_rank") > 1, "duplicate").otherwise("clean")
     labelled = ranked.withColumn("status", status)
     return Split(
+        parsed=parsed,
         clean=labelled.where(F.col("status") == "clean").select(*columns),
         quarantine=labelled.where(F.col("status") == "quarantined").select("reason", "raw_line", "source_file", "ds"),
         counts=labelled.groupBy("ds", "status", "reason").count(),

@@ -1,7 +1,8 @@
 """Reconcile what a cleaning run read against what it wrote, per source and partition.
 
-``read`` is counted from the raw lines independently of the cleaner, so the equation
-``read = clean + quarantined + duplicates`` is a real check, not an identity.
+``read`` is counted on the parsed lines (a plain projection of the raw file lines, before any
+check, dedupe or filter); clean, quarantined and duplicates are counted on what the split produces,
+so ``read = clean + quarantined + duplicates`` checks that no line was lost or double counted.
 """
 
 from __future__ import annotations
