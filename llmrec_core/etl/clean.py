@@ -1,8 +1,8 @@
 """Clean raw event lines: validate, normalise timestamps to UTC, derive ids, dedupe, filter bots.
 
 Every input row ends up clean, quarantined (with a reason code from ``schemas.REASONS``) or
-counted as a duplicate; ``reconcile`` checks ``read = clean + quarantined + duplicates`` against
-an independent count of the raw lines. Duplicates are found per day by event id; the copy kept
+counted as a duplicate; ``reconcile`` checks ``read = clean + quarantined + duplicates`` per day.
+Duplicates are found per day by event id; the copy kept
 is the earliest by (ts, raw_line, source_file).
 
 Derived event ids: ``sha256(user_id, item_id, event_type, value, ts)`` joined by U+001F, with
@@ -116,14 +116,14 @@ def parse_events(raw: DataFrame, params: CleanParams) -> DataFrame:
         F.col("value__d").alias("value"),
         F.col("ts"),
     )
-    fields = [
+    id_parts = [
         "user_id",
         "item_id",
         "event_type",
         F.coalesce(F.col("value").cast("string"), F.lit("")),
         F.unix_micros("ts").cast("string"),
     ]
-    derived = F.substring(F.sha2(F.concat_ws("\u001f", *fields), 256), 1, 32)
+    derived = F.substring(F.sha2(F.concat_ws("\u001f", *id_parts), 256), 1, 32)
     given = F.col("_given_id")
     event_id = F.when(given.isNotNull() & (F.trim(given) != ""), given).otherwise(derived)
     return parsed.withColumn("event_id", event_id).drop("_given_id")
