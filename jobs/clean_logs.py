@@ -23,7 +23,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from jobs.common import day_job, run_main
-from llmrec_core.errors import DataQualityError
+from llmrec_core.errors import DataQualityError, LlmrecError
 from llmrec_core.etl import catalog, clean, reconcile, schemas
 from llmrec_core.io import lake
 from llmrec_core.settings import Settings
@@ -75,30 +75,41 @@ def clean_source(spark, settings: Settings, source: Source, days: list[dt.date])
     raw = lake.read_raw_lines(spark, raw_dir, present)
     with lake.Staging(settings.lake_dir / "_staging", f"{JOB}-{source.name}") as staging:
         split = source.split(raw, settings, staging.stage)
-        # The staged parse holds one row per raw line: count what was read there, not by
-        # reading the raw text a second time.
-        read_counts = {r["ds"]: r["count"] for r in split.parsed.groupBy("ds").count().collect()}
-        status_counts = [tuple(r) for r in split.counts.collect()]
-        summaries = reconcile.summarize(source.name, present, read_counts, status_counts, settings.clean.max_bad_share)
+        # The staged parse holds one row per raw line: reads and invalid rows are counted there.
+        pre = split.parsed.groupBy("ds").agg(F.count("*").alias("read"), F.count("reason").alias("invalid")).collect()
+        read_counts = {r["ds"]: r["read"] for r in pre}
+        too_bad = {r["ds"] for r in pre if reconcile.over_threshold(r["read"], r["invalid"], settings.clean.max_bad_share)}
         # A failed day keeps its previous clean output but gets its quarantine written for inspection.
-        failed = {s.ds for s in summaries if not s.passed}
-        ok_days = [d for d in present if d not in failed]
-        clean_df = split.clean.where(F.col("ds").isin(ok_days))
-        lake.publish_partitions(clean_df, settings.lake_table(source.table), [lake.ds_dir(d) for d in ok_days], ["ds"])
-        lake.publish_partitions(
+        ok_days = [d for d in present if d not in too_bad]
+        clean_counts = lake.publish_partitions(
+            split.clean, settings.lake_table(source.table), [lake.ds_dir(d) for d in present], ["ds"],
+            keep=[lake.ds_dir(d) for d in ok_days],
+        )
+        quarantine_counts = lake.publish_partitions(
             split.quarantine.withColumn("source", F.lit(source.name)),
             settings.lake_table("quarantine"),
             [f"{lake.ds_dir(d)}/source={source.name}" for d in present],
             ["ds", "source"],
+            count_by=("reason",),
         )
+        status_counts = (
+            [(ds, "clean", None, n) for ds, n in clean_counts]
+            + [(ds, "quarantined", reason, n) for ds, _, reason, n in quarantine_counts]
+            + [(r["ds"], "duplicate", None, r["count"]) for r in split.duplicates.collect()]
+        )
+    summaries = reconcile.summarize(source.name, present, read_counts, status_counts, settings.clean.max_bad_share)
+    if {s.ds for s in summaries if not s.passed} != too_bad:
+        raise LlmrecError(f"{source.name}: invalid rows counted before and after writing disagree")
     for s in summaries:
         lake.write_json_atomic(lake.run_summary_path(settings.runs_dir, f"{JOB}/{source.name}", s.ds), s.to_dict())
         if s.passed:
             log.debug("%s", s.line())
         else:
             log.error("%s  FAILED: bad share %.1f%% above threshold", s.line(), 100 * s.bad_share)
-    total = reconcile.total(summaries)
-    log.info("%s over %d partition(s): %s", source.name, len(summaries), total.line())
+    if summaries:
+        log.info("%s over %d partition(s): %s", source.name, len(summaries), reconcile.total(summaries).line())
+    else:
+        log.info("%s: no raw partition in the run", source.name)
     return summaries
 
 

@@ -87,15 +87,13 @@ def parse_users(raw: DataFrame, *, max_id_length: int) -> DataFrame:
 
 
 def split_snapshot(parsed: DataFrame, id_field: str, columns: tuple[str, ...]) -> Split:
-    """Clean rows (first row per id and day), quarantine (invalid rows) and counts."""
+    """Clean rows (first row per id and day), quarantine (invalid rows) and duplicates."""
     valid = F.col("reason").isNull()
     key = F.when(valid, F.col(id_field)).otherwise(F.concat(F.lit("!"), F.xxhash64("raw_line", "source_file").cast("string")))
     ranked = parsed.withColumn("_rank", F.row_number().over(Window.partitionBy("ds", key).orderBy("raw_line", "source_file")))
-    status = F.when(~valid, "quarantined").when(F.col("_rank") > 1, "duplicate").otherwise("clean")
-    labelled = ranked.withColumn("status", status)
     return Split(
         parsed=parsed,
-        clean=labelled.where(F.col("status") == "clean").select(*columns),
-        quarantine=labelled.where(F.col("status") == "quarantined").select("reason", "raw_line", "source_file", "ds"),
-        counts=labelled.groupBy("ds", "status", "reason").count(),
+        clean=ranked.where(valid & (F.col("_rank") == 1)).select(*columns),
+        quarantine=ranked.where(~valid).select("reason", "raw_line", "source_file", "ds"),
+        duplicates=ranked.where(valid & (F.col("_rank") > 1)).groupBy("ds").count(),
     )

@@ -184,16 +184,17 @@ def bot_users(parsed: DataFrame, max_events_per_minute: int) -> DataFrame:
 
 @dataclass
 class Split:
-    """The outcome of cleaning: rows to publish, rows to quarantine, and counts to reconcile."""
+    """The outcome of cleaning one source. The job counts what it writes from ``clean`` and
+    ``quarantine``, so only reads and duplicates need frames of their own."""
 
-    parsed: DataFrame  # one row per raw line read
-    clean: DataFrame  # CLEAN_EVENTS-like columns
+    parsed: DataFrame  # one row per raw line read, with ``reason`` (NULL when valid)
+    clean: DataFrame  # the table's columns, ``ds`` last
     quarantine: DataFrame  # reason, raw_line, source_file, ds
-    counts: DataFrame  # ds, status, reason, count
+    duplicates: DataFrame  # ds, count: rows dropped as second copies
 
 
 def split_events(parsed: DataFrame, dup_groups: DataFrame, bots: DataFrame) -> Split:
-    """Clean rows (first copies of non-bots), quarantine (invalid rows and bots' rows), counts.
+    """Clean rows (first copies of non-bots), quarantine (invalid rows and bots' rows), duplicates.
 
     The job stages ``parsed``, ``dup_groups`` and ``bots`` so that each is computed once."""
     firsts = first_copies(parsed, dup_groups)
@@ -203,17 +204,8 @@ def split_events(parsed: DataFrame, dup_groups: DataFrame, bots: DataFrame) -> S
     quarantine = invalid.select("reason", "raw_line", "source_file", "ds").unionByName(
         bot_rows.select(F.lit(BOT_REASON).alias("reason"), "raw_line", "source_file", "ds")
     )
-    null_reason = F.lit(None).cast("string")
-    counts = (
-        invalid.groupBy("ds", F.lit("quarantined").alias("status"), "reason").count()
-        .unionByName(bot_rows.groupBy("ds", F.lit("quarantined").alias("status"), F.lit(BOT_REASON).alias("reason")).count())
-        .unionByName(clean.groupBy("ds", F.lit("clean").alias("status"), null_reason.alias("reason")).count())
-        .unionByName(
-            dup_groups.groupBy("ds", F.lit("duplicate").alias("status"), null_reason.alias("reason"))
-            .agg(F.sum(F.col("n") - 1).alias("count"))
-        )
-    )
-    return Split(parsed, clean, quarantine, counts)
+    duplicates = dup_groups.groupBy("ds").agg(F.sum(F.col("n") - 1).alias("count"))
+    return Split(parsed, clean, quarantine, duplicates)
 
 
 def label_events(parsed: DataFrame, params: CleanParams) -> Split:

@@ -16,6 +16,11 @@ from llmrec_core.errors import LlmrecError
 BOT_REASON = "bot_user"
 
 
+def over_threshold(read: int, invalid: int, max_bad_share: float) -> bool:
+    """Whether a partition's share of invalid rows fails it."""
+    return read > 0 and invalid / read > max_bad_share
+
+
 @dataclass
 class PartitionSummary:
     source: str
@@ -42,7 +47,7 @@ class PartitionSummary:
 
     @property
     def passed(self) -> bool:
-        return self.bad_share <= self.max_bad_share
+        return not over_threshold(self.read, self.invalid, self.max_bad_share)
 
     def to_dict(self) -> dict:
         out = asdict(self)

@@ -49,29 +49,48 @@ def raw_files(table_dir: Path, ds: dt.date) -> list[Path]:
     return sorted(p for p in part.iterdir() if p.is_file() and p.name.endswith(RAW_SUFFIXES))
 
 
-def publish_partitions(df, table_dir: Path, partitions: Iterable[str], partition_by: list[str]) -> None:
+def publish_partitions(
+    df,
+    table_dir: Path,
+    partitions: Iterable[str],
+    partition_by: list[str],
+    *,
+    count_by: tuple[str, ...] = (),
+    keep: Iterable[str] | None = None,
+) -> list[tuple]:
     """Write ``df`` and make it the content of exactly ``partitions`` (relative dirs, e.g.
-    ``ds=2024-01-01`` or ``ds=2024-01-01/source=events``).
+    ``ds=2024-01-01`` or ``ds=2024-01-01/source=events``); returns the rows written, counted
+    by the partition columns and ``count_by``, as tuples ``(*values, count)``.
 
     A listed partition that received no rows is removed, so a rerun never leaves stale rows.
+    With ``keep``, only those partitions are swapped in; the others are written and counted
+    but the table keeps its previous content for them.
     """
     table_dir = Path(table_dir)
-    staging_root = table_dir.parent / "_staging"
-    staging = staging_root / f"{table_dir.name}-{uuid.uuid4().hex[:12]}"
+    staging = table_dir.parent / "_staging" / f"{table_dir.name}-{uuid.uuid4().hex[:12]}"
     partitions = sorted(set(partitions))
-    if len(partitions) >= 2 * df.sparkSession.sparkContext.defaultParallelism:
-        # Many small partitions (a backfill): one file per partition instead of one per task
-        # and partition. A single big day keeps all tasks writing in parallel.
+    if len(partitions) > 4 * df.rdd.getNumPartitions():
+        # A backfill of many small days: every task would write a tiny file into every day.
+        # Cluster by day first so each day gets one file. Otherwise tasks write directly.
         df = df.repartition(*partition_by)
     start = time.perf_counter()
     df.write.mode("overwrite").partitionBy(*partition_by).parquet(str(staging))
     log.info("wrote %d partition(s) of %s in %.1fs", len(partitions), table_dir.name, time.perf_counter() - start)
     try:
+        counts = _count_staged(df.sparkSession, staging, [*partition_by, *count_by])
         table_dir.mkdir(parents=True, exist_ok=True)
-        for rel in partitions:
+        for rel in partitions if keep is None else sorted(set(keep) & set(partitions)):
             swap_dir(staging / rel, table_dir / rel)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    return counts
+
+
+def _count_staged(spark, staging: Path, by: list[str]) -> list[tuple]:
+    if not any(staging.rglob("*.parquet")):
+        return []
+    staged = spark.read.option("basePath", str(staging)).parquet(str(staging))
+    return [tuple(r) for r in staged.groupBy(*by).count().collect()]
 
 
 def swap_dir(staged: Path, target: Path) -> None:

@@ -141,8 +141,14 @@ def test_derived_event_id_is_deterministic_and_ignores_ts_spelling(spark):
 
 def _split(spark, lines, params=PARAMS):
     split = clean.label_events(clean.parse_events(raw_frame(spark, DS, lines), params), params)
-    counts = {(r["status"], r["reason"]): r["count"] for r in split.counts.collect()}
-    return split.clean.collect(), split.quarantine.collect(), counts
+    clean_rows, quarantine = split.clean.collect(), split.quarantine.collect()
+    counts = {("clean", None): len(clean_rows)} if clean_rows else {}
+    for r in quarantine:
+        counts[("quarantined", r["reason"])] = counts.get(("quarantined", r["reason"]), 0) + 1
+    duplicates = sum(r["count"] for r in split.duplicates.collect())
+    if duplicates:
+        counts[("duplicate", None)] = duplicates
+    return clean_rows, quarantine, counts
 
 
 def test_duplicates_keep_the_earliest_copy(spark):
