@@ -68,10 +68,8 @@ def run(spark, settings: Settings, days: list[dt.date]) -> dict[str, dict[str, i
             "users": seq.build_users(users, events, day_df),
         }
         for name, df in frames.items():
-            lake.publish_partitions(df, settings.lake_table(name), partitions, ["ds"])
-            written = spark.read.parquet(str(settings.lake_table(name)))
-            for row in written.where(written.ds.isin(days)).groupBy("ds").count().collect():
-                counts[row["ds"].isoformat()][name] = row["count"]
+            for ds, n in lake.publish_partitions(df, settings.lake_table(name), partitions, ["ds"]):
+                counts[ds.isoformat()][name] = n
     for d in days:
         c = {name: counts[d.isoformat()].get(name, 0) for name in OUTPUTS}
         lake.write_json_atomic(lake.run_summary_path(settings.runs_dir, JOB, d), {"ds": d.isoformat(), **c})

@@ -69,9 +69,10 @@ def publish_partitions(
     table_dir = Path(table_dir)
     staging = table_dir.parent / "_staging" / f"{table_dir.name}-{uuid.uuid4().hex[:12]}"
     partitions = sorted(set(partitions))
-    if len(partitions) > 4 * df.rdd.getNumPartitions():
-        # A backfill of many small days: every task would write a tiny file into every day.
-        # Cluster by day first so each day gets one file. Otherwise tasks write directly.
+    if len(partitions) >= 2 * df.sparkSession.sparkContext.defaultParallelism:
+        # A backfill of many days: every task would write a file into every day. Cluster by
+        # day first so each day gets one file. (Asking the DataFrame for its partition count
+        # instead would run its shuffles under adaptive execution, twice the work.)
         df = df.repartition(*partition_by)
     start = time.perf_counter()
     df.write.mode("overwrite").partitionBy(*partition_by).parquet(str(staging))
