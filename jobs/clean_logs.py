@@ -79,27 +79,29 @@ def clean_source(spark, settings: Settings, source: Source, days: list[dt.date])
         pre = split.parsed.groupBy("ds").agg(F.count("*").alias("read"), F.count("reason").alias("invalid")).collect()
         read_counts = {r["ds"]: r["read"] for r in pre}
         too_bad = {r["ds"] for r in pre if reconcile.over_threshold(r["read"], r["invalid"], settings.clean.max_bad_share)}
-        # A failed day keeps its previous clean output but gets its quarantine written for inspection.
-        ok_days = [d for d in present if d not in too_bad]
-        clean_counts = lake.publish_partitions(
-            split.clean, settings.lake_table(source.table), [lake.ds_dir(d) for d in present], ["ds"],
-            keep=[lake.ds_dir(d) for d in ok_days],
+        clean_written = lake.write_staged(
+            split.clean, staging.path / "clean", settings.lake_table(source.table), [lake.ds_dir(d) for d in present], ["ds"]
         )
-        quarantine_counts = lake.publish_partitions(
+        quarantine_written = lake.write_staged(
             split.quarantine.withColumn("source", F.lit(source.name)),
+            staging.path / "quarantine",
             settings.lake_table("quarantine"),
             [f"{lake.ds_dir(d)}/source={source.name}" for d in present],
             ["ds", "source"],
             count_by=("reason",),
         )
         status_counts = (
-            [(ds, "clean", None, n) for ds, n in clean_counts]
-            + [(ds, "quarantined", reason, n) for ds, _, reason, n in quarantine_counts]
+            [(ds, "clean", None, n) for ds, n in clean_written.counts]
+            + [(ds, "quarantined", reason, n) for ds, _, reason, n in quarantine_written.counts]
             + [(r["ds"], "duplicate", None, r["count"]) for r in split.duplicates.collect()]
         )
-    summaries = reconcile.summarize(source.name, present, read_counts, status_counts, settings.clean.max_bad_share)
-    if {s.ds for s in summaries if not s.passed} != too_bad:
-        raise LlmrecError(f"{source.name}: invalid rows counted before and after writing disagree")
+        # Both checks run before anything becomes visible: a mismatch publishes nothing.
+        summaries = reconcile.summarize(source.name, present, read_counts, status_counts, settings.clean.max_bad_share)
+        if {s.ds for s in summaries if not s.passed} != too_bad:
+            raise LlmrecError(f"{source.name}: invalid rows counted before and after writing disagree")
+        # A failed day keeps its previous clean output but gets its quarantine written for inspection.
+        clean_written.commit(only=[lake.ds_dir(d) for d in present if d not in too_bad])
+        quarantine_written.commit()
     for s in summaries:
         lake.write_json_atomic(lake.run_summary_path(settings.runs_dir, f"{JOB}/{source.name}", s.ds), s.to_dict())
         if s.passed:

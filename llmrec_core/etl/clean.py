@@ -2,8 +2,8 @@
 
 Every input row ends up clean, quarantined (with a reason code from ``schemas.REASONS``) or
 counted as a duplicate; ``reconcile`` checks ``read = clean + quarantined + duplicates`` per day.
-Duplicates are found per day by event id; the copy kept
-is the earliest by (ts, raw_line, source_file).
+Duplicates are found per day by event id; the copy kept is the earliest by (ts, raw_line,
+source_file).
 
 Derived event ids: ``sha256(user_id, item_id, event_type, value, ts)`` joined by U+001F, with
 value as Spark's double-to-string (empty when null) and ts as UTC epoch microseconds; the first

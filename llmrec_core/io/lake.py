@@ -17,6 +17,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -49,25 +50,28 @@ def raw_files(table_dir: Path, ds: dt.date) -> list[Path]:
     return sorted(p for p in part.iterdir() if p.is_file() and p.name.endswith(RAW_SUFFIXES))
 
 
-def publish_partitions(
-    df,
-    table_dir: Path,
-    partitions: Iterable[str],
-    partition_by: list[str],
-    *,
-    count_by: tuple[str, ...] = (),
-    keep: Iterable[str] | None = None,
-) -> list[tuple]:
-    """Write ``df`` and make it the content of exactly ``partitions`` (relative dirs, e.g.
-    ``ds=2024-01-01`` or ``ds=2024-01-01/source=events``); returns the rows written, counted
-    by the partition columns and ``count_by``, as tuples ``(*values, count)``.
+@dataclass
+class StagedWrite:
+    """Partitions written and counted aside, not yet visible; ``commit`` swaps them in."""
 
-    A listed partition that received no rows is removed, so a rerun never leaves stale rows.
-    With ``keep``, only those partitions are swapped in; the others are written and counted
-    but the table keeps its previous content for them.
-    """
-    table_dir = Path(table_dir)
-    staging = table_dir.parent / "_staging" / f"{table_dir.name}-{uuid.uuid4().hex[:12]}"
+    path: Path
+    table_dir: Path
+    partitions: list[str]
+    counts: list[tuple]  # (*partition values, *count_by values, rows)
+
+    def commit(self, only: Iterable[str] | None = None) -> None:
+        """Make the staged content that of ``partitions`` (or of ``only`` among them); a listed
+        partition that received no rows is removed, so a rerun never leaves stale rows."""
+        self.table_dir.mkdir(parents=True, exist_ok=True)
+        for rel in self.partitions if only is None else sorted(set(only) & set(self.partitions)):
+            swap_dir(self.path / rel, self.table_dir / rel)
+
+
+def write_staged(
+    df, path: Path, table_dir: Path, partitions: Iterable[str], partition_by: list[str], count_by: tuple[str, ...] = ()
+) -> StagedWrite:
+    """Write ``df`` to ``path`` partitioned like ``table_dir`` and count the rows written by the
+    partition columns and ``count_by``. Nothing in the table changes until ``commit``."""
     partitions = sorted(set(partitions))
     if len(partitions) >= 2 * df.sparkSession.sparkContext.defaultParallelism:
         # A backfill of many days: every task would write a file into every day. Cluster by
@@ -75,16 +79,23 @@ def publish_partitions(
         # instead would run its shuffles under adaptive execution, twice the work.)
         df = df.repartition(*partition_by)
     start = time.perf_counter()
-    df.write.mode("overwrite").partitionBy(*partition_by).parquet(str(staging))
-    log.info("wrote %d partition(s) of %s in %.1fs", len(partitions), table_dir.name, time.perf_counter() - start)
+    df.write.mode("overwrite").partitionBy(*partition_by).parquet(str(path))
+    log.info("wrote %d partition(s) of %s in %.1fs", len(partitions), Path(table_dir).name, time.perf_counter() - start)
+    counts = _count_staged(df.sparkSession, path, [*partition_by, *count_by])
+    return StagedWrite(path, Path(table_dir), partitions, counts)
+
+
+def publish_partitions(df, table_dir: Path, partitions: Iterable[str], partition_by: list[str]) -> list[tuple]:
+    """Write ``df`` and make it the content of exactly ``partitions`` (relative dirs, e.g.
+    ``ds=2024-01-01``); returns the rows written per partition as ``(*values, rows)``."""
+    table_dir = Path(table_dir)
+    staging = table_dir.parent / "_staging" / f"{table_dir.name}-{uuid.uuid4().hex[:12]}"
     try:
-        counts = _count_staged(df.sparkSession, staging, [*partition_by, *count_by])
-        table_dir.mkdir(parents=True, exist_ok=True)
-        for rel in partitions if keep is None else sorted(set(keep) & set(partitions)):
-            swap_dir(staging / rel, table_dir / rel)
+        written = write_staged(df, staging, table_dir, partitions, partition_by)
+        written.commit()
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return counts
+    return written.counts
 
 
 def _count_staged(spark, staging: Path, by: list[str]) -> list[tuple]:

@@ -10,7 +10,7 @@ import pytest
 
 from jobs import build_sequences, clean_logs, etl
 from llmrec_core import cli
-from llmrec_core.errors import DataQualityError, MissingInputError
+from llmrec_core.errors import DataQualityError, LlmrecError, MissingInputError
 from tests.conftest import write_raw
 
 D1, D2, D3 = "2024-01-01", "2024-01-02", "2024-01-03"
@@ -123,3 +123,21 @@ def test_cli_reports_errors_without_traceback(spark, home, capsys):
     (home / "llmrec.yaml").write_text("clean:\n  max_bad_shares: 0.1\n")
     assert cli.main(["config"]) == 1
     assert "unknown setting 'clean.max_bad_shares'" in capsys.readouterr().err
+
+
+def test_counts_that_do_not_reconcile_publish_nothing(spark, home, monkeypatch):
+    seed_day(home, D1, bad=BAD)
+    clean_logs.main(["--ds", D1])
+    before = sorted(map(str, table(home, "clean_events"))), sorted(map(str, table(home, "quarantine")))
+    write_raw(home, "events", D1, [ev("u9", "i9", f"{D1}T05:00:00Z")], name="e.jsonl")
+
+    def lose_a_row(source, days, read_counts, status_counts, share):
+        read_counts = {ds: n + 1 for ds, n in read_counts.items()}  # as if a line went missing
+        return real_summarize(source, days, read_counts, status_counts, share)
+
+    real_summarize = clean_logs.reconcile.summarize
+    monkeypatch.setattr(clean_logs.reconcile, "summarize", lose_a_row)
+    with pytest.raises(LlmrecError, match="counts do not reconcile"):
+        clean_logs.main(["--ds", D1])
+    after = sorted(map(str, table(home, "clean_events"))), sorted(map(str, table(home, "quarantine")))
+    assert after == before  # the new line is not published, the old day is intact
