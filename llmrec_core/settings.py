@@ -19,6 +19,15 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from llmrec_core.model_settings import (
+    EvaluationSettings,
+    ModelSettings,
+    RerankSettings,
+    TextSettings,
+    TrackingSettings,
+    TrainSettings,
+)
+
 ENV_PREFIX = "LLMREC_"
 # Environment variables with the prefix that are not settings keys.
 RESERVED_ENV = {"LLMREC_CONFIG"}
@@ -88,6 +97,12 @@ class Settings(_Section):
     feedback: FeedbackSettings = Field(default_factory=FeedbackSettings)
     clean: CleanSettings = Field(default_factory=CleanSettings)
     sequences: SequenceSettings = Field(default_factory=SequenceSettings)
+    text: TextSettings = Field(default_factory=TextSettings)
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    train: TrainSettings = Field(default_factory=TrainSettings)
+    rerank: RerankSettings = Field(default_factory=RerankSettings)
+    evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
+    tracking: TrackingSettings = Field(default_factory=TrackingSettings)
 
     @property
     def raw_dir(self) -> Path:
@@ -102,6 +117,19 @@ class Settings(_Section):
 
     def lake_table(self, table: str) -> Path:
         return self.lake_dir / table
+
+    @property
+    def models_dir(self) -> Path:
+        """Checkpoints and cached text vectors of training runs."""
+        return self.home / "models"
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.tracking.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.home / 'mlflow.db'}"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.home / "mlartifacts"
 
     @property
     def runs_dir(self) -> Path:
