@@ -1,0 +1,33 @@
+"""Offline evaluation metrics: ranking (top-k), CTR (AUC, log loss) and beyond-accuracy.
+
+Pure functions of in-memory lists and arrays; no I/O, no Spark.
+"""
+
+from __future__ import annotations
+
+from llmrec_core.metrics.beyond import (
+    catalogue_coverage,
+    gini_exposure,
+    intra_list_diversity,
+    novelty,
+    popularity_bias,
+)
+from llmrec_core.metrics.ctr import auc, log_loss, user_auc
+from llmrec_core.metrics.ranking import hit_rate, mrr, ndcg, precision, ranks_to_metrics, recall
+
+__all__ = [
+    "auc",
+    "catalogue_coverage",
+    "gini_exposure",
+    "hit_rate",
+    "intra_list_diversity",
+    "log_loss",
+    "mrr",
+    "ndcg",
+    "novelty",
+    "popularity_bias",
+    "precision",
+    "ranks_to_metrics",
+    "recall",
+    "user_auc",
+]
