@@ -68,3 +68,33 @@ def raw_frame(spark, ds: str, lines: list):
 
     rows = [(dt.date.fromisoformat(ds), "file:/raw/part-0.jsonl", json.dumps(x) if isinstance(x, dict) else x) for x in lines]
     return spark.createDataFrame(rows, RAW_LINES)
+
+
+@pytest.fixture
+def toy_home(home):
+    """``home`` with the toy lake of tests/toy.py; returns (home, last day)."""
+    from tests.toy import write_toy_lake
+
+    return home, write_toy_lake(home)
+
+
+@pytest.fixture
+def tiny_settings(settings):
+    """Settings for a tiny random-weight language model and short training."""
+    settings.model.encoder = "random:32x2"
+    settings.model.dim = 16
+    settings.model.max_len = 8
+    settings.model.max_text_tokens = 16
+    settings.train.epochs = 3
+    settings.train.patience = 2
+    settings.train.batch_size = 16
+    settings.train.lr = 0.005
+    settings.train.negatives = 16
+    settings.train.validation_days = 5
+    settings.rerank.cpu_max_pairs = 40
+    settings.rerank.top_n = 5
+    settings.rerank.batch_size = 8
+    settings.rerank.max_tokens = 48
+    settings.evaluation.als_rank = 4
+    settings.evaluation.als_iterations = 2
+    return settings

@@ -1,0 +1,80 @@
+"""A small world with learnable structure, written as a real lake (Parquet) for model tests.
+
+Items belong to one of four topics that show in their titles and genres; each user prefers
+one topic (their occupation says which) and rates its items highly and others low. Some
+items appear only in the last days (cold items) and some users only start then.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+TOPICS = [
+    ("Space", "Galaxy", "astronaut"),
+    ("Cooking", "Kitchen", "chef"),
+    ("Horror", "Haunted", "undertaker"),
+    ("Sports", "Stadium", "coach"),
+]
+START = dt.date(2024, 1, 1)
+
+
+def write_toy_lake(home: Path, *, days: int = 20, n_users: int = 60, n_items: int = 48, seed: int = 0) -> dt.date:
+    """Write clean_events, items and users for every day; returns the last day."""
+    rng = np.random.default_rng(seed)
+    item_topic = np.arange(n_items) % len(TOPICS)
+    late_items = set(range(n_items - 4, n_items))  # first seen in the last 3 days
+    user_topic = rng.integers(0, len(TOPICS), n_users)
+    user_start = np.where(np.arange(n_users) % 6 == 0, days - 3, rng.integers(0, days // 2, n_users))
+    rows = []
+    for u in range(n_users):
+        n = int(rng.integers(10, 18))
+        for k in range(n):
+            day = int(min(days - 1, user_start[u] + k * (days - user_start[u]) // n))
+            pool = [i for i in range(n_items) if i not in late_items or day >= days - 3]
+            liked = rng.random() < 0.8
+            cands = [i for i in pool if (item_topic[i] == user_topic[u]) == liked]
+            i = int(rng.choice(cands))
+            ts = dt.datetime.combine(START + dt.timedelta(days=day), dt.time(), tzinfo=dt.UTC) + dt.timedelta(minutes=10 * k + 1)
+            rows.append((f"e{u}-{k}", f"u{u}", f"i{i}", "rate", float(rng.integers(4, 6) if liked else rng.integers(1, 3)), ts, day))
+    last = START + dt.timedelta(days=days - 1)
+    lake = home / "lake"
+    for day in range(days):
+        ds = START + dt.timedelta(days=day)
+        sel = [r for r in rows if r[6] == day]
+        table = pa.table({
+            "event_id": [r[0] for r in sel], "user_id": [r[1] for r in sel], "item_id": [r[2] for r in sel],
+            "event_type": [r[3] for r in sel], "value": pa.array([r[4] for r in sel], pa.float64()),
+            "ts": pa.array([r[5] for r in sel], pa.timestamp("us", tz="UTC")),
+        })
+        part = lake / "clean_events" / f"ds={ds}"
+        part.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, part / "part-0.parquet")
+        _snapshots(lake, ds, day, days, n_items, n_users, item_topic, late_items, user_topic, user_start)
+    return last
+
+
+def _snapshots(lake, ds, day, days, n_items, n_users, item_topic, late_items, user_topic, user_start):
+    visible = [i for i in range(n_items) if i not in late_items or day >= days - 4]
+    items = pa.table({
+        "item_id": [f"i{i}" for i in visible],
+        "title": [f"{TOPICS[item_topic[i]][1]} story {i}" for i in visible],
+        "description": [f"A {TOPICS[item_topic[i]][0].lower()} tale." for i in visible],
+        "categories": pa.array([[TOPICS[item_topic[i]][0]] for i in visible], pa.list_(pa.string())),
+        "attributes": pa.array([[("kind", "story")] for _ in visible], pa.map_(pa.string(), pa.string())),
+        "available": [True] * len(visible),
+    })
+    users_seen = [u for u in range(n_users) if user_start[u] <= day]
+    users = pa.table({
+        "user_id": [f"u{u}" for u in users_seen],
+        "attributes": pa.array([[("occupation", TOPICS[user_topic[u]][2]), ("gender", "F")] for u in users_seen],
+                               pa.map_(pa.string(), pa.string())),
+    })
+    for name, table in (("items", items), ("users", users)):
+        part = lake / name / f"ds={ds}"
+        part.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, part / "part-0.parquet")
