@@ -1,0 +1,183 @@
+"""The evaluation harness: one recommender, one protocol split, one dict of metrics.
+
+Full ranking over the whole catalogue; the user's already-seen items are excluded; an item a
+model cannot score (-inf) is never "recommended" and ranks last. Ties rank pessimistically (a
+target tied with others is placed after them), so a constant score earns nothing.
+Metric names are the same for every model, so MLflow's compare view lines them up.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import numpy as np
+
+from llmrec_core import metrics
+from llmrec_core.data.protocols import EvalSplit
+from llmrec_core.data.snapshot import Snapshot
+from llmrec_core.recommenders.base import History, Recommender
+
+log = logging.getLogger(__name__)
+BLOCK = 512
+
+
+def _blocks(users: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    for start in range(0, len(users), BLOCK):
+        yield start, users[start : start + BLOCK]
+
+
+def _masked_scores(rec: Recommender, users: np.ndarray, history: History, asof: np.ndarray,
+                   keep: np.ndarray | None = None) -> np.ndarray:
+    """Scores with each user's history items excluded (``keep``: one column per row spared,
+    the held-out target, so a re-consumed item can still be found)."""
+    scores = rec.score(users, history, asof).astype(np.float32, copy=True)
+    for row, u in enumerate(users):
+        spared = scores[row, keep[row]] if keep is not None else None
+        scores[row, history.items(u)] = -np.inf
+        if keep is not None:
+            scores[row, keep[row]] = spared
+    return scores
+
+
+def target_ranks(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """1-based pessimistic rank of each row's target among all columns."""
+    s = scores[np.arange(len(targets)), targets][:, None]
+    ranks = (scores > s).sum(1) + (scores == s).sum(1)
+    return np.where(np.isfinite(s[:, 0]), ranks, scores.shape[1]).astype(np.int64)
+
+
+def top_k(scores: np.ndarray, k: int) -> list[np.ndarray]:
+    """The k best finite columns per row, best first (ties by column index)."""
+    k = min(k, scores.shape[1])
+    # Every column scoring at least the k-th best is a candidate, so ties at the cut go to the
+    # lowest columns (argpartition alone picks among them arbitrarily).
+    kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1]
+    out = []
+    for row, s in enumerate(scores):
+        cols = np.flatnonzero(~(s < kth[row]))
+        cols = cols[np.lexsort((cols, -s[cols]))][:k]
+        out.append(cols[np.isfinite(s[cols])])
+    return out
+
+
+def evaluate_loo(rec: Recommender, split: EvalSplit, snap: Snapshot, ks: list[int]) -> dict[str, float]:
+    history = History.of(split.history, snap.n_users)
+    targets = np.array([t[0] for t in split.truth], dtype=np.int64)
+    ranks = np.concatenate([
+        target_ranks(_masked_scores(rec, users, history, split.asof[s : s + len(users)], targets[s : s + len(users)]),
+                     targets[s : s + len(users)])
+        for s, users in _blocks(split.users)
+    ])
+    out: dict[str, float] = {}
+    for k in ks:
+        for name, value in metrics.ranks_to_metrics(ranks, k).items():
+            out[f"{name}_{k}"] = value
+    return out
+
+
+def evaluate_temporal(rec: Recommender, split: EvalSplit, snap: Snapshot, ks: list[int],
+                      item_vectors: np.ndarray | None = None) -> dict[str, float]:
+    """Top-K against the window's new positives; ``item_vectors`` (for intra-list diversity)
+    are the language model's item text vectors, the same for every model."""
+    history = History.of(split.history, snap.n_users)
+    kmax = max(*ks, 10)  # the beyond-accuracy metrics below are @10
+    lists: list[np.ndarray] = []
+    for s, users in _blocks(split.users):
+        lists.extend(top_k(_masked_scores(rec, users, history, split.asof[s : s + len(users)]), kmax))
+    train_pop = np.bincount(split.train.item, minlength=snap.n_items)
+    warm_item = train_pop > 0
+    warm_user = np.bincount(split.train.user, minlength=snap.n_users)[split.users] > 0
+    out: dict[str, float] = {}
+    for k in ks:
+        recs = [lst[:k].tolist() for lst in lists]
+        truth = [set(t.tolist()) for t in split.truth]
+        per_user = {
+            "recall": [metrics.recall(r, t, k) for r, t in zip(recs, truth, strict=True)],
+            "ndcg": [metrics.ndcg(r, t, k) for r, t in zip(recs, truth, strict=True)],
+            "precision": [metrics.precision(r, t, k) for r, t in zip(recs, truth, strict=True)],
+            "hr": [metrics.hit_rate(r, t, k) for r, t in zip(recs, truth, strict=True)],
+        }
+        for name, values in per_user.items():
+            v = np.array(values)
+            out[f"{name}_{k}"] = float(np.nanmean(v)) if len(v) else float("nan")
+            if name == "recall":
+                out[f"recall_{k}_warm_users"] = float(np.nanmean(v[warm_user])) if warm_user.any() else float("nan")
+                out[f"recall_{k}_cold_users"] = float(np.nanmean(v[~warm_user])) if (~warm_user).any() else float("nan")
+        for part, keep in (("warm_items", warm_item), ("cold_items", ~warm_item)):
+            vals = [metrics.recall(r, {i for i in t if keep[i]}, k) for r, t in zip(recs, truth, strict=True)]
+            vals = [v for v in vals if not np.isnan(v)]
+            out[f"recall_{k}_{part}"] = float(np.mean(vals)) if vals else float("nan")
+    recs = [lst[:10].tolist() for lst in lists]
+    pop = dict(enumerate(train_pop.tolist()))
+    out["coverage_10"] = metrics.catalogue_coverage(recs, snap.n_items)
+    out["novelty_10"] = metrics.novelty(recs, pop, max(1, len(np.unique(split.train.user))))
+    if item_vectors is not None:
+        out["diversity_10"] = metrics.intra_list_diversity(recs, dict(enumerate(item_vectors)))
+    out["popularity_bias_10"] = metrics.popularity_bias(recs, pop)
+    out["gini_10"] = metrics.gini_exposure(recs, snap.n_items)
+    return out
+
+
+def evaluate_cold_items(rec: Recommender, split: EvalSplit, snap: Snapshot, ks: list[int]) -> dict[str, float]:
+    """User side (``cold_recall_K``): each user's future cold items ranked among the cold
+    items. Item side (``cold_audience_recall_K``): each cold item's future users among all users.
+    ``cold_random_recall_K`` is what a random order would score on the user side."""
+    history = History.of(split.history, snap.n_users)
+    cols = np.zeros((snap.n_users, len(split.items)), np.float32)
+    for s, users in _blocks(split.users):
+        cols[s : s + len(users)] = rec.score(users, history, split.asof[s : s + len(users)])[:, split.items]
+    position = {int(item): j for j, item in enumerate(split.items)}
+    rows = [u for u, t in enumerate(split.truth) if len(t)]
+    user_lists = top_k(cols[rows], max(ks)) if rows else []
+    audience = top_k(cols.T.copy(), max(ks))
+    out = {}
+    for k in ks:
+        vals = [metrics.recall(lst[:k].tolist(), {position[int(i)] for i in split.truth[u]}, k)
+                for lst, u in zip(user_lists, rows, strict=True)]
+        out[f"cold_recall_{k}"] = float(np.mean(vals)) if vals else float("nan")
+        out[f"cold_random_recall_{k}"] = min(1.0, k / len(split.items)) if len(split.items) else float("nan")
+        vals = [metrics.recall(lst[:k].tolist(), set(t.tolist()), k) for lst, t in zip(audience, split.item_truth, strict=True)]
+        out[f"cold_audience_recall_{k}"] = float(np.mean(vals)) if vals else float("nan")
+    return out
+
+
+def pair_scores(rec: Recommender, split: EvalSplit, snap: Snapshot) -> np.ndarray:
+    users, items, _ = split.pairs
+    history = History.of(split.history, snap.n_users)
+    out = np.zeros(len(users), np.float32)
+    for s, block in _blocks(split.users):
+        scores = rec.score(block, history, split.asof[s : s + len(block)])
+        rows = np.searchsorted(block, users)
+        inside = (rows < len(block)) & (block[np.minimum(rows, len(block) - 1)] == users)
+        out[inside] = scores[rows[inside], items[inside]]
+    return out
+
+
+def evaluate_ctr(rec: Recommender, split: EvalSplit, snap: Snapshot) -> dict[str, float]:
+    users, _, labels = split.pairs
+    scores = pair_scores(rec, split, snap)
+    finite = np.isfinite(scores)
+    # Unscorable pairs rank below every scored one.
+    floor = scores[finite].min() - 1.0 if finite.any() else 0.0
+    ranked = np.where(finite, scores, floor)
+    out = {"auc": metrics.auc(labels, ranked), "user_auc": metrics.user_auc(users, labels, ranked)}
+    if rec.probabilistic:
+        out["log_loss"] = metrics.log_loss(labels, 1.0 / (1.0 + np.exp(-ranked.astype(np.float64))))
+    return out
+
+
+def evaluate(rec: Recommender, split: EvalSplit, snap: Snapshot, ks: list[int],
+             item_vectors: np.ndarray | None = None) -> dict[str, float]:
+    if split.name in ("loo", "loo_valid"):
+        out = evaluate_loo(rec, split, snap, ks)
+    elif split.name == "temporal":
+        out = evaluate_temporal(rec, split, snap, ks, item_vectors)
+    elif split.name == "cold_items":
+        out = evaluate_cold_items(rec, split, snap, ks)
+    elif split.name == "ctr":
+        out = evaluate_ctr(rec, split, snap)
+    else:
+        raise ValueError(f"unknown protocol {split.name!r}")
+    log.info("%s on %s: %s", rec.name, split.name, {k: round(v, 4) for k, v in out.items()})
+    return out

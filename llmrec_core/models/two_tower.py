@@ -1,0 +1,153 @@
+"""The LLM two-tower click-through model (DESIGN.md section 2).
+
+- Item tower: the language model's text vector of an item, projected, fused with a learned
+  item-ID embedding through a learned per-dimension gate. In training the ID part is dropped
+  with probability ``id_dropout``; an item the model never saw in training has no ID part at
+  all, so it is scored from its text alone.
+- User tower: a causal transformer over the user's recent behaviours. Each behaviour is the
+  item vector plus embeddings of its kind (event type or rating bucket), its position and the
+  time since the previous behaviour. Position 0 holds the user's profile text vector (a learned
+  "no profile" vector when there is none), so a user with no history is scored from the
+  profile. The output is shifted by an embedding of the time elapsed since the last behaviour
+  (recency at prediction time).
+- Score: ``p(click | u, i) = sigmoid(<u, i> / tau + b)`` with u and i L2-normalised.
+
+Text vectors come from a frozen cache (fine-tune mode ``none``) or from the language model
+inside the forward pass (``lora``/``full``; see :class:`ItemText`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+GAP_BUCKETS = 32
+
+
+def gap_bucket(seconds: np.ndarray | torch.Tensor):
+    """0 = no previous behaviour; else 1 + floor(log2(1 + seconds)), capped."""
+    lib = torch if isinstance(seconds, torch.Tensor) else np
+    s = lib.clip(seconds, 0, None) if lib is np else seconds.clamp(min=0)
+    b = 1 + lib.floor(lib.log2(1.0 + s))
+    return lib.clip(b, 1, GAP_BUCKETS - 1) if lib is np else b.clamp(1, GAP_BUCKETS - 1)
+
+
+@dataclass
+class TwoTowerConfig:
+    n_items: int
+    n_kinds: int
+    text_dim: int
+    dim: int = 64
+    max_len: int = 50
+    n_layers: int = 2
+    n_heads: int = 2
+    dropout: float = 0.2
+    id_dropout: float = 0.3
+    use_text: bool = True
+    use_ids: bool = True
+    tau: float = 0.1
+
+    def __post_init__(self):
+        if not (self.use_text or self.use_ids):
+            raise ValueError("the model needs text, IDs or both")
+        if self.dim % self.n_heads:
+            raise ValueError(f"dim {self.dim} is not divisible by n_heads {self.n_heads}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class ItemTower(nn.Module):
+    def __init__(self, cfg: TwoTowerConfig):
+        super().__init__()
+        self.cfg = cfg
+        if cfg.use_text:
+            self.text_proj = nn.Sequential(nn.Linear(cfg.text_dim, 2 * cfg.dim), nn.GELU(), nn.Linear(2 * cfg.dim, cfg.dim))
+        if cfg.use_ids:
+            self.id_emb = nn.Embedding(cfg.n_items, cfg.dim)
+            nn.init.normal_(self.id_emb.weight, std=0.02)
+        if cfg.use_text and cfg.use_ids:
+            self.gate = nn.Linear(2 * cfg.dim, cfg.dim)
+
+    def forward(self, items: torch.Tensor, text: torch.Tensor | None, known: torch.Tensor) -> torch.Tensor:
+        """Normalised vectors of ``items``; ``text`` holds their text vectors, ``known`` whether
+        each item had training interactions (unknown items get no ID part)."""
+        cfg = self.cfg
+        if not cfg.use_ids:
+            return F.normalize(self.text_proj(text), dim=-1)
+        keep = known
+        if self.training and cfg.id_dropout > 0:
+            keep = keep & (torch.rand(items.shape, device=items.device) >= cfg.id_dropout)
+        ids = self.id_emb(items) * keep.unsqueeze(-1).to(self.id_emb.weight.dtype)
+        if not cfg.use_text:
+            return F.normalize(ids, dim=-1)
+        t = self.text_proj(text)
+        g = torch.sigmoid(self.gate(torch.cat([t, ids], dim=-1)))
+        return F.normalize(g * t + (1 - g) * ids, dim=-1)
+
+
+class UserTower(nn.Module):
+    def __init__(self, cfg: TwoTowerConfig):
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.dim
+        self.kind_emb = nn.Embedding(cfg.n_kinds, d, padding_idx=0)
+        self.pos_emb = nn.Embedding(cfg.max_len + 1, d)
+        self.gap_emb = nn.Embedding(GAP_BUCKETS, d)
+        self.elapsed_emb = nn.Embedding(GAP_BUCKETS, d)
+        # Small embeddings: at the default N(0, 1) they would drown the unit-norm item vectors.
+        for emb in (self.kind_emb, self.pos_emb, self.gap_emb, self.elapsed_emb):
+            nn.init.normal_(emb.weight, std=0.02)
+        with torch.no_grad():
+            self.kind_emb.weight[0].zero_()
+        self.no_profile = nn.Parameter(torch.zeros(d))
+        if cfg.use_text:
+            self.profile_proj = nn.Linear(cfg.text_dim, d)
+        layer = nn.TransformerEncoderLayer(d, cfg.n_heads, 4 * d, cfg.dropout, batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, cfg.n_layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(d)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.out = nn.Linear(d, d)
+
+    def profile_token(self, profile: torch.Tensor | None, has_profile: torch.Tensor) -> torch.Tensor:
+        base = self.no_profile.expand(len(has_profile), -1)
+        if profile is None or not self.cfg.use_text:
+            return base
+        return torch.where(has_profile.unsqueeze(-1), self.profile_proj(profile), base)
+
+    def forward(self, hist: torch.Tensor, kinds: torch.Tensor, gaps: torch.Tensor, profile_tok: torch.Tensor) -> torch.Tensor:
+        """Hidden states for positions 0..L (0 = profile only, j = after behaviour j).
+
+        hist [B, L, d] item vectors, kinds/gaps [B, L] (kind 0 = padding, right-padded),
+        profile_tok [B, d]. Causal: position j sees the profile and behaviours 1..j only.
+        """
+        B, L, _ = hist.shape
+        x = torch.cat([profile_tok.unsqueeze(1), hist + self.kind_emb(kinds) + self.gap_emb(gaps)], dim=1)
+        x = self.drop(x + self.pos_emb(torch.arange(L + 1, device=x.device)))
+        causal = torch.triu(torch.ones(L + 1, L + 1, dtype=torch.bool, device=x.device), diagonal=1)
+        return self.norm(self.encoder(x, mask=causal))
+
+    def head(self, states: torch.Tensor, elapsed: torch.Tensor) -> torch.Tensor:
+        """User vectors from hidden states and the elapsed-time bucket at prediction time."""
+        return F.normalize(self.out(states + self.elapsed_emb(elapsed)), dim=-1)
+
+
+class TwoTower(nn.Module):
+    def __init__(self, cfg: TwoTowerConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.items = ItemTower(cfg)
+        self.users = UserTower(cfg)
+        self.bias = nn.Parameter(torch.zeros(()))
+
+    def logits(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """<u, i> / tau for every (user, item) pair of the two matrices."""
+        return users @ items.T / self.cfg.tau
+
+    def click_logit(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Row-wise ``<u, i> / tau + b``; its sigmoid is p(click)."""
+        return (users * items).sum(-1) / self.cfg.tau + self.bias

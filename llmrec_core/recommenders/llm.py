@@ -1,0 +1,230 @@
+"""The LLM two-tower model as a recommender: text vectors, training step, scoring.
+
+``LlmRecommender(model_settings, train_settings)`` is the product's model; with
+``use_text=False`` it is the ID-only ablation, with ``use_ids=False`` the text-only one.
+Fine-tune mode ``none`` encodes item and profile texts once with the frozen language model
+(cached on disk by content hash); ``lora`` and ``full`` put the language model in the
+training graph for item texts (profile texts stay frozen vectors).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from llmrec_core.data.interactions import Interactions
+from llmrec_core.data.snapshot import Snapshot
+from llmrec_core.model_settings import ModelSettings, TrainSettings
+from llmrec_core.models import encoder as lm
+from llmrec_core.models.batches import history_batch, make_segments, train_batch
+from llmrec_core.models.losses import click_bce, sampled_softmax
+from llmrec_core.models.two_tower import TwoTower, TwoTowerConfig, gap_bucket
+from llmrec_core.recommenders.base import History, Recommender
+from llmrec_core.training import LoopResult, run_epochs
+
+log = logging.getLogger(__name__)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class LlmRecommender(Recommender):
+    probabilistic = True
+
+    def __init__(self, model: ModelSettings, train: TrainSettings, *, name: str = "llmrec", all_targets: bool = False,
+                 cache_dir: Path | None = None, progress: bool = False):
+        self.model_settings, self.train_settings = model, train
+        self.name, self.all_targets = name, all_targets
+        self.cache_dir, self.progress = cache_dir, progress
+        self.device = pick_device(train.device)
+        self.result_: LoopResult | None = None
+
+    def params(self) -> dict[str, object]:
+        return {**{f"model.{k}": v for k, v in self.model_settings.model_dump().items()},
+                **{f"train.{k}": v for k, v in self.train_settings.model_dump().items()},
+                "all_targets": self.all_targets}
+
+    # -- text -----------------------------------------------------------------------------
+    def _frozen_vectors(self, texts: list[str]) -> torch.Tensor:
+        key = hashlib.sha256("\x1f".join([self.model_settings.encoder, str(self.model_settings.max_text_tokens), *texts]).encode()).hexdigest()[:24]
+        path = self.cache_dir / f"text-{key}.pt" if self.cache_dir else None
+        if path is not None and path.is_file():
+            return torch.load(path)
+        vecs = lm.encode_all(self.encoder_, lm.TextTokens(self.tokenizer_, texts, self.model_settings.max_text_tokens),
+                             self.train_settings.text_batch_size, self.device)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(vecs, path)
+        return vecs
+
+    def _prepare_text(self, snap: Snapshot) -> None:
+        ms = self.model_settings
+        self.tokenizer_ = lm.load_tokenizer(ms.encoder)
+        self.encoder_ = lm.load_encoder(ms.encoder).to(self.device)
+        torch.manual_seed(self.train_settings.seed)  # a random encoder must not shift the model's init
+        self.item_text_ = self._frozen_vectors(snap.item_texts).to(self.device)
+        self.profile_text_ = self._frozen_vectors([t or "" for t in snap.profile_texts]).to(self.device)
+        self.has_profile_ = torch.tensor([bool(t) for t in snap.profile_texts], device=self.device)
+        # Sentence vectors share a large common direction; centring them on the catalogue mean
+        # lets items differ from the first step instead of after many epochs.
+        self.text_mean_ = self.item_text_.mean(0, keepdim=True)
+        self.profile_mean_ = self.profile_text_[self.has_profile_].mean(0, keepdim=True) if self.has_profile_.any() else 0.0
+        # Random weights (tests, throughput runs) cannot be re-created by name: keep them.
+        self.random_encoder_state_ = ({k: v.cpu() for k, v in self.encoder_.state_dict().items()}
+                                      if ms.encoder.startswith("random:") else None)
+        if ms.finetune == "none":
+            self.encoder_ = None  # frozen vectors are all the model needs
+            return
+        self.item_tokens_ = lm.TextTokens(self.tokenizer_, snap.item_texts, ms.max_text_tokens)
+        if ms.finetune == "lora":
+            from peft import LoraConfig, get_peft_model
+
+            targets = [n for n in ("query", "value", "q_lin", "v_lin", "q_proj", "v_proj")
+                       if any(name.endswith(n) for name, _ in self.encoder_.named_modules())]
+            self.encoder_ = get_peft_model(self.encoder_, LoraConfig(r=ms.lora_r, lora_alpha=ms.lora_alpha, target_modules=targets))
+
+    def _text_rows(self, items: torch.Tensor) -> torch.Tensor | None:
+        if not self.model_settings.use_text:
+            return None
+        if self.encoder_ is None:
+            return self.item_text_[items] - self.text_mean_
+        return lm.encode(self.encoder_, self.item_tokens_, items.cpu(), self.device) - self.text_mean_
+
+    def _autocast(self):
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return nullcontext()
+
+    # -- training -------------------------------------------------------------------------
+    def fit(self, snap: Snapshot, train: Interactions, *, validate=None, epochs: int | None = None,
+            checkpoint: Path | None = None, on_epoch=None) -> LlmRecommender:
+        ms, ts = self.model_settings, self.train_settings
+        torch.manual_seed(ts.seed)
+        if self.device.type == "cpu":
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        self.snap_ = snap
+        if ms.use_text:
+            self._prepare_text(snap)
+        else:
+            self.encoder_, self.has_profile_ = None, torch.zeros(snap.n_users, dtype=torch.bool, device=self.device)
+            self.profile_text_ = None
+        counts = np.bincount(train.item, minlength=snap.n_items).astype(np.float64)
+        self.known_ = torch.from_numpy(counts > 0).to(self.device)
+        q = np.where(counts > 0, counts, 0.0) ** 0.75
+        self.q_ = torch.from_numpy(q / q.sum()).float().to(self.device)
+        # In-batch positives arrive at the rate of their frequency; sampled negatives at q.
+        self.p_ = torch.from_numpy(counts / max(counts.sum(), 1.0)).float().to(self.device)
+        cfg = TwoTowerConfig(n_items=snap.n_items, n_kinds=snap.kinds.size,
+                             text_dim=self.item_text_.shape[1] if ms.use_text else 1,
+                             **ms.model_dump(include={"dim", "max_len", "n_layers", "n_heads", "dropout", "id_dropout", "use_text", "use_ids", "tau"}))
+        torch.manual_seed(ts.seed)
+        self.model_ = TwoTower(cfg).to(self.device)
+        groups = [{"params": list(self.model_.parameters()), "lr": ts.lr}]
+        if self.encoder_ is not None:
+            groups.append({"params": [p for p in self.encoder_.parameters() if p.requires_grad], "lr": ts.encoder_lr})
+        fused = {"fused": True} if self.device.type == "cuda" else {}
+        optimizer = torch.optim.AdamW(groups, weight_decay=ts.weight_decay, **fused)
+        self.train_ = train
+        segments = make_segments(train, snap.n_users, ms.max_len)
+        net = torch.nn.ModuleList([self.model_] + ([self.encoder_] if self.encoder_ is not None else []))
+
+        def batches(epoch: int):
+            order = np.random.default_rng(ts.seed + epoch).permutation(len(segments))
+            if torch.distributed.is_available() and torch.distributed.is_initialized():
+                # Each process takes its share; equal shares keep the gradient all-reduce in step.
+                world, rank = torch.distributed.get_world_size(), torch.distributed.get_rank()
+                order = order[: len(order) - len(order) % world][rank::world]
+            for s in range(0, len(order), ts.batch_size):
+                yield train_batch(segments, order[s : s + ts.batch_size], train, self.all_targets, ms.max_len)
+
+        config = {"cfg": cfg.to_dict(), **{k: str(v) for k, v in self.params().items()}, "n_train": len(train),
+                  "fingerprint": int(train.ts.sum() % 1_000_000_007) ^ int(train.item.astype(np.int64).sum())}
+        self.result_ = run_epochs(
+            net, optimizer, batches, self._step, epochs=epochs or ts.epochs, config=config, validate=validate,
+            patience=ts.patience, checkpoint=checkpoint, progress=self.progress, on_epoch=on_epoch, name=self.name,
+            seed=ts.seed,
+        )
+        self._cache = None
+        return self
+
+    def _item_vectors(self, items: torch.Tensor) -> torch.Tensor:
+        return self.model_.items(items, self._text_rows(items), self.known_[items])
+
+    def _profile_tokens(self, users: torch.Tensor) -> torch.Tensor:
+        prof = self.profile_text_[users] - self.profile_mean_ if self.profile_text_ is not None else None
+        return self.model_.users.profile_token(prof, self.has_profile_[users])
+
+    def _step(self, batch) -> torch.Tensor:
+        dev = self.device
+        seq = batch.seq
+        negatives = torch.multinomial(self.q_, self.train_settings.negatives, replacement=True)
+        soft = batch.softmax.to(dev)
+        needed = torch.cat([seq.items.flatten().to(dev), batch.target_item.to(dev), negatives])
+        uniq, inv = torch.unique(needed, return_inverse=True)
+        self._cache = None
+        with self._autocast():
+            vecs = self._item_vectors(uniq)
+            n_hist = seq.items.numel()
+            hist = vecs[inv[:n_hist]].view(*seq.items.shape, -1) * (seq.kinds.to(dev) > 0).unsqueeze(-1)
+            states = self.model_.users(hist, seq.kinds.to(dev), seq.gaps.to(dev), self._profile_tokens(seq.users.to(dev)))
+            u = self.model_.users.head(states[batch.target_pos.to(dev), batch.target_col.to(dev)], batch.elapsed.to(dev))
+            tgt_local = inv[n_hist : n_hist + len(batch.target_item)]
+            loss = torch.zeros((), device=dev)
+            if soft.any():
+                cand, cand_inv = torch.unique(torch.cat([tgt_local[soft], inv[n_hist + len(batch.target_item):]]), return_inverse=True)
+                col = cand_inv[: int(soft.sum())]
+                logits = self.model_.logits(u[soft], vecs[cand]).float()
+                rows = batch.target_pos.to(dev)[soft]
+                owned = torch.zeros(len(seq.users), len(cand), dtype=torch.bool, device=dev)
+                owned[rows, col] = True
+                # Mixed negative sampling: the expected count of each candidate in the set.
+                expected = int(soft.sum()) * self.p_[uniq[cand]] + self.train_settings.negatives * self.q_[uniq[cand]]
+                loss = loss + sampled_softmax(logits, col, torch.log(expected.clamp(min=1e-12)), owned[rows])
+            labelled = batch.target_label.to(dev) >= 0
+            if labelled.any() and self.train_settings.bce_weight > 0:
+                click = self.model_.click_logit(u[labelled], vecs[tgt_local[labelled]]).float()
+                loss = loss + self.train_settings.bce_weight * click_bce(click, batch.target_label.to(dev)[labelled])
+        return loss
+
+    # -- scoring --------------------------------------------------------------------------
+    @torch.no_grad()
+    def all_item_vectors(self) -> torch.Tensor:
+        if self._cache is None:
+            self.model_.eval()
+            if self.encoder_ is not None:
+                self.encoder_.eval()
+                self.item_text_ = lm.encode_all(self.encoder_, self.item_tokens_, self.train_settings.text_batch_size, self.device).to(self.device)
+            text = self.item_text_ - self.text_mean_ if self.model_settings.use_text else None
+            items = torch.arange(self.snap_.n_items, device=self.device)
+            self._cache = self.model_.items(items, text, self.known_)
+        return self._cache
+
+    @torch.no_grad()
+    def user_vectors(self, users: np.ndarray, history: History, asof: np.ndarray) -> torch.Tensor:
+        self.model_.eval()
+        ms, dev = self.model_settings, self.device
+        stops = history.indptr[users + 1]
+        seq = history_batch(users, history.indptr[users], stops, history.events, ms.max_len)
+        V = self.all_item_vectors()
+        hist = V[seq.items.to(dev)] * (seq.kinds.to(dev) > 0).unsqueeze(-1)
+        states = self.model_.users(hist, seq.kinds.to(dev), seq.gaps.to(dev), self._profile_tokens(seq.users.to(dev)))
+        lengths = seq.lengths.to(dev)
+        last_ts = history.events.ts[np.maximum(stops - 1, 0)]
+        elapsed = torch.from_numpy(np.where(seq.lengths.numpy() > 0, gap_bucket(asof - last_ts), 0).astype(np.int64)).to(dev)
+        return self.model_.users.head(states[torch.arange(len(users), device=dev), lengths], elapsed)
+
+    def score(self, users: np.ndarray, history: History, asof: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            U = self.user_vectors(users, history, asof)
+            s = self.model_.logits(U, self.all_item_vectors()) + self.model_.bias
+            if not self.model_settings.use_text:
+                s[:, ~self.known_] = -torch.inf  # an ID-only model cannot score an item it never saw
+            return s.float().cpu().numpy()

@@ -1,0 +1,127 @@
+"""The epoch loop shared by every trained model: progress, validation, early stopping,
+a checkpoint after each epoch, and resume from the last checkpoint.
+
+The checkpoint is one dict ``{model, optimizer, epoch, best_metric, best_epoch, best_model,
+curves, config}``, written atomically. A run killed mid-training and started again with the
+same config continues after its last finished epoch; a checkpoint of another config is ignored.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoopResult:
+    epochs_run: int
+    best_epoch: int
+    best_metric: float
+    curves: list[dict[str, float]] = field(default_factory=list)
+    resumed_from: int = 0
+
+
+def _sync_gradients(model: torch.nn.Module) -> None:
+    """Average gradients across processes under torchrun (identical seeds keep weights equal)."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return
+    world = torch.distributed.get_world_size()
+    for p in model.parameters():
+        if p.grad is not None:
+            torch.distributed.all_reduce(p.grad)
+            p.grad /= world
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path | None, config: dict) -> dict | None:
+    if path is None or not path.is_file():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if state.get("config") != config:
+        log.warning("ignoring checkpoint %s: it was written for another config", path)
+        return None
+    return state
+
+
+def run_epochs(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batches: Callable[[int], Iterable],
+    step: Callable[[object], torch.Tensor],
+    *,
+    epochs: int,
+    config: dict,
+    validate: Callable[[], float] | None = None,
+    patience: int = 3,
+    checkpoint: Path | None = None,
+    progress: bool = True,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    name: str = "train",
+    seed: int = 0,
+) -> LoopResult:
+    """Train for up to ``epochs``; with ``validate``, stop after ``patience`` epochs without a
+    better validation metric and leave the best epoch's weights in ``model``."""
+    start, best, best_epoch, best_state, curves = 1, -math.inf, 0, None, []
+    state = load_checkpoint(checkpoint, config)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start, best, best_epoch = state["epoch"] + 1, state["best_metric"], state["best_epoch"]
+        best_state, curves = state["best_model"], state["curves"]
+        log.info("%s: resuming after epoch %d from %s", name, state["epoch"], checkpoint)
+    resumed_from = start - 1
+    for epoch in range(start, epochs + 1):
+        if validate is not None and epoch - best_epoch > patience and best_epoch > 0:
+            break
+        model.train()
+        # Seeded per epoch, so a resumed run draws the same negatives and dropout masks as an
+        # uninterrupted one.
+        torch.manual_seed(seed * 100_003 + epoch)
+        total, n = 0.0, 0
+        bar = tqdm(batches(epoch), desc=f"{name} epoch {epoch}/{epochs}", disable=not progress, leave=False)
+        for batch in bar:
+            optimizer.zero_grad(set_to_none=True)
+            loss = step(batch)
+            loss.backward()
+            _sync_gradients(model)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            optimizer.step()
+            total, n = total + float(loss.detach()), n + 1
+            bar.set_postfix(loss=f"{total / n:.4f}")
+        row = {"train_loss": total / max(n, 1)}
+        if validate is not None:
+            row["val_metric"] = validate()
+            if row["val_metric"] > best:
+                best, best_epoch = row["val_metric"], epoch
+                best_state = copy.deepcopy(model.state_dict())
+        else:
+            best_epoch = epoch
+        curves.append(row)
+        log.info("%s epoch %d: %s", name, epoch, {k: round(v, 5) for k, v in row.items()})
+        if on_epoch is not None:
+            on_epoch(epoch, row)
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
+                "best_metric": best, "best_epoch": best_epoch, "best_model": best_state,
+                "curves": curves, "config": config,
+            })
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return LoopResult(len(curves), best_epoch, best, curves, resumed_from)

@@ -1,0 +1,172 @@
+"""Every recommender behind one interface, on the toy lake with a tiny random language model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from llmrec_core.data import protocols
+from llmrec_core.data.snapshot import load_snapshot
+from llmrec_core.evaluation import evaluate
+from llmrec_core.recommenders.base import History
+from llmrec_core.recommenders.classic import ItemKNN, Popularity
+from llmrec_core.recommenders.llm import LlmRecommender
+from llmrec_core.recommenders.portable import export_llm, restore_llm
+from llmrec_core.recommenders.reranked import Reranked
+
+
+@pytest.fixture
+def toy(toy_home, tiny_settings):
+    _, last = toy_home
+    snap = load_snapshot(tiny_settings, last)
+    cutoff = snap.end_ts - 3 * protocols.DAY
+    return tiny_settings, snap, cutoff
+
+
+def _llm(settings, **change):
+    ms = settings.model.model_copy(update=change)
+    return LlmRecommender(ms, settings.train, name="t", cache_dir=settings.models_dir / "cache")
+
+
+def _scores(rec, snap, events):
+    users = np.arange(snap.n_users, dtype=np.int32)
+    return rec.score(users, History.of(events, snap.n_users), np.full(snap.n_users, snap.end_ts))
+
+
+def test_llm_learns_preferences_and_scores_cold_items_from_text(toy):
+    settings, snap, cutoff = toy
+    settings.train.epochs = 15
+    ctr = protocols.ctr(snap.events, snap.n_users, cutoff, 3)
+    cold = protocols.cold_items(snap.events, snap.n_users, snap.n_items, cutoff, 3)
+    assert len(cold.items) > 0
+    fused = _llm(settings).fit(snap, ctr.train)
+    ids_only = _llm(settings, use_text=False).fit(snap, ctr.train)
+    fused_ctr = evaluate(fused, ctr, snap, [10])
+    assert fused_ctr["user_auc"] > 0.7  # users like their topic; 0.5 would be chance
+    assert 0 < fused_ctr["log_loss"] < 1.0
+    assert evaluate(fused, cold, snap, [10])["cold_recall_10"] > 0.2
+    # An ID-only model cannot score an item it never saw, by construction.
+    assert evaluate(ids_only, cold, snap, [10])["cold_recall_10"] == 0.0
+    assert np.isneginf(_scores(ids_only, snap, ctr.train)[:, cold.items]).all()
+    assert np.isfinite(_scores(fused, snap, ctr.train)[:, cold.items]).all()
+
+
+def test_training_is_deterministic_on_cpu(toy):
+    settings, snap, cutoff = toy
+    train = snap.events.mask(snap.events.ts < cutoff)
+    a = _scores(_llm(settings).fit(snap, train), snap, train)
+    b = _scores(_llm(settings).fit(snap, train), snap, train)
+    assert np.array_equal(a, b)
+
+
+def test_killed_run_resumes_from_its_last_checkpoint(toy, tmp_path):
+    settings, snap, cutoff = toy
+    train = snap.events.mask(snap.events.ts < cutoff)
+    settings.train.epochs = 4
+    whole = _scores(_llm(settings).fit(snap, train), snap, train)
+    ckpt = tmp_path / "ckpt.pt"
+
+    def die(epoch, row):
+        if epoch == 2:
+            raise KeyboardInterrupt("killed")
+
+    with pytest.raises(KeyboardInterrupt):
+        _llm(settings).fit(snap, train, checkpoint=ckpt, on_epoch=die)
+    assert torch.load(ckpt, weights_only=False)["epoch"] == 1  # epoch 2 died before its checkpoint
+    resumed = _llm(settings).fit(snap, train, checkpoint=ckpt)
+    assert resumed.result_.resumed_from == 1 and resumed.result_.epochs_run == 4
+    assert np.allclose(_scores(resumed, snap, train), whole, atol=1e-5)
+
+
+def test_early_stopping_keeps_the_best_epoch(toy):
+    settings, snap, cutoff = toy
+    settings.train.epochs, settings.train.patience = 10, 2
+    train = snap.events.mask(snap.events.ts < cutoff)
+    values = iter([0.1, 0.5, 0.3, 0.2, 0.1, 0.9])
+    rec = _llm(settings).fit(snap, train, validate=lambda: next(values))
+    assert rec.result_.best_epoch == 2 and rec.result_.epochs_run == 4
+
+
+def test_export_restore_round_trip_and_grown_catalogue(toy):
+    settings, snap, cutoff = toy
+    train = snap.events.mask(snap.events.ts < cutoff)
+    rec = _llm(settings).fit(snap, train)
+    restored = restore_llm(export_llm(rec), snap, "cpu")
+    assert np.allclose(_scores(restored, snap, train), _scores(rec, snap, train), atol=1e-5)
+    # Onto a catalogue in another order with one brand-new item: matched by ID, new one from text.
+    order = np.r_[np.arange(snap.n_items)[::-1]]
+    from dataclasses import replace
+
+    grown = replace(snap, item_ids=np.r_[snap.item_ids[order], ["new"]].astype(object),
+                    item_texts=[snap.item_texts[i] for i in order] + ["Galaxy story new. Genres: Space."],
+                    item_titles=[snap.item_titles[i] for i in order] + ["Galaxy story new"],
+                    item_available=np.ones(snap.n_items + 1, bool))
+    moved = restore_llm(export_llm(rec), grown, "cpu")
+    s_old = _scores(rec, snap, train)
+    # Histories must use the new item indices too.
+    remap = np.argsort(order)
+    events = replace(train, item=remap[train.item].astype(np.int32))
+    s_new = moved.score(np.arange(snap.n_users, dtype=np.int32), History.of(events, snap.n_users), np.full(snap.n_users, snap.end_ts))
+    assert np.allclose(s_new[:, :-1], s_old[:, order], atol=1e-4)
+    assert np.isfinite(s_new[:, -1]).all()
+
+
+@pytest.mark.parametrize("mode", ["lora", "full"])
+def test_finetune_modes_update_the_language_model(toy, mode):
+    settings, snap, cutoff = toy
+    settings.train.epochs = 1
+    train = snap.events.mask(snap.events.ts < cutoff)
+    rec = _llm(settings, finetune=mode)
+    rec.fit(snap, train)
+    base = rec.item_text_.clone()
+    after = rec.all_item_vectors() is not None and rec.item_text_
+    assert not torch.allclose(base, after)  # the encoder moved, so do the text vectors
+    trainable = [n for n, p in rec.encoder_.named_parameters() if p.requires_grad]
+    assert trainable and (mode == "full" or all("lora" in n for n in trainable))
+
+
+def test_baselines_share_the_interface(toy):
+    settings, snap, cutoff = toy
+    train = snap.events.mask(snap.events.ts < cutoff)
+    unseen = np.bincount(train.item, minlength=snap.n_items) == 0
+    pop = Popularity().fit(snap, train)
+    s = _scores(pop, snap, train)
+    counts = np.bincount(train.item, minlength=snap.n_items)
+    top = np.argmax(s[0])
+    assert counts[top] == counts.max() and np.isneginf(s[:, unseen]).all()
+    knn = ItemKNN(5).fit(snap, train)
+    s = _scores(knn, snap, train)
+    assert s.shape == (snap.n_users, snap.n_items) and np.isneginf(s[:, unseen]).all()
+    assert ((knn.sim_ > 0).sum(axis=1) <= 5).all()
+
+
+def test_spark_als_baseline(toy, spark):
+    from llmrec_core.recommenders.als import SparkALS
+
+    settings, snap, cutoff = toy
+    train = snap.events.mask(snap.events.ts < cutoff)
+    als = SparkALS(settings.spark, rank=4, iterations=3).fit(snap, train)
+    s = _scores(als, snap, train)
+    unseen_items = np.bincount(train.item, minlength=snap.n_items) == 0
+    unseen_users = np.bincount(train.user, minlength=snap.n_users) == 0
+    assert np.isneginf(s[:, unseen_items]).all() and np.isneginf(s[unseen_users]).all()
+    assert np.isfinite(s[np.ix_(~unseen_users, ~unseen_items)]).all()
+
+
+def test_reranker_reorders_only_the_top_candidates(toy):
+    settings, snap, cutoff = toy
+    train = snap.events.mask(snap.events.ts < cutoff)
+    base = _llm(settings).fit(snap, train)
+    rr = Reranked(base, settings.rerank, settings.text, settings.model.encoder, torch.device("cpu"), max_pairs=40).fit(snap, train)
+    assert 0 < rr.n_pairs_ <= 40
+    users = np.arange(snap.n_users, dtype=np.int32)
+    hist = History.of(train, snap.n_users)
+    asof = np.full(snap.n_users, snap.end_ts)
+    before, after = base.score(users, hist, asof), rr.score(users, hist, asof)
+    for u in users[:10]:
+        seen = set(hist.items(u).tolist())
+        order = [i for i in np.argsort(-before[u], kind="stable") if i not in seen]
+        top = set(order[: settings.rerank.top_n])
+        new_order = [i for i in np.argsort(-after[u], kind="stable") if i not in seen]
+        assert set(new_order[: settings.rerank.top_n]) == top  # same candidates, maybe new order
