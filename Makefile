@@ -9,7 +9,7 @@ export LLMREC_HOME ?= $(CURDIR)/.llmrec
 export SPARK_LOCAL_IP ?= 127.0.0.1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: venv run test etl-bench clean
+.PHONY: venv run test etl-bench quality-bench training-bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,12 +26,19 @@ venv: $(STAMP)
 run: venv
 	$(BIN)/llmrec ingest movielens-100k
 	$(BIN)/llmrec etl --all
+	$(BIN)/llmrec train --ds latest
 
 test: venv
 	$(BIN)/python -m pytest tests
 
 etl-bench: venv
 	$(BIN)/python benchmarks/etl.py
+
+quality-bench: venv
+	$(BIN)/python benchmarks/quality.py
+
+training-bench: venv
+	$(BIN)/python benchmarks/training.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -15,6 +15,7 @@ import argparse
 import logging
 import os
 import tempfile
+import time
 from datetime import date
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from jobs.common import run_main
 from llmrec_core import plots
 from llmrec_core.bundle import Bundle, save_bundle
 from llmrec_core.data import protocols
-from llmrec_core.data.snapshot import load_snapshot
+from llmrec_core.data.snapshot import load_snapshot, resolve_day
 from llmrec_core.errors import MissingInputError
 from llmrec_core.evaluation import evaluate
 from llmrec_core.gate import GateDecision, decide
@@ -93,6 +94,7 @@ def run(settings: Settings, ds: date, progress: bool = True) -> dict:
     tracking.setup(settings)
     results: dict[str, dict[str, float]] = {}
     curves: dict[str, list[dict[str, float]]] = {}
+    seconds: dict[str, float] = {}
     tags = {"ds": str(ds), "git_commit": tracking.git_commit(), **{f"rows.{k}": str(v) for k, v in snap.counts().items()},
             "validation_users": str(len(ranking.users)), "validation_pairs": str(ctr.info["pairs"])}
     with tracking.run(f"train {ds}", tags={**tags, "kind": "training"}, params=settings.model_dump(mode="json")) as parent:
@@ -101,24 +103,30 @@ def run(settings: Settings, ds: date, progress: bool = True) -> dict:
         suffix = f".rank{rank}" if distributed else ""
         for rec in models:
             with tracking.run(rec.name, tags={**tags, "model": rec.name}, params=rec.params(), nested=True):
+                started = time.perf_counter()
                 rec.fit(snap, ranking.train, checkpoint=checkpoints / f"{rec.name}{suffix}.pt",
                         validate=lambda r=rec: evaluate(r, ranking, snap, ks, _vectors(main))[metric],
                         on_epoch=lambda e, row: tracking.log_metrics(
                             {"epoch_train_loss": row["train_loss"], f"epoch_val_{metric}": row.get("val_metric", float("nan"))}, step=e))
                 curves[rec.name] = rec.result_.curves
+                seconds[rec.name] = time.perf_counter() - started
                 results[rec.name] = evaluate_all(rec, ranking, ctr, snap, settings, _vectors(main))
                 tracking.log_metrics(results[rec.name], prefix="val_")
                 tracking.log_metrics({"best_epoch": rec.result_.best_epoch})
         if leader:  # the other processes of a torchrun only help train the sequence models
             for rec in zoo.baselines(settings):
+                started = time.perf_counter()
                 rec.fit(snap, ranking.train)
+                seconds[rec.name] = time.perf_counter() - started
                 results[rec.name] = evaluate_all(rec, ranking, ctr, snap, settings, _vectors(main))
                 with tracking.run(rec.name, tags={**tags, "model": rec.name}, params=rec.params(), nested=True):
                     tracking.log_metrics(results[rec.name], prefix="val_")
             reranker = None
             if settings.rerank.enabled != "off":
                 reranker = Reranked(main, settings.rerank, settings.text, settings.model.encoder, main.device, settings.train.seed)
+                started = time.perf_counter()
                 reranker.fit(snap, ranking.train)
+                seconds[reranker.name] = time.perf_counter() - started
                 results[reranker.name] = evaluate(reranker, ranking, snap, ks, _vectors(main))
                 with tracking.run(reranker.name, tags={**tags, "model": reranker.name}, params=reranker.params(), nested=True):
                     tracking.log_metrics(results[reranker.name], prefix="val_")
@@ -126,7 +134,9 @@ def run(settings: Settings, ds: date, progress: bool = True) -> dict:
         gate_export = export_llm(main)
         if settings.train.refit:
             serving = zoo.sequence_models(settings, progress=progress, ablations=False)[0]
+            started = time.perf_counter()
             serving.fit(snap, snap.events, epochs=main.result_.best_epoch, checkpoint=checkpoints / f"llmrec-refit{suffix}.pt")
+            seconds["llmrec_refit"] = time.perf_counter() - started
         else:
             serving = main
         if not leader:
@@ -140,6 +150,8 @@ def run(settings: Settings, ds: date, progress: bool = True) -> dict:
         tracking.log_dict({"results": results, "decision": decision.reason}, "results.json")
         if champ_value is not None:
             tracking.log_metrics({f"champion_{metric}": champ_value})
+        tracking.log_metrics({f"fit_seconds.{k}": v for k, v in seconds.items()})
+        log.info("fit seconds: %s", {k: round(v, 1) for k, v in seconds.items()})
         meta = {"ds": str(ds), "counts": snap.counts(), "validation": results[zoo.MODEL], "best_epoch": main.result_.best_epoch,
                 "settings": settings.model_dump(mode="json"), "parent_run_id": parent}
         with tempfile.TemporaryDirectory() as tmp:
@@ -154,7 +166,8 @@ def run(settings: Settings, ds: date, progress: bool = True) -> dict:
         else:
             tracking.refuse(settings, version, decision.reason)
         log.info("version %s: %s", version, decision.reason)
-    return {"version": version, "promoted": decision.promote, "reason": decision.reason, "results": results, "run_id": parent}
+    return {"version": version, "promoted": decision.promote, "reason": decision.reason, "results": results,
+            "run_id": parent, "fit_seconds": seconds}
 
 
 def _vectors(rec: LlmRecommender) -> np.ndarray:
@@ -168,9 +181,23 @@ def _example(snap):
     return input_example(list(snap.item_ids[:5]))
 
 
+def summary(out: dict, settings: Settings) -> str:
+    """The validation table of a run, one row per model, and what happened to the version."""
+    metric, k = settings.evaluation.metric, max(settings.evaluation.ks)
+    cols = [metric, f"recall_{k}", f"recall_{k}_cold_users", "auc", "user_auc", "coverage_10"]
+    lines = [f"{'model':16s}" + "".join(f"{c:>22s}" for c in cols)]
+    for name, m in out["results"].items():
+        lines.append(f"{name:16s}" + "".join(f"{m.get(c, float('nan')):>22.4f}" for c in cols))
+    lines.append(f"registered {settings.tracking.registered_model} version {out['version']} "
+                 f"({'promoted to ' + settings.tracking.champion_alias if out['promoted'] else 'not promoted'}): {out['reason']}")
+    lines.append("fit seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in out["fit_seconds"].items()))
+    lines.append(f"MLflow run {out['run_id']} in {settings.tracking_uri}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="jobs.train", description=__doc__.strip().split("\n")[0])
-    parser.add_argument("--ds", required=True, type=date.fromisoformat, help="train on everything visible on this day")
+    parser.add_argument("--ds", required=True, help="train on everything visible on this day (YYYY-MM-DD or 'latest')")
     parser.add_argument("--finetune", choices=["none", "lora", "full"], help="language model fine-tuning mode")
     parser.add_argument("--epochs", type=int, help="maximum epochs (early stopping still applies)")
     parser.add_argument("--config", help="YAML settings file")
@@ -183,9 +210,9 @@ def main(argv: list[str] | None = None) -> int:
             settings.model.finetune = args.finetune
         if args.epochs:
             settings.train.epochs = args.epochs
-        out = run(settings, args.ds, progress=not args.no_progress)
+        out = run(settings, resolve_day(args.ds, settings), progress=not args.no_progress)
         if out:
-            print(f"trained llmrec for ds={args.ds}: version {out['version']}, {out['reason']}")
+            print(summary(out, settings))
     return run_main(go)
 
 

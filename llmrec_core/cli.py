@@ -3,6 +3,7 @@
     llmrec ingest movielens-100k [--source PATH] [--include-zip]
     llmrec ingest synthetic --users N --items M --events E --seed S [--bad-rate R] [--days D]
     llmrec etl --ds D | --start A --end B | --all
+    llmrec train [--ds D|latest] [--finetune none|lora|full] [--epochs N]
     llmrec config            # print the resolved settings
 
 Every command takes ``--config FILE``; settings also come from ``$LLMREC_HOME/llmrec.yaml`` and
@@ -58,6 +59,18 @@ def _etl(args: argparse.Namespace, settings: Settings) -> None:
     print(f"  snapshot ds={last}: " + ", ".join(f"{k}={v:,}" for k, v in snapshots[last].items()))
 
 
+def _train(args: argparse.Namespace, settings: Settings) -> None:
+    from jobs import train
+    from llmrec_core.data.snapshot import resolve_day
+
+    if args.finetune:
+        settings.model.finetune = args.finetune
+    if args.epochs:
+        settings.train.epochs = args.epochs
+    out = train.run(settings, resolve_day(args.ds, settings), progress=not args.no_progress)
+    print(train.summary(out, settings))
+
+
 def _config(args: argparse.Namespace, settings: Settings) -> None:
     print(json.dumps(settings.model_dump(mode="json"), indent=2))
 
@@ -90,6 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
     etl = sub.add_parser("etl", help="clean raw logs and build sequences, items and users (one Spark app)")
     add_day_args(etl)
     etl.set_defaults(fn=_etl)
+
+    tr = sub.add_parser("train", help="train the LLM model and the baselines for a day, register it in MLflow")
+    tr.add_argument("--ds", default="latest", help="YYYY-MM-DD or 'latest' (the newest ETL snapshot)")
+    tr.add_argument("--finetune", choices=["none", "lora", "full"], help="language model fine-tuning mode")
+    tr.add_argument("--epochs", type=int, help="maximum epochs (early stopping still applies)")
+    tr.add_argument("--no-progress", action="store_true", help="no progress bars")
+    tr.set_defaults(fn=_train)
 
     sub.add_parser("config", help="print the resolved settings").set_defaults(fn=_config)
     return parser

@@ -57,6 +57,25 @@ class Snapshot:
         return {"events": len(self.events), "users": self.n_users, "items": self.n_items}
 
 
+def latest_day(settings: Settings) -> date:
+    """The newest day with an items snapshot, i.e. the newest day the ETL finished."""
+    root = settings.lake_table("items")
+    days = sorted(p.name[3:] for p in root.glob("ds=*") if p.is_dir()) if root.is_dir() else []
+    if not days:
+        raise MissingInputError(f"no snapshots under {root}: run `llmrec etl` first")
+    return date.fromisoformat(days[-1])
+
+
+def resolve_day(value: str, settings: Settings) -> date:
+    """``latest`` or an ISO date."""
+    if value == "latest":
+        return latest_day(settings)
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise MissingInputError(f"not a day: {value!r} (YYYY-MM-DD or 'latest')") from None
+
+
 def _partition(settings: Settings, table: str, ds: date) -> pa.Table:
     path = settings.lake_table(table) / f"ds={ds.isoformat()}"
     if not path.is_dir():

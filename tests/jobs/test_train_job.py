@@ -111,3 +111,25 @@ def test_mlflow_models_predict_cli(trained, tmp_path):
     result = json.loads(out.read_text())
     score = result["predictions"][0]["score"]
     assert 0 < score < 1
+
+
+def test_torchrun_two_processes_train_in_step_and_register_once(toy_home, tmp_path):
+    import torch
+
+    home, last = toy_home
+    (home / "llmrec.yaml").write_text(
+        'model: {encoder: "random:32x2", dim: 16, max_len: 8, max_text_tokens: 16}\n'
+        "train: {epochs: 2, patience: 2, batch_size: 16, negatives: 16, validation_days: 5}\n"
+        'rerank: {enabled: "off"}\nevaluation: {als_rank: 4, als_iterations: 2}\n'
+    )
+    proc = subprocess.run(
+        [f"{sys.prefix}/bin/torchrun", "--nproc_per_node", "2", "--master_port", "29533", "-m", "jobs.train",
+         "--ds", str(last), "--no-progress"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("registered llmrec version 1") == 1  # only the first process records
+    ckpt = home / "models" / "checkpoints" / f"ds={last}"
+    a = torch.load(ckpt / "llmrec.rank0.pt", weights_only=False)["model"]
+    b = torch.load(ckpt / "llmrec.rank1.pt", weights_only=False)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)  # gradients were averaged: identical weights
