@@ -100,6 +100,8 @@ def read_events(settings: Settings, ds: date) -> pa.Table:
 
 
 def load_snapshot(settings: Settings, ds: date) -> Snapshot:
+    """The lake as of ``ds``. Events come out sorted by (user, ts), same-second events in the
+    order of their event ids (a hash: deterministic and unrelated to the item)."""
     render = TextRenderer(settings.text)
     items = _partition(settings, "items", ds).sort_by("item_id")
     users = _partition(settings, "users", ds).sort_by("user_id")
