@@ -78,3 +78,16 @@ def _snapshots(lake, ds, day, days, n_items, n_users, item_topic, late_items, us
         part = lake / name / f"ds={ds}"
         part.mkdir(parents=True, exist_ok=True)
         pq.write_table(table, part / "part-0.parquet")
+
+
+def interactions(rows: list[tuple[int, int, int, int]]):
+    """Interactions from inline (user, item, label, ts) rows, in any order."""
+    from llmrec_core.data.interactions import Interactions
+
+    user, item, label, ts = (np.array(c) for c in zip(*rows, strict=True))
+    n = len(rows)
+    return Interactions(
+        user=user.astype(np.int32), item=item.astype(np.int32), kind=np.ones(n, np.int16),
+        label=label.astype(np.int8), ts=ts.astype(np.int64), value=np.full(n, np.nan, np.float32),
+        event_type=np.array(["click"] * n, dtype=object),
+    ).sorted()

@@ -22,6 +22,7 @@ from llmrec_core.evaluation import (
 )
 from llmrec_core.recommenders.base import Recommender
 from llmrec_core.settings import FeedbackSettings
+from tests.toy import interactions as make
 
 NEG = -np.inf
 C = 10 * DAY
@@ -43,15 +44,6 @@ class Fixed(Recommender):
         return self.scores[users].copy()
 
 
-def make(rows: list[tuple[int, int, int, int]]) -> Interactions:
-    """Interactions from (user, item, label, ts) rows."""
-    user, item, label, ts = (np.array(c) for c in zip(*rows, strict=True))
-    n = len(rows)
-    return Interactions(
-        user=user.astype(np.int32), item=item.astype(np.int32), kind=np.ones(n, np.int16),
-        label=label.astype(np.int8), ts=ts.astype(np.int64), value=np.full(n, np.nan, np.float32),
-        event_type=np.array(["click"] * n, dtype=object),
-    ).sorted()
 
 
 def snapshot(n_users: int, n_items: int, events: Interactions) -> Snapshot:

@@ -7,17 +7,7 @@ import numpy as np
 from llmrec_core.data.interactions import Interactions, KindVocab, feedback_labels
 from llmrec_core.data.protocols import DAY, cold_items, ctr, loo, temporal
 from llmrec_core.settings import FeedbackSettings
-
-
-def make(rows: list[tuple[int, int, int, int]]) -> Interactions:
-    """Interactions from (user, item, label, ts) rows, in any order."""
-    user, item, label, ts = (np.array(c) for c in zip(*rows, strict=True))
-    n = len(rows)
-    return Interactions(
-        user=user.astype(np.int32), item=item.astype(np.int32), kind=np.ones(n, np.int16),
-        label=label.astype(np.int8), ts=ts.astype(np.int64), value=np.full(n, np.nan, np.float32),
-        event_type=np.array(["click"] * n, dtype=object),
-    ).sorted()
+from tests.toy import interactions as make
 
 
 def pairs(events: Interactions) -> set[tuple[int, int, int]]:
