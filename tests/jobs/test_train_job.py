@@ -133,3 +133,13 @@ def test_torchrun_two_processes_train_in_step_and_register_once(toy_home, tmp_pa
     a = torch.load(ckpt / "llmrec.rank0.pt", weights_only=False)["model"]
     b = torch.load(ckpt / "llmrec.rank1.pt", weights_only=False)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)  # gradients were averaged: identical weights
+
+
+def test_cli_train_without_a_lake_prints_one_error_line(home, capsys):
+    from llmrec_core.cli import main
+
+    assert main(["train", "--ds", "2024-01-20"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: no items snapshot for 2024-01-20") and "llmrec etl" in err[-1]
+    assert main(["train", "--ds", "yesterday"]) == 1
+    assert "not a day: 'yesterday'" in capsys.readouterr().err
