@@ -37,7 +37,9 @@ def main() -> None:
         bench_home = Path(tmp) / "home"
         bench_home.mkdir()
         (bench_home / "lake").symlink_to(home / "lake")
-        env = {**os.environ, "LLMREC_HOME": str(bench_home), "PYTHONUNBUFFERED": "1"}
+        env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "LLMREC_CONFIG")}
+        env.update({"LLMREC_HOME": str(bench_home), "PYTHONUNBUFFERED": "1",
+                    "LLMREC_TRACKING__TRACKING_URI": f"sqlite:///{bench_home}/mlflow.db"})
         result = measure([sys.executable, "-m", "jobs.train", "--ds", DS, "--no-progress"], env)
         shutil.rmtree(bench_home, ignore_errors=True)
     fits = dict(re.findall(r"(\w+) (\d+)", re.search(r"fit seconds: (.*)", result["stdout"]).group(1)))

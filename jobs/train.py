@@ -12,6 +12,7 @@ everything up to D for the chosen epoch count -> register in MLflow -> promotion
 from __future__ import annotations
 
 import argparse
+import datetime
 import logging
 import os
 import tempfile
@@ -26,7 +27,7 @@ from llmrec_core import plots
 from llmrec_core.bundle import Bundle, save_bundle
 from llmrec_core.data import protocols
 from llmrec_core.data.snapshot import load_snapshot, resolve_day
-from llmrec_core.errors import MissingInputError
+from llmrec_core.errors import DataQualityError, MissingInputError
 from llmrec_core.evaluation import evaluate
 from llmrec_core.gate import GateDecision, decide
 from llmrec_core.io import tracking
@@ -75,7 +76,8 @@ def run(settings: Settings, ds: date, progress: bool = True) -> dict:
         import torch.distributed as dist
 
         cuda = pick_device(settings.train.device).type == "cuda"
-        dist.init_process_group("nccl" if cuda else "gloo")
+        # Long timeout: the first process fits baselines and the re-ranker while the others wait.
+        dist.init_process_group("nccl" if cuda else "gloo", timeout=datetime.timedelta(hours=6))
         if cuda:
             import torch
 
@@ -113,6 +115,16 @@ def run(settings: Settings, ds: date, progress: bool = True) -> dict:
                 results[rec.name] = evaluate_all(rec, ranking, ctr, snap, settings, _vectors(main))
                 tracking.log_metrics(results[rec.name], prefix="val_")
                 tracking.log_metrics({"best_epoch": rec.result_.best_epoch})
+        if main.result_.best_epoch < 1:
+            raise DataQualityError(f"validation {metric} was never a number: nothing to choose the epoch count by")
+        gate_export = export_llm(main)
+        if settings.train.refit:
+            serving = zoo.sequence_models(settings, progress=progress, ablations=False)[0]
+            started = time.perf_counter()
+            serving.fit(snap, snap.events, epochs=main.result_.best_epoch, checkpoint=checkpoints / f"llmrec-refit{suffix}.pt")
+            seconds["llmrec_refit"] = time.perf_counter() - started
+        else:
+            serving = main
         if leader:  # the other processes of a torchrun only help train the sequence models
             for rec in zoo.baselines(settings):
                 started = time.perf_counter()
@@ -131,14 +143,6 @@ def run(settings: Settings, ds: date, progress: bool = True) -> dict:
                 with tracking.run(reranker.name, tags={**tags, "model": reranker.name}, params=reranker.params(), nested=True):
                     tracking.log_metrics(results[reranker.name], prefix="val_")
                     tracking.log_metrics({"train_pairs": reranker.n_pairs_, "train_loss": reranker.losses_[-1]})
-        gate_export = export_llm(main)
-        if settings.train.refit:
-            serving = zoo.sequence_models(settings, progress=progress, ablations=False)[0]
-            started = time.perf_counter()
-            serving.fit(snap, snap.events, epochs=main.result_.best_epoch, checkpoint=checkpoints / f"llmrec-refit{suffix}.pt")
-            seconds["llmrec_refit"] = time.perf_counter() - started
-        else:
-            serving = main
         if not leader:
             return {}
         champ_value, champ_version, note = champion_metric(settings, snap, ranking, _vectors(main))

@@ -27,16 +27,12 @@ def _blocks(users: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
         yield start, users[start : start + BLOCK]
 
 
-def _masked_scores(rec: Recommender, users: np.ndarray, history: History, asof: np.ndarray,
-                   keep: np.ndarray | None = None) -> np.ndarray:
-    """Scores with each user's history items excluded (``keep``: one column per row spared,
-    the held-out target, so a re-consumed item can still be found)."""
+def _masked_scores(rec: Recommender, users: np.ndarray, history: History, asof: np.ndarray) -> np.ndarray:
+    """Scores with each user's history items excluded (as RecBole does: a re-consumed target
+    ranks last rather than being the one seen item left in play)."""
     scores = rec.score(users, history, asof).astype(np.float32, copy=True)
     for row, u in enumerate(users):
-        spared = scores[row, keep[row]] if keep is not None else None
         scores[row, history.items(u)] = -np.inf
-        if keep is not None:
-            scores[row, keep[row]] = spared
     return scores
 
 
@@ -62,11 +58,12 @@ def top_k(scores: np.ndarray, k: int) -> list[np.ndarray]:
 
 
 def evaluate_loo(rec: Recommender, split: EvalSplit, snap: Snapshot, ks: list[int]) -> dict[str, float]:
+    if not len(split.users):
+        return {f"{name}_{k}": float("nan") for k in ks for name in ("hr", "ndcg", "mrr")}
     history = History.of(split.history, snap.n_users)
     targets = np.array([t[0] for t in split.truth], dtype=np.int64)
     ranks = np.concatenate([
-        target_ranks(_masked_scores(rec, users, history, split.asof[s : s + len(users)], targets[s : s + len(users)]),
-                     targets[s : s + len(users)])
+        target_ranks(_masked_scores(rec, users, history, split.asof[s : s + len(users)]), targets[s : s + len(users)])
         for s, users in _blocks(split.users)
     ])
     out: dict[str, float] = {}

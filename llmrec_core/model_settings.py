@@ -7,9 +7,11 @@ defaults -> YAML -> ``LLMREC_<SECTION>__<KEY>`` environment variables.
 
 from __future__ import annotations
 
+import re
+import string
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Section(BaseModel):
@@ -36,6 +38,23 @@ class TextSettings(_Section):
     max_behaviour_chars: int = Field(160, ge=16)
     max_profile_chars: int = Field(200, ge=16)
     max_history_chars: int = Field(600, ge=16)
+
+    @model_validator(mode="after")
+    def _templates(self) -> TextSettings:
+        item_fields = {"title", "description", "categories"}
+        for name, templates, allowed in (
+            ("item_parts", self.item_parts, item_fields),
+            ("behaviour_templates", [*self.behaviour_templates.values(), self.behaviour_default], {"event_type", "value", "title"}),
+        ):
+            for template in templates:
+                try:
+                    fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+                except ValueError as err:
+                    raise ValueError(f"{name}: bad template {template!r}: {err}") from None
+                bad = [f for f in fields if f not in allowed and not (name == "item_parts" and f.startswith("attr_"))]
+                if bad:
+                    raise ValueError(f"{name}: template {template!r} uses unknown field(s) {bad}; allowed: {sorted(allowed)}")
+        return self
 
 
 class ModelSettings(_Section):
@@ -102,6 +121,15 @@ class EvaluationSettings(_Section):
     als_iterations: int = Field(10, ge=1)
     als_reg: float = Field(0.05, ge=0.0)
     als_alpha: float = Field(10.0, ge=0.0)
+
+    @model_validator(mode="after")
+    def _metric(self) -> EvaluationSettings:
+        if not self.ks or min(self.ks) < 1:
+            raise ValueError("ks must be a non-empty list of cut-offs >= 1")
+        m = re.fullmatch(r"(hr|ndcg|precision|recall)_(\d+)", self.metric)
+        if not m or int(m.group(2)) not in self.ks:
+            raise ValueError(f"metric {self.metric!r} must be hr|ndcg|precision|recall_K with K in ks {self.ks}")
+        return self
 
 
 class TrackingSettings(_Section):

@@ -125,7 +125,7 @@ class Settings(_Section):
 
     @property
     def tracking_uri(self) -> str:
-        return self.tracking.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.home / 'mlflow.db'}"
+        return self.tracking.tracking_uri or f"sqlite:///{self.home / 'mlflow.db'}"
 
     @property
     def artifacts_dir(self) -> Path:
@@ -202,4 +202,8 @@ def load_settings(config: str | Path | None = None, environ: dict[str, str] | No
     except ValidationError as err:
         raise SettingsError(_format_error(err, origin)) from None
     settings.home = settings.home.expanduser().absolute()
+    # $MLFLOW_TRACKING_URI overrides the default store. Read once, here: MLflow itself rewrites the
+    # variable when a store is selected, which must not leak into settings resolved later.
+    if settings.tracking.tracking_uri is None and environ.get("MLFLOW_TRACKING_URI"):
+        settings.tracking.tracking_uri = environ["MLFLOW_TRACKING_URI"]
     return settings

@@ -33,13 +33,33 @@ class LoopResult:
 
 def _sync_gradients(model: torch.nn.Module) -> None:
     """Average gradients across processes under torchrun (identical seeds keep weights equal)."""
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+    if not _distributed():
         return
     world = torch.distributed.get_world_size()
     for p in model.parameters():
-        if p.grad is not None:
+        if p.requires_grad:
+            # Every process reduces the same tensors in the same order, used or not.
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
             torch.distributed.all_reduce(p.grad)
             p.grad /= world
+
+
+def _distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def _rank() -> int:
+    return torch.distributed.get_rank() if _distributed() else 0
+
+
+def _agreed(value: float) -> float:
+    """The first process's validation metric, so every process stops at the same epoch."""
+    if not _distributed():
+        return value
+    t = torch.tensor([value], dtype=torch.float64)
+    torch.distributed.broadcast(t, src=0)
+    return float(t.item())
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -92,7 +112,7 @@ def run_epochs(
         model.train()
         # Seeded per epoch, so a resumed run draws the same negatives and dropout masks as an
         # uninterrupted one.
-        torch.manual_seed(seed * 100_003 + epoch)
+        torch.manual_seed(seed * 100_003 + epoch + 7_919 * _rank())  # each process its own negatives
         total, n = 0.0, 0
         bar = tqdm(batches(epoch), desc=f"{name} epoch {epoch}/{epochs}", disable=not progress, leave=False)
         for batch in bar:
@@ -106,7 +126,7 @@ def run_epochs(
             bar.set_postfix(loss=f"{total / n:.4f}")
         row = {"train_loss": total / max(n, 1)}
         if validate is not None:
-            row["val_metric"] = validate()
+            row["val_metric"] = _agreed(validate())
             if row["val_metric"] > best:
                 best, best_epoch = row["val_metric"], epoch
                 best_state = copy.deepcopy(model.state_dict())

@@ -33,7 +33,7 @@ def home(tmp_path, monkeypatch) -> Path:
     path.mkdir()
     monkeypatch.setenv("LLMREC_HOME", str(path))
     for name in list(os.environ):
-        if name.startswith("LLMREC_") and name != "LLMREC_HOME":
+        if (name.startswith("LLMREC_") and name != "LLMREC_HOME") or name == "MLFLOW_TRACKING_URI":
             monkeypatch.delenv(name)
     return path
 

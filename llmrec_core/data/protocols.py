@@ -53,12 +53,14 @@ def loo(events: Interactions, n_users: int, min_events: int = 3) -> tuple[EvalSp
     held[last] = True
     train = events.mask(~held & ~np.isin(np.arange(len(events)), second))
     upto_valid = events.mask(~held)
+    # Predictions are made right after the last known behaviour: the held-out event's own time
+    # would tell a time-aware model when the next behaviour happens.
     valid = EvalSplit(
-        "loo_valid", train, train, users, events.ts[second], [events.item[[i]] for i in second],
+        "loo_valid", train, train, users, events.ts[second - 1], [events.item[[i]] for i in second],
         info={"users": len(users)},
     )
     test = EvalSplit(
-        "loo", train, upto_valid, users, events.ts[last], [events.item[[i]] for i in last],
+        "loo", train, upto_valid, users, events.ts[second], [events.item[[i]] for i in last],
         info={"users": len(users)},
     )
     return valid, test

@@ -39,6 +39,11 @@ def _column(df: pd.DataFrame, name: str) -> list:
     return list(df[name]) if name in df.columns else [None] * len(df)
 
 
+def _as_list(value) -> list | None:
+    """A request cell as a list; missing cells (None, NaN) as None."""
+    return list(value) if isinstance(value, list | tuple | np.ndarray) else None
+
+
 class LlmrecPyfunc(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         from llmrec_core.bundle import load_bundle
@@ -61,7 +66,7 @@ class LlmrecPyfunc(mlflow.pyfunc.PythonModel):
                 ids.append(item), texts.append(text), titles.append(text)
         users, items, types, values = [], [], [], []
         for row, (hist, et, val) in enumerate(zip(df["history"], _column(df, "event_types"), _column(df, "values"), strict=True)):
-            hist = list(hist) if hist is not None else []
+            hist, et, val = _as_list(hist) or [], _as_list(et), _as_list(val)
             for j, item in enumerate(hist):
                 if item in index:
                     users.append(row)

@@ -105,11 +105,20 @@ def register_bundle(bundle_dir: Path, settings: Settings, example, tags: Mapping
 def champion(settings: Settings):
     """The model version the champion alias points at, or None."""
     from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import (
+        INVALID_PARAMETER_VALUE,
+        RESOURCE_DOES_NOT_EXIST,
+        ErrorCode,
+    )
 
     try:
         return MlflowClient().get_model_version_by_alias(settings.tracking.registered_model, settings.tracking.champion_alias)
-    except MlflowException:
-        return None
+    except MlflowException as err:
+        # Only "no such model or alias" means no champion; a locked or unreachable store must not
+        # let a version through the gate as the "first champion".
+        if err.error_code in (ErrorCode.Name(RESOURCE_DOES_NOT_EXIST), ErrorCode.Name(INVALID_PARAMETER_VALUE)):
+            return None
+        raise
 
 
 def download_bundle(settings: Settings, version: str, dst: Path) -> Path:

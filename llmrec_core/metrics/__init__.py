@@ -13,7 +13,14 @@ from llmrec_core.metrics.beyond import (
     popularity_bias,
 )
 from llmrec_core.metrics.ctr import auc, log_loss, user_auc
-from llmrec_core.metrics.ranking import hit_rate, mrr, ndcg, precision, ranks_to_metrics, recall
+from llmrec_core.metrics.ranking import (
+    hit_rate,
+    mrr,
+    ndcg,
+    precision,
+    ranks_to_metrics,
+    recall,
+)
 
 __all__ = [
     "auc",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -54,7 +55,9 @@ class LlmRecommender(Recommender):
 
     # -- text -----------------------------------------------------------------------------
     def _frozen_vectors(self, texts: list[str]) -> torch.Tensor:
-        key = hashlib.sha256("\x1f".join([self.model_settings.encoder, str(self.model_settings.max_text_tokens), *texts]).encode()).hexdigest()[:24]
+        # A random encoder's weights depend on the seed, so its vectors do too.
+        seed = str(self.train_settings.seed) if self.model_settings.encoder.startswith("random:") else ""
+        key = hashlib.sha256("\x1f".join([self.model_settings.encoder, seed, str(self.model_settings.max_text_tokens), *texts]).encode()).hexdigest()[:24]
         path = self.cache_dir / f"text-{key}.pt" if self.cache_dir else None
         if path is not None and path.is_file():
             return torch.load(path)
@@ -62,7 +65,9 @@ class LlmRecommender(Recommender):
                              self.train_settings.text_batch_size, self.device)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save(vecs, path)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            torch.save(vecs, tmp)
+            os.replace(tmp, path)  # a concurrent reader sees the whole file or none
         return vecs
 
     def _prepare_text(self, snap: Snapshot) -> None:
@@ -120,8 +125,10 @@ class LlmRecommender(Recommender):
         self.known_ = torch.from_numpy(counts > 0).to(self.device)
         q = np.where(counts > 0, counts, 0.0) ** 0.75
         self.q_ = torch.from_numpy(q / q.sum()).float().to(self.device)
-        # In-batch positives arrive at the rate of their frequency; sampled negatives at q.
-        self.p_ = torch.from_numpy(counts / max(counts.sum(), 1.0)).float().to(self.device)
+        # In-batch positives arrive at the rate of their frequency as softmax targets.
+        targets = train.item if self.all_targets else train.item[train.label == 1]
+        tcounts = np.bincount(targets, minlength=snap.n_items).astype(np.float64)
+        self.p_ = torch.from_numpy(tcounts / max(tcounts.sum(), 1.0)).float().to(self.device)
         cfg = TwoTowerConfig(n_items=snap.n_items, n_kinds=snap.kinds.size,
                              text_dim=self.item_text_.shape[1] if ms.use_text else 1,
                              **ms.model_dump(include={"dim", "max_len", "n_layers", "n_heads", "dropout", "id_dropout", "use_text", "use_ids", "tau"}))
@@ -145,10 +152,12 @@ class LlmRecommender(Recommender):
             for s in range(0, len(order), ts.batch_size):
                 yield train_batch(segments, order[s : s + ts.batch_size], train, self.all_targets, ms.max_len)
 
-        config = {"cfg": cfg.to_dict(), **{k: str(v) for k, v in self.params().items()}, "n_train": len(train),
+        if epochs is not None and epochs < 1:
+            raise ValueError(f"epochs must be at least 1, not {epochs}")
+        config = {"cfg": cfg.to_dict(), "epochs": ts.epochs if epochs is None else epochs, **{k: str(v) for k, v in self.params().items()}, "n_train": len(train),
                   "fingerprint": int(train.ts.sum() % 1_000_000_007) ^ int(train.item.astype(np.int64).sum())}
         self.result_ = run_epochs(
-            net, optimizer, batches, self._step, epochs=epochs or ts.epochs, config=config, validate=validate,
+            net, optimizer, batches, self._step, epochs=ts.epochs if epochs is None else epochs, config=config, validate=validate,
             patience=ts.patience, checkpoint=checkpoint, progress=self.progress, on_epoch=on_epoch, name=self.name,
             seed=ts.seed,
         )
@@ -177,7 +186,8 @@ class LlmRecommender(Recommender):
             states = self.model_.users(hist, seq.kinds.to(dev), seq.gaps.to(dev), self._profile_tokens(seq.users.to(dev)))
             u = self.model_.users.head(states[batch.target_pos.to(dev), batch.target_col.to(dev)], batch.elapsed.to(dev))
             tgt_local = inv[n_hist : n_hist + len(batch.target_item)]
-            loss = torch.zeros((), device=dev)
+            # Zero with a graph: a batch without targets still backpropagates (and all-reduces).
+            loss = 0.0 * self.model_.bias
             if soft.any():
                 cand, cand_inv = torch.unique(torch.cat([tgt_local[soft], inv[n_hist + len(batch.target_item):]]), return_inverse=True)
                 col = cand_inv[: int(soft.sum())]
@@ -185,9 +195,11 @@ class LlmRecommender(Recommender):
                 rows = batch.target_pos.to(dev)[soft]
                 owned = torch.zeros(len(seq.users), len(cand), dtype=torch.bool, device=dev)
                 owned[rows, col] = True
-                # Mixed negative sampling: the expected count of each candidate in the set.
+                # Mixed negative sampling, candidates kept once: logQ is the log probability that
+                # an item is in the set, 1 - exp(-expected draws).
                 expected = int(soft.sum()) * self.p_[uniq[cand]] + self.train_settings.negatives * self.q_[uniq[cand]]
-                loss = loss + sampled_softmax(logits, col, torch.log(expected.clamp(min=1e-12)), owned[rows])
+                log_q = torch.log((-torch.expm1(-expected)).clamp(min=1e-12))
+                loss = loss + sampled_softmax(logits, col, log_q, owned[rows])
             labelled = batch.target_label.to(dev) >= 0
             if labelled.any() and self.train_settings.bce_weight > 0:
                 click = self.model_.click_logit(u[labelled], vecs[tgt_local[labelled]]).float()
@@ -217,7 +229,7 @@ class LlmRecommender(Recommender):
         hist = V[seq.items.to(dev)] * (seq.kinds.to(dev) > 0).unsqueeze(-1)
         states = self.model_.users(hist, seq.kinds.to(dev), seq.gaps.to(dev), self._profile_tokens(seq.users.to(dev)))
         lengths = seq.lengths.to(dev)
-        last_ts = history.events.ts[np.maximum(stops - 1, 0)]
+        last_ts = history.events.ts[np.maximum(stops - 1, 0)] if len(history.events) else np.zeros(len(users), np.int64)
         elapsed = torch.from_numpy(np.where(seq.lengths.numpy() > 0, gap_bucket(asof - last_ts), 0).astype(np.int64)).to(dev)
         return self.model_.users.head(states[torch.arange(len(users), device=dev), lengths], elapsed)
 

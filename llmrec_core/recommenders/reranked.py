@@ -16,7 +16,11 @@ import torch
 from llmrec_core.data.interactions import Interactions
 from llmrec_core.data.snapshot import Snapshot
 from llmrec_core.model_settings import RerankSettings, TextSettings
-from llmrec_core.models.reranker import cross_scores, load_cross_encoder, train_cross_encoder
+from llmrec_core.models.reranker import (
+    cross_scores,
+    load_cross_encoder,
+    train_cross_encoder,
+)
 from llmrec_core.recommenders.base import History, Recommender
 from llmrec_core.text import TextRenderer
 
@@ -63,7 +67,7 @@ class Reranked(Recommender):
         indptr = train.indptr(snap.n_users)
         last_pos = np.full(snap.n_users, -1, np.int64)
         rows = np.flatnonzero(train.label == 1)
-        last_pos[train.user[rows]] = rows  # rows are sorted: the last write is the newest positive
+        np.maximum.at(last_pos, train.user[rows], rows)  # each user's newest positive
         eligible = np.flatnonzero((last_pos > indptr[:-1]))
         per_user = 1 + self.settings.hard_negatives
         users = np.sort(rng.choice(eligible, size=min(len(eligible), max(1, self.max_pairs // per_user)), replace=False)).astype(np.int32)
@@ -102,8 +106,10 @@ class Reranked(Recommender):
         combined = np.where(np.isfinite(base_top), base_top + ce, -np.inf)
         rest = scores.copy()
         np.put_along_axis(rest, top, -np.inf, 1)
-        ceiling = np.max(np.where(np.isfinite(rest), rest, -1e30), axis=1, keepdims=True)
-        floor = np.min(np.where(np.isfinite(combined), combined, 1e30), axis=1, keepdims=True)
+        finite_rest = np.isfinite(rest)
+        ceiling = np.where(finite_rest.any(1, keepdims=True), np.max(np.where(finite_rest, rest, -np.inf), axis=1, keepdims=True), 0.0)
+        floor = np.min(np.where(np.isfinite(combined), combined, np.inf), axis=1, keepdims=True)
+        floor = np.where(np.isfinite(floor), floor, 0.0)
         # Re-ranked candidates stay above everything that was not a candidate.
         np.put_along_axis(scores, top, combined - floor + ceiling + 1.0, 1)
         return scores

@@ -57,3 +57,14 @@ def test_bad_configuration_names_the_key(tmp_path, yaml_text, env, message):
 def test_missing_config_file(tmp_path):
     with pytest.raises(SettingsError, match="config file not found"):
         load_settings(Path(tmp_path / "nope.yaml"), environ={})
+
+
+def test_tracking_uri_defaults_to_home_and_mlflow_env_overrides(tmp_path):
+    from llmrec_core.settings import load_settings
+
+    home = tmp_path / "h"
+    assert load_settings(environ={"LLMREC_HOME": str(home)}).tracking_uri == f"sqlite:///{home.absolute()}/mlflow.db"
+    env = {"LLMREC_HOME": str(home), "MLFLOW_TRACKING_URI": "http://127.0.0.1:5000"}
+    assert load_settings(environ=env).tracking_uri == "http://127.0.0.1:5000"
+    env["LLMREC_TRACKING__TRACKING_URI"] = "sqlite:////srv/mlflow.db"
+    assert load_settings(environ=env).tracking_uri == "sqlite:////srv/mlflow.db"

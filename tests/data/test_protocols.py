@@ -31,8 +31,9 @@ def test_loo_holds_out_last_and_second_to_last_in_time_order():
     assert valid.users.tolist() == [0, 2]
     assert [t.tolist() for t in test.truth] == [[4], [0]]
     assert [t.tolist() for t in valid.truth] == [[3], [2]]
-    assert test.asof.tolist() == [40, 100]
-    assert valid.asof.tolist() == [30, 70]
+    # Predictions are made at the last known behaviour, never at the held-out event's time.
+    assert test.asof.tolist() == [30, 70]
+    assert valid.asof.tolist() == [20, 50]
     assert test.info == {"users": 2} and valid.info == {"users": 2}
 
 
