@@ -1,0 +1,1 @@
+"""Nightly scoring: exact top-K over the whole catalogue, filters, reasons, publication."""
