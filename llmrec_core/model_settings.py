@@ -31,6 +31,17 @@ class TextSettings(_Section):
         "purchase": "bought {title}",
     }
     behaviour_default: str = "{event_type} {title}"
+    # Why an item is recommended, from the user's behaviour most similar to it.
+    reason_templates: dict[str, str] = {
+        "rate": "Because you rated {title} highly",
+        "click": "Because you clicked {title}",
+        "view": "Because you viewed {title}",
+        "add_to_cart": "Because you added {title} to your cart",
+        "purchase": "Because you bought {title}",
+    }
+    reason_default: str = "Because of your interest in {title}"
+    reason_popular: str = "Popular this week"
+    reason_profile: str = "Picked for your profile"
     profile_prefix: str = "User profile:"
     # Personal attributes never rendered into text (and so never seen by the model).
     exclude_user_attributes: list[str] = ["gender", "zip_code", "email", "name", "phone"]
@@ -45,6 +56,8 @@ class TextSettings(_Section):
         for name, templates, allowed in (
             ("item_parts", self.item_parts, item_fields),
             ("behaviour_templates", [*self.behaviour_templates.values(), self.behaviour_default], {"event_type", "value", "title"}),
+            ("reason_templates", [*self.reason_templates.values(), self.reason_default, self.reason_popular,
+                                  self.reason_profile], {"title"}),
         ):
             for template in templates:
                 try:
