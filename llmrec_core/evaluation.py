@@ -27,7 +27,7 @@ def _blocks(users: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
         yield start, users[start : start + BLOCK]
 
 
-def _masked_scores(rec: Recommender, users: np.ndarray, history: History, asof: np.ndarray) -> np.ndarray:
+def masked_scores(rec: Recommender, users: np.ndarray, history: History, asof: np.ndarray) -> np.ndarray:
     """Scores with each user's history items excluded (as RecBole does: a re-consumed target
     ranks last rather than being the one seen item left in play)."""
     scores = rec.score(users, history, asof).astype(np.float32, copy=True)
@@ -63,7 +63,7 @@ def evaluate_loo(rec: Recommender, split: EvalSplit, snap: Snapshot, ks: list[in
     history = History.of(split.history, snap.n_users)
     targets = np.array([t[0] for t in split.truth], dtype=np.int64)
     ranks = np.concatenate([
-        target_ranks(_masked_scores(rec, users, history, split.asof[s : s + len(users)]), targets[s : s + len(users)])
+        target_ranks(masked_scores(rec, users, history, split.asof[s : s + len(users)]), targets[s : s + len(users)])
         for s, users in _blocks(split.users)
     ])
     out: dict[str, float] = {}
@@ -81,7 +81,7 @@ def evaluate_temporal(rec: Recommender, split: EvalSplit, snap: Snapshot, ks: li
     kmax = max(*ks, 10)  # the beyond-accuracy metrics below are @10
     lists: list[np.ndarray] = []
     for s, users in _blocks(split.users):
-        lists.extend(top_k(_masked_scores(rec, users, history, split.asof[s : s + len(users)]), kmax))
+        lists.extend(top_k(masked_scores(rec, users, history, split.asof[s : s + len(users)]), kmax))
     train_pop = np.bincount(split.train.item, minlength=snap.n_items)
     warm_item = train_pop > 0
     warm_user = np.bincount(split.train.user, minlength=snap.n_users)[split.users] > 0

@@ -62,10 +62,11 @@ def _agreed(value: float) -> float:
     return float(t.item())
 
 
-def save_checkpoint(path: Path, state: dict) -> None:
+def save_atomic(path: Path, obj: object) -> None:
+    """``torch.save`` so that a concurrent reader sees the whole file or none."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    torch.save(obj, tmp)
     os.replace(tmp, path)
 
 
@@ -137,7 +138,7 @@ def run_epochs(
         if on_epoch is not None:
             on_epoch(epoch, row)
         if checkpoint is not None:
-            save_checkpoint(checkpoint, {
+            save_atomic(checkpoint, {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
                 "best_metric": best, "best_epoch": best_epoch, "best_model": best_state,
                 "curves": curves, "config": config,

@@ -28,12 +28,10 @@ from torch.nn import functional as F
 GAP_BUCKETS = 32
 
 
-def gap_bucket(seconds: np.ndarray | torch.Tensor):
-    """0 = no previous behaviour; else 1 + floor(log2(1 + seconds)), capped."""
-    lib = torch if isinstance(seconds, torch.Tensor) else np
-    s = lib.clip(seconds, 0, None) if lib is np else seconds.clamp(min=0)
-    b = 1 + lib.floor(lib.log2(1.0 + s))
-    return lib.clip(b, 1, GAP_BUCKETS - 1) if lib is np else b.clamp(1, GAP_BUCKETS - 1)
+def gap_bucket(seconds: np.ndarray) -> np.ndarray:
+    """1 + floor(log2(1 + seconds)), capped (0 is kept for "no previous behaviour")."""
+    b = 1 + np.floor(np.log2(1.0 + np.clip(seconds, 0, None)))
+    return np.clip(b, 1, GAP_BUCKETS - 1)
 
 
 @dataclass

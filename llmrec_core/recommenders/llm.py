@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from llmrec_core.models.batches import history_batch, make_segments, train_batch
 from llmrec_core.models.losses import click_bce, sampled_softmax
 from llmrec_core.models.two_tower import TwoTower, TwoTowerConfig, gap_bucket
 from llmrec_core.recommenders.base import History, Recommender
-from llmrec_core.training import LoopResult, run_epochs
+from llmrec_core.training import LoopResult, run_epochs, save_atomic
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +63,7 @@ class LlmRecommender(Recommender):
         vecs = lm.encode_all(self.encoder_, lm.TextTokens(self.tokenizer_, texts, self.model_settings.max_text_tokens),
                              self.train_settings.text_batch_size, self.device)
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            torch.save(vecs, tmp)
-            os.replace(tmp, path)  # a concurrent reader sees the whole file or none
+            save_atomic(path, vecs)
         return vecs
 
     def _prepare_text(self, snap: Snapshot) -> None:

@@ -15,6 +15,7 @@ import torch
 
 from llmrec_core.data.interactions import Interactions
 from llmrec_core.data.snapshot import Snapshot
+from llmrec_core.evaluation import masked_scores
 from llmrec_core.model_settings import RerankSettings, TextSettings
 from llmrec_core.models.reranker import (
     cross_scores,
@@ -40,9 +41,7 @@ def history_texts(users: np.ndarray, history: History, snap: Snapshot, render: T
 
 def candidates(base: Recommender, users: np.ndarray, history: History, asof: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Base scores with history masked, and each user's top-n columns (best first)."""
-    scores = base.score(users, history, asof).astype(np.float32, copy=True)
-    for row, u in enumerate(users):
-        scores[row, history.items(u)] = -np.inf
+    scores = masked_scores(base, users, history, asof)
     n = min(n, scores.shape[1])
     top = np.argpartition(-scores, n - 1, axis=1)[:, :n]
     order = np.argsort(-np.take_along_axis(scores, top, 1), axis=1, kind="stable")
