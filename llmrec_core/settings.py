@@ -27,6 +27,7 @@ from llmrec_core.model_settings import (
     TrackingSettings,
     TrainSettings,
 )
+from llmrec_core.serving_settings import ScoringSettings, WarehouseSettings
 
 ENV_PREFIX = "LLMREC_"
 # Environment variables with the prefix that are not settings keys.
@@ -103,6 +104,8 @@ class Settings(_Section):
     rerank: RerankSettings = Field(default_factory=RerankSettings)
     evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
+    scoring: ScoringSettings = Field(default_factory=ScoringSettings)
+    warehouse: WarehouseSettings = Field(default_factory=WarehouseSettings)
 
     @property
     def raw_dir(self) -> Path:
@@ -130,6 +133,11 @@ class Settings(_Section):
     @property
     def artifacts_dir(self) -> Path:
         return self.home / "mlartifacts"
+
+    @property
+    def warehouse_target(self) -> str:
+        """``postgresql://...`` when configured, else the path of the DuckDB file."""
+        return self.warehouse_url or str(self.home / "warehouse.duckdb")
 
     @property
     def runs_dir(self) -> Path:

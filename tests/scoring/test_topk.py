@@ -45,3 +45,14 @@ def test_fewer_candidates_than_k_pad_with_minus_one():
     scores, items = blocked_topk(u, v, 3, allowed=allowed, scale=2.0, bias=1.0)
     assert items.tolist() == [[0, -1, -1], [0, -1, -1]]
     assert scores[0, 0] == pytest.approx(3.0) and np.isneginf(scores[:, 1:]).all()
+
+
+@pytest.mark.parametrize("item_block", [64, 7])
+def test_ties_beyond_the_topk_margin_go_to_the_lower_index(item_block):
+    u = torch.ones(3, 2)
+    v = torch.ones(40, 2)
+    v[30] = 2.0  # the one clear winner; the other 39 tie
+    exclude = (np.array([0, 0, 2, 2]), np.array([0, 1]))  # user 1 has seen items 0 and 1
+    scores, items = blocked_topk(u, v, 4, exclude=exclude, item_block=item_block)
+    assert items.tolist() == [[30, 0, 1, 2], [30, 2, 3, 4], [30, 0, 1, 2]]
+    assert scores[0].tolist() == [4.0, 2.0, 2.0, 2.0]
