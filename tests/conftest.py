@@ -81,20 +81,10 @@ def toy_home(home):
 @pytest.fixture
 def tiny_settings(settings):
     """Settings for a tiny random-weight language model and short training."""
-    settings.model.encoder = "random:32x2"
-    settings.model.dim = 16
-    settings.model.max_len = 8
-    settings.model.max_text_tokens = 16
-    settings.train.epochs = 3
-    settings.train.patience = 2
-    settings.train.batch_size = 16
-    settings.train.lr = 0.005
-    settings.train.negatives = 16
-    settings.train.validation_days = 5
-    settings.rerank.cpu_max_pairs = 40
-    settings.rerank.top_n = 5
-    settings.rerank.batch_size = 8
-    settings.rerank.max_tokens = 48
-    settings.evaluation.als_rank = 4
-    settings.evaluation.als_iterations = 2
-    return settings
+    from tests.toy import make_tiny
+
+    return make_tiny(settings)
+
+
+# A real throwaway PostgreSQL server (skipped where the machine has no server binaries).
+from tests.postgres import postgres_db_url, postgres_server, postgres_url  # noqa: E402, F401

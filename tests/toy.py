@@ -91,3 +91,24 @@ def interactions(rows: list[tuple[int, int, int, int]]):
         label=label.astype(np.int8), ts=ts.astype(np.int64), value=np.full(n, np.nan, np.float32),
         event_type=np.array(["click"] * n, dtype=object),
     ).sorted()
+
+
+def make_tiny(settings):
+    """Settings for a tiny random-weight language model and short training (in place)."""
+    settings.model.encoder = "random:32x2"
+    settings.model.dim = 16
+    settings.model.max_len = 8
+    settings.model.max_text_tokens = 16
+    settings.train.epochs = 3
+    settings.train.patience = 2
+    settings.train.batch_size = 16
+    settings.train.lr = 0.005
+    settings.train.negatives = 16
+    settings.train.validation_days = 5
+    settings.rerank.cpu_max_pairs = 40
+    settings.rerank.top_n = 5
+    settings.rerank.batch_size = 8
+    settings.rerank.max_tokens = 48
+    settings.evaluation.als_rank = 4
+    settings.evaluation.als_iterations = 2
+    return settings

@@ -1,0 +1,88 @@
+"""A day's publication outside the database: its three Arrow tables checked against the serving
+schemas, the error a refused publish raises, and the Parquet copies under ``lake/serving/``.
+
+Used by :mod:`llmrec_core.io.warehouse`, which re-exports ``PublishError`` and
+``write_parquet_copies``; the Parquet copies are for Spark and pandas readers of the lake.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import shutil
+import uuid
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from llmrec_core.errors import LlmrecError
+from llmrec_core.io.lake import ds_dir, list_partitions, swap_dir
+from llmrec_core.scoring import tables as serving
+
+log = logging.getLogger(__name__)
+LOGICAL = tuple(serving.SCHEMAS)
+
+
+class PublishError(LlmrecError):
+    """Staged rows failed a check; nothing was published. ``failures``: (check, table, rows, detail)."""
+
+    def __init__(self, ds: dt.date, failures: list[tuple[str, str, int, str]]):
+        self.failures = failures
+        detail = "; ".join(f"{table}: {check}: {what}" for check, table, _, what in failures)
+        super().__init__(f"publish of {ds} refused, nothing was published: {detail}")
+
+
+def write_parquet_copies(lake_dir: Path, ds, tables: dict[str, pa.Table], keep_days: int) -> None:
+    """Write ``lake/serving/<table>/ds=YYYY-MM-DD/part-0.parquet`` for each table, replacing the
+    partition by a rename, and remove partitions older than ``keep_days`` before the newest day.
+
+    ``ds`` lives in the directory name only, as in the Spark-written lake partitions."""
+    ds = as_date(ds)
+    root = Path(lake_dir) / "serving"
+    for name, table in conform(ds, tables).items():
+        table_dir = root / name
+        staging = root / "_staging" / f"{name}-{uuid.uuid4().hex[:12]}"
+        try:
+            staging.mkdir(parents=True)
+            pq.write_table(table.drop_columns(["ds"]), staging / "part-0.parquet")
+            swap_dir(staging, table_dir / ds_dir(ds))
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        days = list_partitions(table_dir)
+        cutoff = max(days) - dt.timedelta(days=keep_days)
+        for day in days:
+            if day < cutoff:
+                # Nothing staged: the partition is renamed away, then deleted.
+                swap_dir(root / "_staging" / "nothing", table_dir / ds_dir(day))
+    log.info("wrote the Parquet copies of %s under %s", ds, root)
+
+
+def conform(ds: dt.date, tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
+    """The three tables with exactly the columns of ``tables.SCHEMAS``, in order."""
+    failures = []
+    if set(tables) != set(LOGICAL):
+        failures.append(("tables", ", ".join(sorted(set(tables) ^ set(LOGICAL))), 0,
+                         f"a publish needs exactly the tables {list(LOGICAL)}, got {sorted(tables)}"))
+    out = {}
+    for name in LOGICAL:
+        if name not in tables:
+            continue
+        schema, table = serving.SCHEMAS[name], tables[name]
+        missing = [c for c in schema.names if c not in table.column_names]
+        extra = [c for c in table.column_names if c not in schema.names]
+        try:
+            if missing or extra:
+                raise ValueError(f"missing columns {missing}, unexpected columns {extra}")
+            out[name] = table.select(schema.names).cast(schema)
+        except (ValueError, TypeError, pa.ArrowException) as err:
+            failures.append(("schema", name, table.num_rows, str(err)))
+    if failures:
+        raise PublishError(ds, failures)
+    return out
+
+
+def as_date(ds) -> dt.date:
+    if isinstance(ds, dt.datetime):
+        return ds.date()
+    return ds if isinstance(ds, dt.date) else dt.date.fromisoformat(str(ds))

@@ -1,0 +1,224 @@
+"""The SQL statements of the serving warehouse, built for DuckDB or Postgres.
+
+:mod:`llmrec_core.io.warehouse` runs these statements; this module only builds them, so every
+statement of both engines can be read in one place. Names from configuration are always quoted
+(:func:`quote_ident` for DuckDB, ``psycopg.sql.Identifier`` for Postgres) and every value is a
+bound parameter: ``%s`` in the templates below, turned into ``?`` for DuckDB.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from llmrec_core.scoring import tables
+
+LOGICAL = tuple(tables.SCHEMAS)
+PUBLICATIONS = pa.schema([
+    ("ds", pa.date32()), ("published_at", pa.timestamp("us")), ("run_id", pa.string()), ("model_name", pa.string()),
+    ("model_version", pa.string()), *((f"rows_{name}", pa.int64()) for name in LOGICAL),
+])
+SQL_TYPES = {
+    pa.date32(): "DATE", pa.string(): "TEXT", pa.int32(): "INTEGER", pa.int64(): "BIGINT",
+    pa.float64(): "DOUBLE PRECISION", pa.timestamp("us"): "TIMESTAMP",
+}
+# Staging tables are temporary, private to the publishing connection.
+STAGE_PREFIX = "llmrec_stage_"
+
+
+def quote_ident(name: str) -> str:
+    """``name`` as a double-quoted SQL identifier (embedded quotes doubled)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+class DuckDialect:
+    """Statements as plain strings with ``?`` parameters."""
+
+    kind = "duckdb"
+
+    def ident(self, *parts: str | None) -> str:
+        return ".".join(quote_ident(p) for p in parts if p is not None)
+
+    def join(self, items, sep: str = ", ") -> str:
+        return sep.join(items)
+
+    def sql(self, template: str, **parts) -> str:
+        # Placeholders are replaced before the (already quoted) identifiers go in.
+        return template.replace("%s", "?").format(**parts)
+
+
+class PgDialect:
+    """Statements as ``psycopg.sql`` compositions with ``%s`` parameters."""
+
+    kind = "postgres"
+
+    def __init__(self):
+        from psycopg import sql
+
+        self._sql = sql
+
+    def ident(self, *parts: str | None):
+        return self._sql.Identifier(*(p for p in parts if p is not None))
+
+    def join(self, items, sep: str = ", "):
+        return self._sql.SQL(sep).join(items)
+
+    def sql(self, template: str, **parts):
+        return self._sql.SQL(template).format(**parts)
+
+
+@dataclass(frozen=True)
+class Names:
+    """Configured names: the schema and, per logical table (and ``publications``), its table."""
+
+    schema: str | None
+    table: dict[str, str]
+
+    @classmethod
+    def from_settings(cls, wh) -> Names:
+        return cls(wh.schema_name, {name: wh.table(name) for name in (*LOGICAL, "publications")})
+
+    def view(self, logical: str) -> str:
+        return f"{self.table[logical]}_latest"
+
+    def objects(self) -> list[str]:
+        """Every table and view that a complete warehouse has."""
+        return [*self.table.values(), *(self.view(name) for name in LOGICAL)]
+
+
+class Statements:
+    """Every statement the warehouse runs; each method returns a query for ``execute``."""
+
+    def __init__(self, dialect: DuckDialect | PgDialect, names: Names):
+        self.d, self.names = dialect, names
+
+    def table(self, name: str):
+        return self.d.ident(self.names.schema, self.names.table[name])
+
+    def stage(self, logical: str):
+        return self.d.ident(STAGE_PREFIX + logical)
+
+    def cols(self, names) -> object:
+        return self.d.join([self.d.ident(c) for c in names])
+
+    def _coldefs(self, schema: pa.Schema, not_null: bool):
+        suffix = " NOT NULL" if not_null else ""
+        return self.d.join([self.d.sql("{c} " + SQL_TYPES[f.type] + suffix, c=self.d.ident(f.name)) for f in schema])
+
+    # -- schema ------------------------------------------------------------------------------
+    def catalog(self):
+        """(table_name, column_name) of the warehouse schema, in column order; 1 parameter: schema."""
+        return self.d.sql(
+            "SELECT table_name, column_name FROM information_schema.columns WHERE table_catalog = current_database()"
+            " AND table_schema = coalesce(%s, current_schema()) ORDER BY table_name, ordinal_position"
+        )
+
+    def create_all(self) -> list[tuple[object, list]]:
+        """The idempotent DDL of the whole warehouse, as (statement, parameters)."""
+        d, names, out = self.d, self.names, []
+        if d.kind == "postgres":
+            # Two first publishes at once would race on CREATE ... IF NOT EXISTS.
+            out.append((d.sql("SELECT pg_advisory_xact_lock(hashtext(%s))"), [f"llmrec:{names.schema}"]))
+        if names.schema is not None:
+            out.append((d.sql("CREATE SCHEMA IF NOT EXISTS {s}", s=d.ident(names.schema)), []))
+        pub = self._coldefs(PUBLICATIONS, True)
+        pub_table = self.table("publications")
+        create_pub = d.sql("CREATE TABLE IF NOT EXISTS {t} ({c}, PRIMARY KEY (ds))", t=pub_table, c=pub)
+        out.append((create_pub, []))
+        for name in LOGICAL:
+            coldefs = self._coldefs(tables.SCHEMAS[name], True)
+            out.append((d.sql("CREATE TABLE IF NOT EXISTS {t} ({c})", t=self.table(name), c=coldefs), []))
+            if d.kind == "postgres":
+                index = d.ident(f"{names.table[name]}_ds_{tables.KEYS[name][0]}_idx"[:63])
+                cols = self.cols(("ds", tables.KEYS[name][0], "rank"))
+                create_index = d.sql("CREATE INDEX IF NOT EXISTS {i} ON {t} ({c})", i=index, t=self.table(name), c=cols)
+                out.append((create_index, []))
+            view = d.ident(names.schema, names.view(name))
+            out.append((d.sql(
+                "CREATE OR REPLACE VIEW {v} AS SELECT {c} FROM {t} WHERE ds = (SELECT max(ds) FROM {p})",
+                v=view, c=self.cols(tables.SCHEMAS[name].names), t=self.table(name), p=self.table("publications"),
+            ), []))
+        return out
+
+    # -- staging and checks --------------------------------------------------------------------
+    def create_stage(self, logical: str):
+        tail = " ON COMMIT DROP" if self.d.kind == "postgres" else ""
+        coldefs = self._coldefs(tables.SCHEMAS[logical], False)
+        return self.d.sql("CREATE TEMP TABLE {t} ({c})" + tail, t=self.stage(logical), c=coldefs)
+
+    def drop_stage(self, logical: str):
+        return self.d.sql("DROP TABLE IF EXISTS {t}", t=self.stage(logical))
+
+    def copy_in(self, logical: str):
+        cols = self.cols(tables.SCHEMAS[logical].names)
+        return self.d.sql("COPY {t} ({c}) FROM STDIN (FORMAT csv)", t=self.stage(logical), c=cols)
+
+    def insert_from(self, logical: str, relation: str):
+        cols = self.cols(tables.SCHEMAS[logical].names)
+        source = self.d.ident(relation)
+        return self.d.sql("INSERT INTO {t} ({c}) SELECT {c} FROM {r}", t=self.stage(logical), c=cols, r=source)
+
+    def stats(self, logical: str):
+        """One row: staged rows, rows whose ds is not the parameter, rows with a NULL, then NULLs per column."""
+        d, names = self.d, tables.SCHEMAS[logical].names
+        any_null = d.join([d.sql("{c} IS NULL", c=d.ident(c)) for c in names], " OR ")
+        per_column = d.join([d.sql("count(*) FILTER (WHERE {c} IS NULL)", c=d.ident(c)) for c in names])
+        return d.sql(
+            "SELECT count(*), count(*) FILTER (WHERE ds <> %s), count(*) FILTER (WHERE {n}), {p} FROM {t}",
+            n=any_null, p=per_column, t=self.stage(logical),
+        )
+
+    def duplicates(self, logical: str, columns: tuple[str, ...]):
+        """One row: how many rows share their ``columns`` values with another staged row."""
+        return self.d.sql(
+            "SELECT coalesce(sum(n), 0) FROM (SELECT count(*) AS n FROM {t} GROUP BY {c} HAVING count(*) > 1) AS dup",
+            t=self.stage(logical), c=self.cols(columns),
+        )
+
+    # -- swap ----------------------------------------------------------------------------------
+    def lock(self):
+        """Serialises publishers (Postgres); readers of the tables and views are not blocked."""
+        return self.d.sql("LOCK TABLE {t} IN EXCLUSIVE MODE", t=self.table("publications"))
+
+    def delete_day(self, name: str):
+        return self.d.sql("DELETE FROM {t} WHERE ds = %s", t=self.table(name))
+
+    def delete_before(self, name: str):
+        return self.d.sql("DELETE FROM {t} WHERE ds < %s", t=self.table(name))
+
+    def insert_staged(self, logical: str):
+        cols = self.cols(tables.SCHEMAS[logical].names)
+        stage = self.stage(logical)
+        return self.d.sql("INSERT INTO {t} ({c}) SELECT {c} FROM {s}", t=self.table(logical), c=cols, s=stage)
+
+    def upsert_publication(self):
+        names = PUBLICATIONS.names
+        sets = self.d.join([self.d.sql("{c} = excluded.{c}", c=self.d.ident(c)) for c in names[1:]])
+        values = ", ".join(["%s"] * len(names))
+        return self.d.sql(
+            "INSERT INTO {t} ({c}) VALUES (" + values + ") ON CONFLICT (ds) DO UPDATE SET {s}",
+            t=self.table("publications"), c=self.cols(names), s=sets,
+        )
+
+    # -- reads ---------------------------------------------------------------------------------
+    def published_days(self):
+        return self.d.sql("SELECT ds FROM {t} ORDER BY ds", t=self.table("publications"))
+
+    def latest_ds(self):
+        return self.d.sql("SELECT max(ds) FROM {t}", t=self.table("publications"))
+
+    def counts(self):
+        """Rows per logical table on a day (the day once per table, then once more); no row if unpublished."""
+        sub = [self.d.sql("(SELECT count(*) FROM {t} WHERE ds = %s)", t=self.table(name)) for name in LOGICAL]
+        return self.d.sql("SELECT {s} FROM {p} WHERE ds = %s", s=self.d.join(sub), p=self.table("publications"))
+
+    def top(self, logical: str, by_ds: bool):
+        """Rows of one key (and day %s when ``by_ds``, else the latest view) by rank, LIMIT %s."""
+        names = self.names
+        source = self.table(logical) if by_ds else self.d.ident(names.schema, names.view(logical))
+        day = " AND ds = %s" if by_ds else ""
+        return self.d.sql(
+            "SELECT {c} FROM {t} WHERE {k} = %s" + day + " ORDER BY rank LIMIT %s",
+            c=self.cols(tables.SCHEMAS[logical].names), t=source, k=self.d.ident(tables.KEYS[logical][0]),
+        )
