@@ -42,6 +42,8 @@ class TextSettings(_Section):
     reason_default: str = "Because of your interest in {title}"
     reason_popular: str = "Popular this week"
     reason_profile: str = "Picked for your profile"
+    # A user with history but no behaviour that can be a reason (only explicit negatives).
+    reason_history: str = "Based on your recent activity"
     profile_prefix: str = "User profile:"
     # Personal attributes never rendered into text (and so never seen by the model).
     exclude_user_attributes: list[str] = ["gender", "zip_code", "email", "name", "phone"]
@@ -57,7 +59,7 @@ class TextSettings(_Section):
             ("item_parts", self.item_parts, item_fields),
             ("behaviour_templates", [*self.behaviour_templates.values(), self.behaviour_default], {"event_type", "value", "title"}),
             ("reason_templates", [*self.reason_templates.values(), self.reason_default, self.reason_popular,
-                                  self.reason_profile], {"title"}),
+                                  self.reason_profile, self.reason_history], {"title"}),
         ):
             for template in templates:
                 try:

@@ -143,3 +143,22 @@ def load_snapshot(settings: Settings, ds: date) -> Snapshot:
     )
     log.info("snapshot %s: %s", ds, snap.counts())
     return snap
+
+
+def load_item_facets(settings: Settings, ds: date) -> tuple[list[list[str]], list[dict[str, str]]]:
+    """Categories and attributes of the catalogue of ``ds``, in the snapshot's item order
+    (what business-rule filters look at). Attribute values come back as strings."""
+    items = _partition(settings, "items", ds).sort_by("item_id").select(["categories", "attributes"]).to_pylist()
+    categories = [list(r["categories"] or []) for r in items]
+    attributes = [{str(k): str(v) for k, v in (r["attributes"] or [])} for r in items]
+    return categories, attributes
+
+
+def item_titles(settings: Settings, ds: date, item_ids: list[str]) -> dict[str, str]:
+    """Titles of some items in the catalogue of ``ds`` (empty when that snapshot is gone)."""
+    path = settings.lake_table("items") / f"ds={ds.isoformat()}"
+    if not path.is_dir() or not item_ids:
+        return {}
+    table = pads.dataset(path, format="parquet").to_table(columns=["item_id", "title"],
+                                                          filter=pc.field("item_id").isin(pa.array(item_ids, pa.string())))
+    return dict(zip(table["item_id"].to_pylist(), table["title"].to_pylist(), strict=True))

@@ -102,13 +102,21 @@ class Reranked(Recommender):
         ce = cross_scores(self.model_, self.tokenizer_, pairs_left, pairs_right, batch_size=4 * self.settings.batch_size,
                           max_tokens=self.settings.max_tokens, device=self.device).reshape(top.shape)
         base_top = np.take_along_axis(scores, top, 1)
-        combined = np.where(np.isfinite(base_top), base_top + ce, -np.inf)
         rest = scores.copy()
         np.put_along_axis(rest, top, -np.inf, 1)
-        finite_rest = np.isfinite(rest)
-        ceiling = np.where(finite_rest.any(1, keepdims=True), np.max(np.where(finite_rest, rest, -np.inf), axis=1, keepdims=True), 0.0)
-        floor = np.min(np.where(np.isfinite(combined), combined, np.inf), axis=1, keepdims=True)
-        floor = np.where(np.isfinite(floor), floor, 0.0)
-        # Re-ranked candidates stay above everything that was not a candidate.
-        np.put_along_axis(scores, top, combined - floor + ceiling + 1.0, 1)
+        np.put_along_axis(scores, top, stack_above(base_top + ce, rest), 1)
         return scores
+
+
+def stack_above(combined: np.ndarray, rest: np.ndarray) -> np.ndarray:
+    """``combined`` shifted per row so that its finite scores all lie above ``rest``'s: re-ranked
+    candidates stay above everything that was not a candidate. -inf stays -inf."""
+    combined = np.where(np.isfinite(combined), combined, -np.inf)
+    finite_rest = np.isfinite(rest)
+    if not finite_rest.any():
+        return combined  # nothing to stay above: the scores are the re-ranker's own
+    ceiling = np.max(np.where(finite_rest, rest, -np.inf), axis=1, keepdims=True)
+    ceiling = np.where(np.isfinite(ceiling), ceiling, 0.0)
+    floor = np.min(np.where(np.isfinite(combined), combined, np.inf), axis=1, keepdims=True)
+    floor = np.where(np.isfinite(floor), floor, 0.0)
+    return combined - floor + ceiling + 1.0

@@ -1,18 +1,19 @@
 """Readable reasons for recommendations, built from the user's own history.
 
 The reason for recommending item i is the user's behaviour whose item is most similar to i
-(cosine of the model's item vectors), rendered with the template of its event type: "Because
-you rated Toy Story (1995) highly". Explicit negatives are never a reason. Without usable
-history the reason says what the row is: popular, or picked from the profile.
+(cosine of the model's item vectors; the newest of equally similar ones), rendered with the
+template of its event type: "Because you rated Toy Story (1995) highly". Explicit negatives
+are never a reason. Rows without such a behaviour say what they are: popular, picked for the
+profile, or based on recent activity.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
+import torch
 
 from llmrec_core.model_settings import TextSettings
+from llmrec_core.scoring.tables import COLD_TEXT, POPULAR
 from llmrec_core.text import cap, clean_text
 
 
@@ -21,25 +22,47 @@ def because(settings: TextSettings, event_type: str, title: str) -> str:
     return cap(template.format(title=clean_text(title)), settings.max_behaviour_chars)
 
 
-def reasons_for_user(settings: TextSettings, rec_vecs: np.ndarray, hist_vecs: np.ndarray, hist_types: Sequence[str],
-                     hist_titles: Sequence[str], hist_labels: np.ndarray, *, fallback: str) -> list[str]:
-    """One reason per recommended item (rows of ``rec_vecs``).
+def pick_behaviours(item_vectors: np.ndarray, recs: np.ndarray, hist: tuple[np.ndarray, np.ndarray],
+                    hist_labels: np.ndarray) -> np.ndarray:
+    """For each recommended item (``recs`` [users, k], -1 = none) the position in the flat
+    history arrays of the behaviour most similar to it, or -1 when the user has none usable."""
+    indptr, items = hist
+    n, k = recs.shape
+    lengths = np.diff(indptr)
+    width = int(lengths.max()) if n else 0
+    choice = np.full((n, k), -1, np.int64)
+    if width == 0:
+        return choice
+    unit = item_vectors / np.maximum(np.linalg.norm(item_vectors, axis=1, keepdims=True), 1e-12)
+    pos = indptr[:-1, None] + np.arange(width)[None, :]  # flat position of each (user, slot)
+    present = np.arange(width)[None, :] < lengths[:, None]
+    pos = np.where(present, pos, 0)
+    usable = present & (hist_labels[pos] != 0) if len(hist_labels) else present
+    h = torch.from_numpy(unit[items[pos]]).float()  # [n, width, d]
+    r = torch.from_numpy(unit[np.maximum(recs, 0)]).float()  # [n, k, d]
+    sims = torch.einsum("nkd,nwd->nkw", r, h).numpy()
+    sims[~np.broadcast_to(usable[:, None, :], sims.shape)] = -np.inf
+    # The newest of equally similar behaviours: search from the end.
+    best = width - 1 - np.argmax(sims[:, :, ::-1], axis=2)
+    found = np.take_along_axis(sims, best[:, :, None], 2)[:, :, 0] > -np.inf
+    choice = np.where(found & (recs >= 0), np.take_along_axis(pos, best, 1), -1)
+    return choice
 
-    ``hist_*`` describe the user's behaviours (vectors of their items, event types, titles,
-    feedback labels: 0 = explicit negative, never used as a reason). ``fallback`` is
-    ``"popular"`` or ``"profile"``, used when no behaviour qualifies.
-    """
-    usable = np.flatnonzero(np.asarray(hist_labels) != 0)
-    if not len(usable):
-        text = settings.reason_popular if fallback == "popular" else settings.reason_profile
-        return [text] * len(rec_vecs)
-    h = hist_vecs[usable]
-    sims = _unit(rec_vecs) @ _unit(h).T
-    # The newest of equally similar behaviours: later columns win ties.
-    best = h.shape[0] - 1 - np.argmax(sims[:, ::-1], axis=1)
-    return [because(settings, hist_types[usable[j]], hist_titles[usable[j]]) for j in best]
 
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    n = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.where(n == 0, 1.0, n)
+def reason_texts(settings: TextSettings, choice: np.ndarray, kind: np.ndarray, hist_items: np.ndarray,
+                 hist_types: np.ndarray, titles: list[str]) -> np.ndarray:
+    """The reason of each row ([users, k] object array) from :func:`pick_behaviours`'s choice."""
+    out = np.empty(choice.shape, dtype=object)
+    out[:] = settings.reason_history
+    out[kind == POPULAR] = settings.reason_popular
+    out[kind == COLD_TEXT] = settings.reason_profile
+    cache: dict[tuple[str, int], str] = {}
+    rows, cols = np.nonzero(choice >= 0)
+    for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
+        p = choice[r, c]
+        key = (hist_types[p], int(hist_items[p]))
+        text = cache.get(key)
+        if text is None:
+            text = cache[key] = because(settings, key[0], titles[key[1]])
+        out[r, c] = text
+    return out
