@@ -4,6 +4,9 @@
     llmrec ingest synthetic --users N --items M --events E --seed S [--bad-rate R] [--days D]
     llmrec etl --ds D | --start A --end B | --all
     llmrec train [--ds D|latest] [--finetune none|lora|full] [--epochs N]
+    llmrec score [--ds D|latest] [--model-version V]
+    llmrec recommend --user U [--ds D] [--k 10]
+    llmrec similar --item I [--ds D] [--k 10]
     llmrec config            # print the resolved settings
 
 Every command takes ``--config FILE``; settings also come from ``$LLMREC_HOME/llmrec.yaml`` and
@@ -71,6 +74,22 @@ def _train(args: argparse.Namespace, settings: Settings) -> None:
     print(train.summary(out, settings))
 
 
+def _score(args: argparse.Namespace, settings: Settings) -> None:
+    from jobs import score
+    from llmrec_core.data.snapshot import resolve_day
+
+    if args.engine:
+        settings.scoring.engine = args.engine
+    out = score.run(settings, resolve_day(args.ds, settings), args.model_version)
+    print(score.summary(out, settings))
+
+
+def _read_back(args: argparse.Namespace, settings: Settings) -> None:
+    from llmrec_core.serving import lookup
+
+    print(lookup(settings, args.command, args.user if args.command == "recommend" else args.item, args.ds, args.k))
+
+
 def _config(args: argparse.Namespace, settings: Settings) -> None:
     print(json.dumps(settings.model_dump(mode="json"), indent=2))
 
@@ -110,6 +129,18 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--epochs", type=int, help="maximum epochs (early stopping still applies)")
     tr.add_argument("--no-progress", action="store_true", help="no progress bars")
     tr.set_defaults(fn=_train)
+
+    sc = sub.add_parser("score", help="recommendations for every user and item of a day, published to the warehouse")
+    sc.add_argument("--ds", default="latest", help="YYYY-MM-DD or 'latest' (the newest ETL snapshot)")
+    sc.add_argument("--model-version", help="registered model version (default: the champion)")
+    sc.add_argument("--engine", choices=["local", "spark"], help="override scoring.engine")
+    sc.set_defaults(fn=_score)
+    for name, what, flag in (("recommend", "a user's recommendations", "--user"), ("similar", "items similar to an item", "--item")):
+        rd = sub.add_parser(name, help=f"{what}, read from the warehouse")
+        rd.add_argument(flag, required=True, help="user ID" if name == "recommend" else "item ID")
+        rd.add_argument("--ds", type=parse_day, help="published day (default: the newest)")
+        rd.add_argument("--k", type=int, default=10, help="rows to show")
+        rd.set_defaults(fn=_read_back)
 
     sub.add_parser("config", help="print the resolved settings").set_defaults(fn=_config)
     return parser

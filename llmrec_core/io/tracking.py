@@ -121,6 +121,20 @@ def champion(settings: Settings):
         raise
 
 
+def model_version(settings: Settings, version: str | None):
+    """A registered version by number, or the champion when ``version`` is None; None if absent."""
+    from mlflow.exceptions import MlflowException
+
+    if version is None:
+        return champion(settings)
+    try:
+        return MlflowClient().get_model_version(settings.tracking.registered_model, str(version))
+    except MlflowException as err:
+        if "RESOURCE_DOES_NOT_EXIST" in str(err.error_code) or "INVALID_PARAMETER_VALUE" in str(err.error_code):
+            return None
+        raise
+
+
 def download_bundle(settings: Settings, version: str, dst: Path) -> Path:
     """The bundle directory of a registered version, downloaded under ``dst``."""
     uri = model_uri(settings.tracking.registered_model, version=version)

@@ -1,0 +1,155 @@
+"""Nightly scoring: the champion's recommendations for every user and every item of day D,
+validated and published atomically to the warehouse.
+
+    python -m jobs.score --ds 1998-04-22 [--model-version 3] [--config FILE]
+    llmrec score --ds latest
+
+Top to bottom: settings -> the model version (champion unless named) -> lake snapshot of D ->
+model restored onto D's catalogue (new items encoded from text) -> item side (vectors, what
+may be recommended, popularity fallback) -> user inputs -> top-K per user, audience per item
+(engine ``local`` or ``spark``) -> similar items -> validation -> one publishing transaction ->
+Parquet copies under ``lake/serving/`` -> metrics of the run in MLflow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from jobs.common import run_main
+from llmrec_core.bundle import load_bundle
+from llmrec_core.data.snapshot import Snapshot, load_item_facets, load_snapshot, resolve_day
+from llmrec_core.errors import MissingInputError
+from llmrec_core.io import tracking
+from llmrec_core.io.warehouse import Warehouse, write_parquet_copies
+from llmrec_core.recommenders.base import History
+from llmrec_core.recommenders.llm import pick_device
+from llmrec_core.recommenders.portable import restore_llm
+from llmrec_core.scoring import engine, runners
+from llmrec_core.scoring.filters import allowed_items
+from llmrec_core.scoring.inputs import item_side, user_inputs
+from llmrec_core.scoring.tables import SCHEMAS
+from llmrec_core.scoring.validate import ValidationError, validate
+from llmrec_core.settings import Settings, load_settings
+
+log = logging.getLogger("jobs.score")
+
+
+def _rerank(settings: Settings, bundle, device: str) -> dict | None:
+    mode = settings.scoring.rerank
+    if mode == "off" or (mode == "auto" and pick_device(device).type != "cuda"):
+        return None
+    if bundle.reranker is None:
+        if mode == "on":
+            raise MissingInputError("scoring.rerank is 'on' but this model version has no re-ranker (trained with rerank.enabled: off)")
+        return None
+    return bundle.reranker
+
+
+def tables(snap: Snapshot, ds: date, recs: pa.Table, similar: pa.Table, audience: pa.Table, *,
+           model_name: str, version: str, run_id: str) -> dict[str, pa.Table]:
+    """The serving tables of DESIGN.md section 1, with IDs in place of indices."""
+    def const(value, n, type_=None):
+        return pa.repeat(pa.scalar(value, type_ or pa.string()), n)
+
+    uid, iid = snap.user_ids, snap.item_ids
+
+    def ids(column, index):
+        return pa.array(index[column.to_numpy()], pa.string())
+
+    n, m, a = len(recs), len(similar), len(audience)
+    return {
+        "user_recommendations": pa.table([const(ds, n, pa.date32()), ids(recs["user"], uid), recs["rank"], ids(recs["item"], iid),
+                                          recs["score"], recs["reason"], recs["source"], const(model_name, n), const(version, n),
+                                          const(run_id, n)], schema=SCHEMAS["user_recommendations"]),
+        "item_recommendations": pa.table([const(ds, m, pa.date32()), ids(similar["item"], iid), similar["rank"],
+                                          ids(similar["rec_item"], iid), similar["score"], const(version, m)],
+                                         schema=SCHEMAS["item_recommendations"]),
+        "item_audience": pa.table([const(ds, a, pa.date32()), ids(audience["item"], iid), audience["rank"], ids(audience["user"], uid),
+                                   audience["score"], const(version, a)], schema=SCHEMAS["item_audience"]),
+    }
+
+
+def run(settings: Settings, ds: date, model_version: str | None = None, spark=None) -> dict:
+    sc = settings.scoring
+    started = time.perf_counter()
+    tracking.setup(settings)
+    mv = tracking.model_version(settings, model_version)
+    name = settings.tracking.registered_model
+    if mv is None:
+        raise MissingInputError(f"no model version {model_version} of {name!r}" if model_version else
+                                f"no '{settings.tracking.champion_alias}' version of {name!r}: run `llmrec train` first")
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = load_bundle(tracking.download_bundle(settings, mv.version, Path(tmp)), gate=False)
+    trained = date.fromisoformat(bundle.meta["ds"])
+    if trained > ds:
+        raise MissingInputError(f"{name} version {mv.version} was trained on data up to {trained}, after {ds}: "
+                                f"scoring {ds} with it would use the future (name an older --model-version)")
+    snap = load_snapshot(settings, ds)
+    rec = restore_llm(bundle.model, snap, sc.device)
+    categories, attributes = load_item_facets(settings, ds)
+    allowed = snap.item_available & allowed_items(sc.filters, categories, attributes)
+    side = item_side(settings, snap, rec, allowed, _rerank(settings, bundle, sc.device))
+    users = user_inputs(settings, snap, rec, context=side.reranker is not None)
+    if sc.engine == "spark":
+        from llmrec_core.io.spark import get_spark
+
+        recs, audience = runners.run_spark(spark or get_spark(settings.spark, "llmrec-score"), users, side, sc.users_per_partition)
+    else:
+        recs, audience = runners.run_local(users, side)
+    similar = engine.similar_items(side, sc.similar_k)
+    scored = time.perf_counter() - started
+    history = History.of(snap.events, snap.n_users)
+    with Warehouse.open(settings) as wh, tracking.run(f"score {ds}", tags={"kind": "scoring", "ds": str(ds), "model_version": str(mv.version)}) as run_id:
+        wh.ensure_schema()
+        before = [d for d in wh.published_days() if d < ds]
+        previous = wh.counts(before[-1]) if before else {}
+        failures = validate(recs, similar, audience, seen=(history.indptr, snap.events.item), allowed=allowed, k=sc.k,
+                            similar_k=sc.similar_k, previous=previous, tolerance=settings.warehouse.row_count_tolerance)
+        sources = dict(zip(*np.unique(recs["source"].to_numpy(zero_copy_only=False), return_counts=True), strict=True))
+        tracking.log_metrics({"users": snap.n_users, "items": snap.n_items, "allowed_items": int(allowed.sum()), "scoring_seconds": scored,
+                              "checks_failed": len(failures), **{f"rows_{k}": int(v) for k, v in sources.items()}})
+        if failures:
+            raise ValidationError(failures)
+        out = tables(snap, ds, recs, similar, audience, model_name=name, version=str(mv.version), run_id=run_id)
+        counts = wh.publish(ds, out, run_id=run_id, model_name=name, model_version=str(mv.version), keep_days=settings.warehouse.keep_days)
+        target = f"{wh.kind} {wh.where}"
+    if settings.warehouse.parquet_copies:
+        write_parquet_copies(settings.lake_dir, ds, out, settings.warehouse.keep_days)
+    seconds = time.perf_counter() - started
+    log.info("published %s for %s in %.1fs: %s", counts, ds, seconds, sources)
+    return {"ds": str(ds), "version": str(mv.version), "counts": counts, "sources": {k: int(v) for k, v in sources.items()},
+            "users": snap.n_users, "items": snap.n_items, "seconds": seconds, "scoring_seconds": scored,
+            "warehouse": target, "run_id": run_id, "reranked": side.reranker is not None}
+
+
+def summary(out: dict, settings: Settings) -> str:
+    lines = [f"published {out['ds']} with {settings.tracking.registered_model} version {out['version']} to {out['warehouse']}:"]
+    lines += [f"  {table:22s} {rows:>10,} rows" for table, rows in out["counts"].items()]
+    lines.append(f"  {out['users']:,} users by source: " + ", ".join(f"{k} {v:,} rows" for k, v in out["sources"].items()))
+    lines.append(f"  re-ranked: {'yes' if out['reranked'] else 'no'}; {out['seconds']:.1f}s in all, {out['scoring_seconds']:.1f}s scoring")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="jobs.score", description=__doc__.strip().split("\n")[0])
+    parser.add_argument("--ds", required=True, help="score as of this day (YYYY-MM-DD or 'latest')")
+    parser.add_argument("--model-version", help="registered version to use (default: the champion)")
+    parser.add_argument("--config", help="YAML settings file")
+    args = parser.parse_args(argv)
+
+    def go():
+        settings = load_settings(args.config)
+        print(summary(run(settings, resolve_day(args.ds, settings), args.model_version), settings))
+    return run_main(go)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
