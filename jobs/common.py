@@ -30,6 +30,14 @@ def run_main(fn: Callable[[], object]) -> int:
     return 0
 
 
+def ds_parser(name: str, doc: str, ds_help: str) -> argparse.ArgumentParser:
+    """The arguments every single-day job takes: ``--ds`` (a day or 'latest') and ``--config``."""
+    parser = argparse.ArgumentParser(prog=f"jobs.{name}", description=doc.strip().split("\n")[0])
+    parser.add_argument("--ds", required=True, help=f"{ds_help} (YYYY-MM-DD or 'latest')")
+    parser.add_argument("--config", help="YAML settings file")
+    return parser
+
+
 def day_job(name: str, doc: str, run: Callable[[Any, Settings, list[dt.date]], Any], argv: list[str] | None):
     """The whole entry point of a job over days: arguments -> settings -> days -> session -> run."""
     from llmrec_core.etl.days import add_day_args, resolve_days

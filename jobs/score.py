@@ -13,7 +13,6 @@ Parquet copies under ``lake/serving/`` -> metrics of the run in MLflow.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import tempfile
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from jobs.common import run_main
+from jobs.common import ds_parser, run_main
 from llmrec_core.bundle import load_bundle
 from llmrec_core.data.snapshot import Snapshot, load_item_facets, load_snapshot, resolve_day
 from llmrec_core.errors import MissingInputError
@@ -139,10 +138,8 @@ def summary(out: dict, settings: Settings) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="jobs.score", description=__doc__.strip().split("\n")[0])
-    parser.add_argument("--ds", required=True, help="score as of this day (YYYY-MM-DD or 'latest')")
+    parser = ds_parser("score", __doc__, "score as of this day")
     parser.add_argument("--model-version", help="registered version to use (default: the champion)")
-    parser.add_argument("--config", help="YAML settings file")
     args = parser.parse_args(argv)
 
     def go():

@@ -11,7 +11,6 @@ everything up to D for the chosen epoch count -> register in MLflow -> promotion
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import logging
 import os
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jobs.common import run_main
+from jobs.common import ds_parser, run_main
 from llmrec_core import plots
 from llmrec_core.bundle import Bundle, save_bundle
 from llmrec_core.data import protocols
@@ -200,11 +199,9 @@ def summary(out: dict, settings: Settings) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="jobs.train", description=__doc__.strip().split("\n")[0])
-    parser.add_argument("--ds", required=True, help="train on everything visible on this day (YYYY-MM-DD or 'latest')")
+    parser = ds_parser("train", __doc__, "train on everything visible on this day")
     parser.add_argument("--finetune", choices=["none", "lora", "full"], help="language model fine-tuning mode")
     parser.add_argument("--epochs", type=int, help="maximum epochs (early stopping still applies)")
-    parser.add_argument("--config", help="YAML settings file")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
 
