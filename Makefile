@@ -9,7 +9,7 @@ export LLMREC_HOME ?= $(CURDIR)/.llmrec
 export SPARK_LOCAL_IP ?= 127.0.0.1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: venv run test etl-bench quality-bench training-bench clean
+.PHONY: venv run test etl-bench quality-bench training-bench scoring-bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,8 @@ run: venv
 	$(BIN)/llmrec ingest movielens-100k
 	$(BIN)/llmrec etl --all
 	$(BIN)/llmrec train --ds latest
+	$(BIN)/llmrec score --ds latest
+	$(BIN)/llmrec recommend --user 1 --k 5
 
 test: venv
 	$(BIN)/python -m pytest tests
@@ -39,6 +41,9 @@ quality-bench: venv
 
 training-bench: venv
 	$(BIN)/python benchmarks/training.py
+
+scoring-bench: venv
+	$(BIN)/python benchmarks/scoring.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

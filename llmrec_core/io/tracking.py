@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import subprocess
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -138,6 +139,8 @@ def model_version(settings: Settings, version: str | None):
 def download_bundle(settings: Settings, version: str, dst: Path) -> Path:
     """The bundle directory of a registered version, downloaded under ``dst``."""
     uri = model_uri(settings.tracking.registered_model, version=version)
+    # A bar per file of the bundle floods job logs; MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=true brings it back.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst))
     return Path(local) / "artifacts" / "bundle"
 
