@@ -1,0 +1,141 @@
+"""Scoring throughput: llmrec's exact blocked top-K against Spark MLlib ALS ``recommendForAllUsers``.
+
+    .venv/bin/python benchmarks/scoring.py [--sizes 10000x5000,100000x20000,1000000x50000]
+                                           [--dim 64] [--k 50] [--als-timeout 1200]
+
+For each size (users x items) both scorers get random factor vectors of the same rank and
+produce the top K items of every user; each runs in a fresh child process so its peak memory
+(the whole process tree, JVM included) is its own.
+
+- llmrec: ``llmrec_core.scoring.topk.blocked_topk`` (torch, all cores), excluding 20 already-seen
+  items per user, default blocks (4096 users x 65536 items).
+- ALS: an ``ALSModel`` of the same rank (fitted for one iteration on one rating per user, so
+  every user and item has factors), then ``recommendForAllUsers(K)`` written to the ``noop``
+  sink, on ``local[*]``. ALS excludes nothing. Only the recommendation step is timed.
+
+Results: ``benchmarks/_work/scoring.json`` and the ``scoring`` section of ``benchmarks/RESULTS.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, machine, measure, write_section  # noqa: E402
+
+SEEN_PER_USER = 20
+
+
+def child_llmrec(users: int, items: int, dim: int, k: int) -> dict:
+    import numpy as np
+    import torch
+
+    from llmrec_core.scoring.topk import blocked_topk
+
+    gen = torch.Generator().manual_seed(0)
+    u = torch.randn(users, dim, generator=gen)
+    v = torch.randn(items, dim, generator=gen)
+    rng = np.random.default_rng(0)
+    seen = (np.arange(users + 1, dtype=np.int64) * SEEN_PER_USER, rng.integers(0, items, users * SEEN_PER_USER))
+    start = time.perf_counter()
+    scores, top = blocked_topk(u, v, k, exclude=seen)
+    seconds = time.perf_counter() - start
+    assert top.shape == (users, k) and (top >= 0).all()
+    return {"seconds": seconds}
+
+
+def child_als(users: int, items: int, dim: int, k: int) -> dict:
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    from pyspark.ml.recommendation import ALS
+    from pyspark.sql import SparkSession
+    from pyspark.sql import functions as F
+
+    spark = (SparkSession.builder.master("local[*]").appName("als-bench").config("spark.driver.memory", "12g")
+             .config("spark.driver.bindAddress", "127.0.0.1").config("spark.ui.enabled", "false").getOrCreate())
+    spark.sparkContext.setLogLevel("ERROR")
+    ratings = spark.range(users).select(F.col("id").cast("int").alias("user"), (F.col("id") % items).cast("int").alias("item"),
+                                        F.lit(1.0).alias("rating"))
+    model = ALS(rank=dim, maxIter=1, implicitPrefs=True, seed=0, userCol="user", itemCol="item", ratingCol="rating").fit(ratings)
+    model.userFactors.cache().count()
+    model.itemFactors.cache().count()
+    start = time.perf_counter()
+    model.recommendForAllUsers(k).write.format("noop").mode("overwrite").save()
+    seconds = time.perf_counter() - start
+    spark.stop()
+    return {"seconds": seconds}
+
+
+def run_one(kind: str, users: int, items: int, dim: int, k: int, timeout: float) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, __file__, "--child", kind, f"{users}x{items}", "--dim", str(dim), "--k", str(k)]
+    try:
+        if kind == "als":
+            cmd = ["timeout", str(int(timeout)), *cmd]
+        out = measure(cmd, env)
+    except SystemExit as err:
+        if "failed (124)" in str(err):
+            return {"seconds": None, "timeout_s": timeout}
+        raise
+    result = json.loads(out["stdout"].strip().splitlines()[-1])
+    result.update(peak_rss_gib=out["peak_rss_gib"], wall_s=out["wall_s"], pairs_per_s=users * items / result["seconds"])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="10000x5000,100000x20000,1000000x50000")
+    parser.add_argument("--dim", type=int, default=64)
+    parser.add_argument("--k", type=int, default=50)
+    parser.add_argument("--als-timeout", type=float, default=1200)
+    parser.add_argument("--child", choices=["llmrec", "als"])
+    parser.add_argument("size", nargs="?")
+    args = parser.parse_args()
+    if args.child:
+        users, items = map(int, args.size.split("x"))
+        fn = child_llmrec if args.child == "llmrec" else child_als
+        print(json.dumps(fn(users, items, args.dim, args.k)))
+        return
+    rows = []
+    for size in args.sizes.split(","):
+        users, items = map(int, size.split("x"))
+        for kind in ("llmrec", "als"):
+            r = run_one(kind, users, items, args.dim, args.k, args.als_timeout)
+            rows.append({"scorer": kind, "users": users, "items": items, **r})
+            print(json.dumps(rows[-1]), flush=True)
+    work = ROOT / "benchmarks" / "_work"
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "scoring.json").write_text(json.dumps(rows, indent=2))
+    write_section("scoring", "Scoring throughput", table(rows, args))
+
+
+def table(rows: list[dict], args) -> str:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    lines = [f"Machine: {machine()}; no GPU. Commit {commit}. d = {args.dim}, K = {args.k}; "
+             f"`python benchmarks/scoring.py` (`make scoring-bench`).", "",
+             "| users x items | scorer | scoring s | pairs/s | peak RSS GiB (process tree) | speed-up vs ALS |",
+             "|---|---|---:|---:|---:|---:|"]
+    by = {(r["users"], r["items"], r["scorer"]): r for r in rows}
+    for r in rows:
+        als = by.get((r["users"], r["items"], "als"), {})
+        if r["seconds"] is None:
+            lines.append(f"| {r['users']:,} x {r['items']:,} | {r['scorer']} | did not finish in {r['timeout_s']:.0f} s | - | - | |")
+            continue
+        if r["scorer"] == "llmrec" and als.get("seconds"):
+            speed = f"{als['seconds'] / r['seconds']:.1f}x"
+        elif r["scorer"] == "llmrec" and als:
+            speed = f"> {als['timeout_s'] / r['seconds']:.1f}x"
+        else:
+            speed = ""
+        lines.append(f"| {r['users']:,} x {r['items']:,} | {r['scorer']} | {r['seconds']:.1f} | {r['pairs_per_s']:.3g} | "
+                     f"{r['peak_rss_gib']:.2f} | {speed} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
