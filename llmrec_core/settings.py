@@ -91,6 +91,22 @@ class SequenceSettings(_Section):
     max_len: int = Field(50, ge=1)
 
 
+class OrchestrationSettings(_Section):
+    """Read by the DAG files from the environment at parse time (``LLMREC_ORCHESTRATION__*``)."""
+
+    # "asset": train after every ETL run (the sequences asset); else a cron expression or preset.
+    train_schedule: str = "asset"
+    # The Airflow queue of the training task (a GPU worker listens on it).
+    gpu_queue: str = "default"
+
+    @model_validator(mode="after")
+    def _check(self) -> OrchestrationSettings:
+        s = self.train_schedule.strip()
+        if s != "asset" and not (s.startswith("@") or len(s.split()) == 5):
+            raise ValueError(f"train_schedule must be 'asset', a cron preset or a 5-field cron expression, not {s!r}")
+        return self
+
+
 class Settings(_Section):
     home: Path = Path(".llmrec")
     warehouse_url: str | None = None
@@ -106,6 +122,7 @@ class Settings(_Section):
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
     warehouse: WarehouseSettings = Field(default_factory=WarehouseSettings)
+    orchestration: OrchestrationSettings = Field(default_factory=OrchestrationSettings)
 
     @property
     def raw_dir(self) -> Path:

@@ -1,0 +1,79 @@
+"""
+### llmrec_etl: raw logs of a day into the lake
+
+Daily at 01:00 UTC, for the day that just ended (or the `ds` given in the trigger form):
+
+1. **plan**: the raw events partition of the day must be there (the task retries with backoff
+   while it is late). Days before it that were never cleaned are added to the run, so a first
+   run backfills in one Spark application instead of hundreds of DAG runs.
+2. **clean_logs** (Spark, `spark_default`): schema, dedupe, bots, quarantine with reasons,
+   reconciled counts; a day over `clean.max_bad_share` fails the task.
+3. **build_sequences** (Spark): per-day snapshots of sequences, items and users.
+4. **data_checks**: the snapshots exist and are not empty, the counts reconciled; then the
+   `llmrec_sequences` asset is updated, which schedules training and scoring.
+
+Point `spark_default` at a cluster to run the Spark steps there (see `infra/README.md`).
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.sdk import Param, dag, get_current_context, task
+
+from llmrec_core.orchestration.assets import SEQUENCES
+
+JOBS = Path(__file__).resolve().parents[1] / "jobs"
+# The driver and the Python workers use this environment's interpreter (it has the package).
+SPARK_ENV = {"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+DAY_RANGE = ["--start", "{{ ti.xcom_pull(task_ids='plan')['start'] }}", "--end", "{{ ti.xcom_pull(task_ids='plan')['end'] }}"]
+
+
+@dag(
+    schedule="0 1 * * *",
+    start_date=datetime(2024, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    dagrun_timeout=timedelta(hours=6),
+    tags=["llmrec", "etl", "spark"],
+    default_args={
+        "owner": "llmrec",
+        "retries": 2,
+        "retry_delay": timedelta(minutes=5),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(hours=1),
+        "execution_timeout": timedelta(hours=3),
+    },
+    params={
+        "ds": Param(None, type=["null", "string"], format="date", title="Day (UTC)",
+                    description="Day to process, YYYY-MM-DD. Empty: the day before the run's logical date."),
+    },
+    doc_md=__doc__,
+)
+def llmrec_etl():
+    @task(retries=6, retry_delay=timedelta(minutes=10))
+    def plan() -> dict[str, str]:
+        from llmrec_core.orchestration.tasks import etl_plan, resolve_ds
+
+        ctx = get_current_context()
+        return etl_plan(resolve_ds(ctx["params"]["ds"], ctx.get("logical_date")))
+
+    clean = SparkSubmitOperator(task_id="clean_logs", application=str(JOBS / "clean_logs.py"), conn_id="spark_default",
+                                application_args=DAY_RANGE, env_vars=SPARK_ENV, name="llmrec-clean-logs")
+    build = SparkSubmitOperator(task_id="build_sequences", application=str(JOBS / "build_sequences.py"), conn_id="spark_default",
+                                application_args=DAY_RANGE, env_vars=SPARK_ENV, name="llmrec-build-sequences")
+
+    @task(outlets=[SEQUENCES], retries=0)
+    def data_checks() -> dict[str, int]:
+        from llmrec_core.orchestration.tasks import check_snapshots, resolve_ds
+
+        ctx = get_current_context()
+        return check_snapshots(resolve_ds(ctx["params"]["ds"], ctx.get("logical_date")))
+
+    plan() >> clean >> build >> data_checks()
+
+
+llmrec_etl()

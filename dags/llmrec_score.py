@@ -1,0 +1,75 @@
+"""
+### llmrec_score: nightly recommendations for every user and item, published atomically
+
+Runs when the ETL updates `llmrec_sequences` (fresh snapshots), for that day:
+
+1. **champion_exists**: the `champion` version (or the version named in the trigger form);
+   without one the run is skipped, not failed: nothing has been trained yet.
+2. **score** (`python -m jobs.score`): top-K per user with reasons, similar items and audience
+   per item; validated (K rows per user, nothing seen or unavailable, no duplicates, finite
+   descending scores, row counts near the previous day's) and published in one transaction to
+   the warehouse (DuckDB, or Postgres with `LLMREC_WAREHOUSE_URL`); updates the
+   `llmrec_recommendations` asset. A failed check fails the task and the previous day stays
+   current in the `*_latest` views.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from airflow.sdk import Param, dag, get_current_context, task
+
+from llmrec_core.orchestration.assets import RECOMMENDATIONS, SEQUENCES
+
+
+@dag(
+    schedule=[SEQUENCES],
+    start_date=datetime(2024, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    dagrun_timeout=timedelta(hours=6),
+    tags=["llmrec", "score", "warehouse"],
+    default_args={
+        "owner": "llmrec",
+        "retries": 2,
+        "retry_delay": timedelta(minutes=5),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(hours=1),
+        "execution_timeout": timedelta(hours=4),
+    },
+    params={
+        "ds": Param(None, type=["null", "string"], format="date", title="Day (UTC)",
+                    description="Score as of this day. Empty: the newest ETL snapshot."),
+        "model_version": Param(None, type=["null", "string"], pattern="^[0-9]+$", title="Model version",
+                               description="Registered version of `llmrec` to use. Empty: the champion."),
+        "k": Param(20, type="integer", minimum=1, maximum=1000, title="Recommendations per user"),
+        "engine": Param("local", type="string", enum=["local", "spark"], title="Scoring engine"),
+    },
+    doc_md=__doc__,
+)
+def llmrec_score():
+    @task
+    def champion_exists() -> str:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from llmrec_core.data.snapshot import resolve_day
+        from llmrec_core.orchestration.tasks import champion_version
+        from llmrec_core.settings import load_settings
+
+        p = get_current_context()["params"]
+        if not p["model_version"] and champion_version() is None:
+            raise AirflowSkipException("no champion version yet: run llmrec_train first")
+        return resolve_day(p["ds"] or "latest", load_settings()).isoformat()
+
+    @task(outlets=[RECOMMENDATIONS])
+    def score(day: str) -> None:
+        from llmrec_core.orchestration.tasks import run_job
+
+        p = get_current_context()["params"]
+        args = ["--ds", day, *(["--model-version", p["model_version"]] if p["model_version"] else [])]
+        run_job("jobs.score", args, env={"LLMREC_SCORING__K": str(p["k"]), "LLMREC_SCORING__ENGINE": p["engine"]})
+
+    score(champion_exists())
+
+
+llmrec_score()

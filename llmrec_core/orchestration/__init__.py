@@ -1,0 +1,1 @@
+"""Orchestration: the assets the DAGs share, their task bodies, ``llmrec pipeline`` and the local stack."""

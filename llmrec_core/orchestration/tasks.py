@@ -1,0 +1,93 @@
+"""What the DAGs' task bodies call: each a few lines in the DAG file, one function here.
+
+Tasks pass days and paths, never data. Training and scoring run as subprocesses
+(``python -m jobs.train ...``) so that a worker with a GPU (an Airflow queue) can take them and
+the scheduler's worker never loads torch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import subprocess
+import sys
+from collections import deque
+from pathlib import Path
+
+from llmrec_core.errors import DataQualityError, LlmrecError, MissingInputError
+from llmrec_core.io import lake
+from llmrec_core.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+REPO = Path(__file__).resolve().parents[2]
+TAIL_LINES = 40
+
+
+def resolve_ds(param: str | None, logical_date: dt.datetime | None) -> dt.date:
+    """The run's day: the ``ds`` param when given, else the day before the logical date (a
+    nightly run at 01:00 processes the day that just ended), else today's UTC date minus one."""
+    if param:
+        return dt.date.fromisoformat(str(param))
+    when = logical_date or dt.datetime.now(dt.UTC)
+    return when.date() - dt.timedelta(days=1)
+
+
+def etl_plan(ds: dt.date, settings: Settings | None = None) -> dict[str, str]:
+    """The days the ETL run for ``ds`` must clean: from the first raw day that never had a
+    passing clean run (a backfill, in one Spark application) up to ``ds``."""
+    settings = settings or load_settings()
+    raw = lake.list_partitions(settings.raw_table("events"))
+    if ds not in raw:
+        raise MissingInputError(f"raw partition not found: {settings.raw_table('events') / lake.ds_dir(ds)}")
+    pending = [d for d in raw if d <= ds and not (lake.read_run_summary(settings.runs_dir, "clean_logs/events", d) or {}).get("passed")]
+    start = min(pending, default=ds)
+    log.info("ETL for %s cleans %s..%s (%d day(s) never cleaned)", ds, start, ds, len(pending))
+    return {"start": start.isoformat(), "end": ds.isoformat()}
+
+
+def check_snapshots(ds: dt.date, settings: Settings | None = None) -> dict[str, int]:
+    """Data checks after the ETL: the snapshots of ``ds`` exist, and every cleaned day up to
+    ``ds`` reconciled (read = clean + quarantined + duplicates)."""
+    settings = settings or load_settings()
+    summary = lake.read_run_summary(settings.runs_dir, "build_sequences", ds)
+    if not summary:
+        raise MissingInputError(f"no build_sequences summary for {ds}: the snapshots of {ds} were not built")
+    for table in ("sequences", "items", "users"):
+        if not (settings.lake_table(table) / lake.ds_dir(ds)).is_dir():
+            raise MissingInputError(f"lake/{table}/{lake.ds_dir(ds)} is missing")
+    if summary["items"] == 0 or summary["users"] == 0:
+        raise DataQualityError(f"snapshot of {ds} is empty: {summary}")
+    for source in ("events", "items", "users"):
+        s = lake.read_run_summary(settings.runs_dir, f"clean_logs/{source}", ds)
+        if s is not None and not s.get("reconciled", True):
+            raise DataQualityError(f"clean_logs/{source} for {ds} did not reconcile: {s}")
+    return {k: int(v) for k, v in summary.items() if k != "ds"}
+
+
+def champion_version(settings: Settings | None = None) -> str | None:
+    from llmrec_core.io import tracking
+
+    settings = settings or load_settings()
+    tracking.setup(settings)
+    current = tracking.champion(settings)
+    return None if current is None else str(current.version)
+
+
+def run_job(module: str, args: list[str], env: dict[str, str] | None = None) -> None:
+    """``python -m <module> <args>`` with this interpreter; its output streams into the task log,
+    and a failure raises with the last lines (the task log shows them, the run turns failed).
+
+    Lines go straight to file descriptor 1, which is the task log under a worker and the
+    pipeline's log file under ``llmrec pipeline``, whatever ``sys.stdout`` is at the time."""
+    cmd = [sys.executable, "-m", module, *args]
+    log.info("running %s", " ".join(cmd))
+    tail: deque[str] = deque(maxlen=TAIL_LINES)
+    proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, bufsize=1)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        tail.append(line.rstrip("\n"))
+        os.write(1, line.encode("utf-8", "replace"))
+    if proc.wait() != 0:
+        raise LlmrecError(f"{module} exited with {proc.returncode}; last lines:\n" + "\n".join(tail))
