@@ -5,8 +5,10 @@
     llmrec etl --ds D | --start A --end B | --all
     llmrec train [--ds D|latest] [--finetune none|lora|full] [--epochs N]
     llmrec score [--ds D|latest] [--model-version V]
+    llmrec pipeline [--ds D] [--finetune none|lora|full] [--epochs N] [--k K]   # the three DAGs via Airflow
     llmrec recommend --user U [--ds D] [--k 10]
     llmrec similar --item I [--ds D] [--k 10]
+    llmrec up [--airflow-port 8080] [--mlflow-port 5000] / llmrec down
     llmrec config            # print the resolved settings
 
 Every command takes ``--config FILE``; settings also come from ``$LLMREC_HOME/llmrec.yaml`` and
@@ -84,6 +86,39 @@ def _score(args: argparse.Namespace, settings: Settings) -> None:
     print(score.summary(out, settings))
 
 
+def _pipeline(args: argparse.Namespace, settings: Settings) -> None:
+    from llmrec_core.errors import MissingInputError
+    from llmrec_core.io import lake
+    from llmrec_core.orchestration import report
+    from llmrec_core.orchestration.pipeline import run_pipeline
+
+    days = lake.list_partitions(settings.raw_table("events"))
+    if not days:
+        raise MissingInputError(f"no raw events under {settings.raw_table('events')}: run `llmrec ingest` first")
+    ds = args.ds or days[-1]
+    train = {k: v for k, v in (("finetune", args.finetune), ("epochs", args.epochs)) if v}
+    run_pipeline(settings, ds, train_conf=train, score_conf={"k": args.k} if args.k else None)
+    print(report.summary(settings, ds))
+
+
+def _up(args: argparse.Namespace, settings: Settings) -> None:
+    from llmrec_core.orchestration import stack
+
+    info = stack.up(settings, args.airflow_port, args.mlflow_port)
+    print(f"Airflow  {info['airflow']}  (user admin; password in {info['password_file']})")
+    if info["password"]:
+        print(f"         admin password (shown once): {info['password']}")
+    print(f"MLflow   {info['mlflow']}")
+    print("processes: " + ", ".join(f"{k} {v}" for k, v in info["pids"].items()) + "; stop with `make down`")
+
+
+def _down(args: argparse.Namespace, settings: Settings) -> None:
+    from llmrec_core.orchestration import stack
+
+    stopped = stack.down(settings)
+    print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+
+
 def _read_back(args: argparse.Namespace, settings: Settings) -> None:
     from llmrec_core.serving import lookup
 
@@ -135,6 +170,17 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--model-version", help="registered model version (default: the champion)")
     sc.add_argument("--engine", choices=["local", "spark"], help="override scoring.engine")
     sc.set_defaults(fn=_score)
+    pl = sub.add_parser("pipeline", help="run llmrec_etl, llmrec_train and llmrec_score for a day through Airflow (dag.test)")
+    pl.add_argument("--ds", type=parse_day, help="the day (default: the newest raw events partition)")
+    pl.add_argument("--finetune", choices=["none", "lora", "full"], help="language model fine-tuning mode")
+    pl.add_argument("--epochs", type=int, help="maximum training epochs")
+    pl.add_argument("--k", type=int, help="recommendations per user")
+    pl.set_defaults(fn=_pipeline)
+    upp = sub.add_parser("up", help="start Airflow and an MLflow server on 127.0.0.1 (make up)")
+    upp.add_argument("--airflow-port", type=int, default=8080)
+    upp.add_argument("--mlflow-port", type=int, default=5000)
+    upp.set_defaults(fn=_up)
+    sub.add_parser("down", help="stop what `llmrec up` started").set_defaults(fn=_down)
     for name, what, flag in (("recommend", "a user's recommendations", "--user"), ("similar", "items similar to an item", "--item")):
         rd = sub.add_parser(name, help=f"{what}, read from the warehouse")
         rd.add_argument(flag, required=True, help="user ID" if name == "recommend" else "item ID")

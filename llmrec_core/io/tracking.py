@@ -153,3 +153,20 @@ def promote(settings: Settings, version: str, reason: str) -> None:
 
 def refuse(settings: Settings, version: str, reason: str) -> None:
     MlflowClient().set_model_version_tag(settings.tracking.registered_model, version, "promotion", f"not promoted: {reason}")
+
+
+def training_results(settings: Settings, ds: str) -> tuple[str, dict[str, dict[str, float]]] | None:
+    """The newest training run for day ``ds``: its id and each model's validation metrics."""
+    client = MlflowClient(settings.tracking_uri)
+    exp = client.get_experiment_by_name(settings.tracking.experiment)
+    if exp is None:
+        return None
+    parents = client.search_runs([exp.experiment_id], f"tags.kind = 'training' and tags.ds = '{ds}'",
+                                 order_by=["attributes.start_time DESC"], max_results=1)
+    if not parents:
+        return None
+    parent = parents[0].info.run_id
+    children = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{parent}'", max_results=100)
+    results = {r.data.tags["model"]: {k[4:]: v for k, v in r.data.metrics.items() if k.startswith("val_")}
+               for r in children if "model" in r.data.tags}
+    return parent, {name: m for name, m in results.items() if m}

@@ -1,0 +1,47 @@
+"""What ``llmrec pipeline`` prints when the three DAGs succeeded: a few users' recommendations
+read back from the warehouse, the MLflow validation table of the training run, where the UIs are."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pyarrow.dataset as pads
+
+from llmrec_core.io import tracking
+from llmrec_core.serving import lookup
+from llmrec_core.settings import Settings
+
+COLUMNS = ("ndcg_10", "recall_20", "recall_20_cold_users", "auc", "coverage_10")
+
+
+def some_users(settings: Settings, ds: dt.date, n: int) -> list[str]:
+    """The first ``n`` user IDs of the day's snapshot, numerically when they are numbers."""
+    ids = pads.dataset(settings.lake_table("users") / f"ds={ds}", format="parquet").to_table(columns=["user_id"])["user_id"].to_pylist()
+    return sorted(ids, key=lambda u: (not u.isdigit(), int(u) if u.isdigit() else 0, u))[:n]
+
+
+def metrics_table(settings: Settings, ds: dt.date) -> str:
+    found = tracking.training_results(settings, ds.isoformat())
+    if found is None:
+        return f"no training run for {ds} in {settings.tracking_uri}"
+    run_id, results = found
+    lines = [f"MLflow training run {run_id} ({settings.tracking_uri}), validation metrics:",
+             f"  {'model':16s}" + "".join(f"{c:>22s}" for c in COLUMNS)]
+    for name in sorted(results, key=lambda m: -results[m].get("ndcg_10", float("-inf"))):
+        lines.append(f"  {name:16s}" + "".join(f"{results[name].get(c, float('nan')):>22.4f}" for c in COLUMNS))
+    return "\n".join(lines)
+
+
+def summary(settings: Settings, ds: dt.date, users: int = 3, k: int = 5) -> str:
+    parts = [lookup(settings, "recommend", u, ds, k) for u in some_users(settings, ds, users)]
+    parts.append(metrics_table(settings, ds))
+    home = settings.home
+    parts.append("\n".join([
+        "Next:",
+        "  make up      # Airflow UI http://127.0.0.1:8080 (user admin, password in "
+        f"{home / 'airflow' / 'passwords.json'}), MLflow UI http://127.0.0.1:5000",
+        f"  .venv/bin/python -c \"import duckdb; print(duckdb.connect('{home / 'warehouse.duckdb'}', read_only=True)"
+        ".sql('SELECT * FROM user_recommendations_latest LIMIT 10'))\"",
+        "  make down    # stops them",
+    ]))
+    return "\n\n".join(parts)

@@ -1,0 +1,78 @@
+"""The three DAGs end to end through ``dag.test()`` on small synthetic logs and a tiny model,
+then the warehouse tables; a failed task fails the DAG run; no champion means a skipped run."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import yaml
+
+from llmrec_core.errors import LlmrecError
+
+K = 4
+TINY = {
+    "model": {"encoder": "random:32x2", "dim": 16, "max_len": 8, "max_text_tokens": 16},
+    "train": {"epochs": 2, "patience": 2, "batch_size": 32, "lr": 0.005, "negatives": 16, "validation_days": 3},
+    "rerank": {"cpu_max_pairs": 20, "top_n": 5, "batch_size": 8, "max_tokens": 48},
+    "evaluation": {"als_rank": 4, "als_iterations": 2},
+    "spark": {"master": "local[2]", "shuffle_partitions": 2, "driver_memory": "1g"},
+    "scoring": {"similar_k": 3, "audience_k": 3},
+}
+
+
+@pytest.fixture(scope="module")
+def world(airflow_settings):
+    """Synthetic raw logs for 12 days in the DAG tests' home, and tiny-model settings there."""
+    from llmrec_core.ingest.synthetic import SyntheticSpec, generate
+    from llmrec_core.orchestration.pipeline import load_dags
+
+    settings = airflow_settings
+    (settings.home / "llmrec.yaml").write_text(yaml.safe_dump(TINY))
+    generate(settings.raw_dir, SyntheticSpec(users=50, items=30, events=1500, seed=3, days=12, start=dt.date(2024, 3, 1)))
+    return settings, dt.date(2024, 3, 12), load_dags()
+
+
+def _fast_fail(dag):
+    """No retries: dag.test() waits out retry delays, and this failure is not transient."""
+    for t in dag.tasks:
+        t.retries = 0
+    return dag
+
+
+def test_scoring_before_any_champion_is_skipped_not_failed(world):
+    from llmrec_core.orchestration.pipeline import run_dag
+
+    settings, last, dags = world
+    states = run_dag(dags["llmrec_score"], {"ds": str(last)}, settings.home / "score-first.log")
+    assert states == {"champion_exists": "skipped", "score": "skipped"}
+
+
+def test_etl_train_score_publish_every_user(world):
+    from llmrec_core.data.snapshot import load_snapshot
+    from llmrec_core.io.warehouse import Warehouse
+    from llmrec_core.orchestration.pipeline import run_pipeline
+
+    settings, last, _ = world
+    states = run_pipeline(settings, last, score_conf={"k": K})
+    assert set(states["llmrec_etl"].values()) == {"success"} and len(states["llmrec_etl"]) == 4
+    assert set(states["llmrec_train"].values()) == {"success"} and set(states["llmrec_score"].values()) == {"success"}
+    # The ETL run for the last day backfilled all 12 never-cleaned days in one application.
+    assert len(list((settings.lake_table("clean_events")).glob("ds=*"))) == 12
+    snap = load_snapshot(settings, last)
+    with Warehouse.open(settings) as wh:
+        assert wh.published_days() == [last]
+        counts = wh.counts(last)
+        assert counts["user_recommendations"] == K * snap.n_users
+        assert counts["item_recommendations"] == 3 * snap.n_items
+        rows = wh.user_recommendations(str(snap.user_ids[0]), k=K)
+    assert [r["rank"] for r in rows] == list(range(1, K + 1)) and all(r["reason"] for r in rows)
+
+
+def test_a_failing_task_fails_the_dag_run(world):
+    from llmrec_core.orchestration.pipeline import run_dag
+
+    settings, last, dags = world
+    with pytest.raises(LlmrecError, match=r"(?s)llmrec_score run .* failed; failed tasks: score\..*no model version 99") as err:
+        run_dag(_fast_fail(dags["llmrec_score"]), {"ds": str(last), "model_version": "99"}, settings.home / "score-fail.log")
+    assert "Last lines of" in str(err.value)
