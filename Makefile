@@ -9,7 +9,7 @@ export LLMREC_HOME ?= $(CURDIR)/.llmrec
 export SPARK_LOCAL_IP ?= 127.0.0.1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: venv run test etl-bench quality-bench training-bench scoring-bench clean
+.PHONY: venv run up down smoke test etl-bench quality-bench training-bench scoring-bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,12 +23,21 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# MovieLens-100K, then llmrec_etl, llmrec_train and llmrec_score for its last day through Airflow.
 run: venv
 	$(BIN)/llmrec ingest movielens-100k
-	$(BIN)/llmrec etl --all
-	$(BIN)/llmrec train --ds latest
-	$(BIN)/llmrec score --ds latest
-	$(BIN)/llmrec recommend --user 1 --k 5
+	$(BIN)/llmrec pipeline
+
+# Airflow (api-server, scheduler, dag-processor, triggerer) and MLflow on 127.0.0.1.
+up: venv
+	$(BIN)/llmrec up
+
+down: venv
+	$(BIN)/llmrec down
+
+# With the stack up: token, unpause and trigger llmrec_etl over the REST API, poll to success.
+smoke: venv
+	$(BIN)/python infra/local/rest_smoke.py --ds $${DS:-1998-04-22}
 
 test: venv
 	$(BIN)/python -m pytest tests
