@@ -18,13 +18,14 @@ Point `spark_default` at a cluster to run the Spark steps there (see `infra/READ
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import Param, dag, get_current_context, task
 
 from llmrec_core.orchestration.assets import SEQUENCES
+from llmrec_core.orchestration.dag_defaults import START, default_args
 
 JOBS = Path(__file__).resolve().parents[1] / "jobs"
 # The driver and the Python workers use this environment's interpreter (it has the package).
@@ -34,19 +35,12 @@ DAY_RANGE = ["--start", "{{ ti.xcom_pull(task_ids='plan')['start'] }}", "--end",
 
 @dag(
     schedule="0 1 * * *",
-    start_date=datetime(2024, 1, 1, tzinfo=UTC),
+    start_date=START,
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(hours=6),
     tags=["llmrec", "etl", "spark"],
-    default_args={
-        "owner": "llmrec",
-        "retries": 2,
-        "retry_delay": timedelta(minutes=5),
-        "retry_exponential_backoff": True,
-        "max_retry_delay": timedelta(hours=1),
-        "execution_timeout": timedelta(hours=3),
-    },
+    default_args=default_args(retries=2, retry_delay=timedelta(minutes=5), execution_timeout=timedelta(hours=3)),
     params={
         "ds": Param(None, type=["null", "string"], format="date", title="Day (UTC)",
                     description="Day to process, YYYY-MM-DD. Empty: the day before the run's logical date."),

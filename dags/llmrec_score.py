@@ -15,28 +15,22 @@ Runs when the ETL updates `llmrec_sequences` (fresh snapshots), for that day:
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from airflow.sdk import Param, dag, get_current_context, task
 
 from llmrec_core.orchestration.assets import RECOMMENDATIONS, SEQUENCES
+from llmrec_core.orchestration.dag_defaults import START, default_args
 
 
 @dag(
     schedule=[SEQUENCES],
-    start_date=datetime(2024, 1, 1, tzinfo=UTC),
+    start_date=START,
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(hours=6),
     tags=["llmrec", "score", "warehouse"],
-    default_args={
-        "owner": "llmrec",
-        "retries": 2,
-        "retry_delay": timedelta(minutes=5),
-        "retry_exponential_backoff": True,
-        "max_retry_delay": timedelta(hours=1),
-        "execution_timeout": timedelta(hours=4),
-    },
+    default_args=default_args(retries=2, retry_delay=timedelta(minutes=5), execution_timeout=timedelta(hours=4)),
     params={
         "ds": Param(None, type=["null", "string"], format="date", title="Day (UTC)",
                     description="Score as of this day. Empty: the newest ETL snapshot."),

@@ -19,11 +19,12 @@ fine-tuning mode and the maximum number of epochs.
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from airflow.sdk import CronTriggerTimetable, Param, dag, get_current_context, task
 
 from llmrec_core.orchestration.assets import CHAMPION, SEQUENCES
+from llmrec_core.orchestration.dag_defaults import START, default_args
 
 SCHEDULE = os.environ.get("LLMREC_ORCHESTRATION__TRAIN_SCHEDULE", "asset").strip()
 GPU_QUEUE = os.environ.get("LLMREC_ORCHESTRATION__GPU_QUEUE", "default")
@@ -31,19 +32,12 @@ GPU_QUEUE = os.environ.get("LLMREC_ORCHESTRATION__GPU_QUEUE", "default")
 
 @dag(
     schedule=[SEQUENCES] if SCHEDULE == "asset" else CronTriggerTimetable(SCHEDULE, timezone="UTC"),
-    start_date=datetime(2024, 1, 1, tzinfo=UTC),
+    start_date=START,
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(hours=12),
     tags=["llmrec", "train", "mlflow"],
-    default_args={
-        "owner": "llmrec",
-        "retries": 1,
-        "retry_delay": timedelta(minutes=10),
-        "retry_exponential_backoff": True,
-        "max_retry_delay": timedelta(hours=1),
-        "execution_timeout": timedelta(hours=1),
-    },
+    default_args=default_args(retries=1, retry_delay=timedelta(minutes=10), execution_timeout=timedelta(hours=1)),
     params={
         "ds": Param(None, type=["null", "string"], format="date", title="Day (UTC)",
                     description="Train on everything visible on this day. Empty: the newest ETL snapshot."),
