@@ -19,7 +19,7 @@ from llmrec_core.model_settings import RerankSettings, TextSettings
 from llmrec_core.scoring import tables
 from llmrec_core.scoring.reasons import pick_behaviours, reason_texts
 from llmrec_core.scoring.tables import POPULAR
-from llmrec_core.scoring.topk import blocked_topk
+from llmrec_core.scoring.topk import _top, blocked_topk
 
 SOURCES = np.array(tables.SOURCES, dtype=object)
 
@@ -220,14 +220,8 @@ def _rerank(side: ItemSide, contexts: list[str], scores: np.ndarray, items: np.n
             model, tok, [contexts[r] or "" for r in pairs[:, 0]], [rr.item_texts[top[r, c]] for r, c in pairs],
             batch_size=4 * rr.settings.batch_size, max_tokens=rr.settings.max_tokens, device=torch.device(side.device))
     combined = stack_above(scores[:, :n] + ce, scores[:, n:])
-    order = _order(combined, top)
+    # The same order as every other top-K here: score desc, item asc (padding is -inf, so last).
+    best_s, best_i = _top(torch.from_numpy(np.ascontiguousarray(combined, np.float32)), torch.from_numpy(top), n)
     out_s, out_i = scores.copy(), items.copy()
-    out_s[:, :n] = np.take_along_axis(combined, order, 1)
-    out_i[:, :n] = np.take_along_axis(top, order, 1)
+    out_s[:, :n], out_i[:, :n] = best_s.numpy(), best_i.numpy()
     return out_s, out_i
-
-
-def _order(scores: np.ndarray, items: np.ndarray) -> np.ndarray:
-    """Per row: score desc, item asc; padding (-1) last."""
-    key = np.where(items >= 0, -scores, np.inf)
-    return np.array([np.lexsort((items[r], key[r])) for r in range(len(scores))], np.int64).reshape(scores.shape)
