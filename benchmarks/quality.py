@@ -2,11 +2,14 @@
 
     .venv/bin/python benchmarks/quality.py [--protocols loo temporal] [--models llmrec popularity]
 
-Needs the lake of ``make run`` (MovieLens-100K) in ``$LLMREC_HOME``. Protocols (DESIGN.md
-section 3), all on the snapshot of the data's last day, 1998-04-22:
+Needs the lake of ``make run`` (MovieLens-100K) in ``$LLMREC_HOME``. Protocols
+(docs/evaluation.md), all on the snapshot of the data's last day, 1998-04-22. Every model ranks
+through its own ``recommend`` (the path ``llmrec score`` publishes with):
 
-- ``loo``: RecBole's sequential setting (every interaction is a target; last item test,
-  second-to-last validation for early stopping; full ranking; history excluded).
+- ``loo``: leave-last-out (every interaction is a target; last item test, second-to-last
+  validation for early stopping; full ranking; the user's history excluded). This is the usual
+  sequential split, but not RecBole's: RecBole 1.2.1 does not exclude already-seen items for
+  sequential models, so its published figures are not comparable with these.
 - ``temporal``, ``ctr``: cutoff 1998-01-01, 30-day window; 211 users have new positives in the
   window, 116 of them new users. ``cold_items``: the same cutoff, every positive after it (86
   items first seen after the cutoff, 261 users); each user's cold items are ranked against

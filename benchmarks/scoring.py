@@ -7,7 +7,7 @@ For each size (users x items) both scorers get random factor vectors of the same
 produce the top K items of every user; each runs in a fresh child process so its peak memory
 (the whole process tree, JVM included) is its own.
 
-- llmrec: ``llmrec_core.scoring.topk.blocked_topk`` (torch, all cores), excluding 20 already-seen
+- llmrec: ``llmrec_core.topk.blocked_topk`` (torch, all cores), excluding 20 already-seen
   items per user, default blocks (4096 users x 65536 items).
 - ALS: an ``ALSModel`` of the same rank (fitted for one iteration on one rating per user, so
   every user and item has factors), then ``recommendForAllUsers(K)`` written to the ``noop``
@@ -36,7 +36,7 @@ def child_llmrec(users: int, items: int, dim: int, k: int) -> dict:
     import numpy as np
     import torch
 
-    from llmrec_core.scoring.topk import blocked_topk
+    from llmrec_core.topk import blocked_topk
 
     gen = torch.Generator().manual_seed(0)
     u = torch.randn(users, dim, generator=gen)

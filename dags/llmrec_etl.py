@@ -25,7 +25,7 @@ from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOpe
 from airflow.sdk import Param, dag, get_current_context, task
 
 from llmrec_core.orchestration.assets import SEQUENCES
-from llmrec_core.orchestration.dag_defaults import START, default_args
+from llmrec_core.orchestration.dag_defaults import DAY_PATTERN, START, default_args
 
 JOBS = Path(__file__).resolve().parents[1] / "jobs"
 # The driver and the Python workers use this environment's interpreter (it has the package).
@@ -42,18 +42,18 @@ DAY_RANGE = ["--start", "{{ ti.xcom_pull(task_ids='plan')['start'] }}", "--end",
     tags=["llmrec", "etl", "spark"],
     default_args=default_args(retries=2, retry_delay=timedelta(minutes=5), execution_timeout=timedelta(hours=3)),
     params={
-        "ds": Param(None, type=["null", "string"], format="date", title="Day (UTC)",
-                    description="Day to process, YYYY-MM-DD. Empty: the day before the run's logical date."),
+        "ds": Param(None, type=["null", "string"], pattern=DAY_PATTERN, title="Day (UTC)",
+                    description="Day to process, YYYY-MM-DD or `latest` (the newest day with raw events). Empty: the day before the run's logical date."),
     },
     doc_md=__doc__,
 )
 def llmrec_etl():
     @task(retries=6, retry_delay=timedelta(minutes=10))
     def plan() -> dict[str, str]:
-        from llmrec_core.orchestration.tasks import etl_plan, resolve_ds
+        from llmrec_core.orchestration.tasks import etl_day, etl_plan
 
         ctx = get_current_context()
-        return etl_plan(resolve_ds(ctx["params"]["ds"], ctx.get("logical_date")))
+        return etl_plan(etl_day(ctx["params"]["ds"], ctx.get("logical_date")))
 
     clean = SparkSubmitOperator(task_id="clean_logs", application=str(JOBS / "clean_logs.py"), conn_id="spark_default",
                                 application_args=DAY_RANGE, env_vars=SPARK_ENV, name="llmrec-clean-logs")
@@ -62,10 +62,14 @@ def llmrec_etl():
 
     @task(outlets=[SEQUENCES], retries=0)
     def data_checks() -> dict[str, int]:
-        from llmrec_core.orchestration.tasks import check_snapshots, resolve_ds
+        from llmrec_core.orchestration.tasks import check_snapshots, etl_day
 
         ctx = get_current_context()
-        return check_snapshots(resolve_ds(ctx["params"]["ds"], ctx.get("logical_date")))
+        day = etl_day(ctx["params"]["ds"], ctx.get("logical_date"))
+        counts = check_snapshots(day)
+        # Training and scoring runs triggered by this event use this day, not the newest one.
+        ctx["outlet_events"][SEQUENCES].extra = {"ds": day.isoformat(), **counts}
+        return counts
 
     plan() >> clean >> build >> data_checks()
 

@@ -20,7 +20,7 @@ from datetime import timedelta
 from airflow.sdk import Param, dag, get_current_context, task
 
 from llmrec_core.orchestration.assets import RECOMMENDATIONS, SEQUENCES
-from llmrec_core.orchestration.dag_defaults import START, default_args
+from llmrec_core.orchestration.dag_defaults import DAY_PATTERN, START, default_args
 
 
 @dag(
@@ -32,8 +32,9 @@ from llmrec_core.orchestration.dag_defaults import START, default_args
     tags=["llmrec", "score", "warehouse"],
     default_args=default_args(retries=2, retry_delay=timedelta(minutes=5), execution_timeout=timedelta(hours=4)),
     params={
-        "ds": Param(None, type=["null", "string"], format="date", title="Day (UTC)",
-                    description="Score as of this day. Empty: the newest ETL snapshot."),
+        "ds": Param(None, type=["null", "string"], pattern=DAY_PATTERN, title="Day (UTC)",
+                    description="Score as of this day, YYYY-MM-DD or `latest` (the newest day with raw events). "
+                                "Empty: the day of the ETL run that triggered this run, else `latest`."),
         "model_version": Param(None, type=["null", "string"], pattern="^[0-9]+$", title="Model version",
                                description="Registered version of `llmrec` to use. Empty: the champion."),
         "k": Param(20, type="integer", minimum=1, maximum=1000, title="Recommendations per user"),
@@ -46,14 +47,13 @@ def llmrec_score():
     def champion_exists() -> str:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from llmrec_core.data.snapshot import resolve_day
-        from llmrec_core.orchestration.tasks import champion_version
-        from llmrec_core.settings import load_settings
+        from llmrec_core.orchestration.tasks import champion_version, produced_day
 
-        p = get_current_context()["params"]
+        ctx = get_current_context()
+        p = ctx["params"]
         if not p["model_version"] and champion_version() is None:
             raise AirflowSkipException("no champion version yet: run llmrec_train first")
-        return resolve_day(p["ds"] or "latest", load_settings()).isoformat()
+        return produced_day(p["ds"], ctx.get("triggering_asset_events")).isoformat()
 
     @task(outlets=[RECOMMENDATIONS])
     def score(day: str) -> None:

@@ -24,7 +24,7 @@ from datetime import timedelta
 from airflow.sdk import CronTriggerTimetable, Param, dag, get_current_context, task
 
 from llmrec_core.orchestration.assets import CHAMPION, SEQUENCES
-from llmrec_core.orchestration.dag_defaults import START, default_args
+from llmrec_core.orchestration.dag_defaults import DAY_PATTERN, START, default_args
 
 SCHEDULE = os.environ.get("LLMREC_ORCHESTRATION__TRAIN_SCHEDULE", "asset").strip()
 GPU_QUEUE = os.environ.get("LLMREC_ORCHESTRATION__GPU_QUEUE", "default")
@@ -39,8 +39,9 @@ GPU_QUEUE = os.environ.get("LLMREC_ORCHESTRATION__GPU_QUEUE", "default")
     tags=["llmrec", "train", "mlflow"],
     default_args=default_args(retries=1, retry_delay=timedelta(minutes=10), execution_timeout=timedelta(hours=1)),
     params={
-        "ds": Param(None, type=["null", "string"], format="date", title="Day (UTC)",
-                    description="Train on everything visible on this day. Empty: the newest ETL snapshot."),
+        "ds": Param(None, type=["null", "string"], pattern=DAY_PATTERN, title="Day (UTC)",
+                    description="Train on everything visible on this day, YYYY-MM-DD or `latest` (the newest day with raw events). "
+                                "Empty: the day of the ETL run that triggered this run, else `latest`."),
         "encoder": Param("packaged", type="string", minLength=1, title="Language model",
                          description="`packaged` (the offline all-MiniLM-L6-v2) or a local checkpoint directory."),
         "finetune": Param("none", type="string", enum=["none", "lora", "full"], title="Fine-tuning mode",
@@ -53,11 +54,10 @@ GPU_QUEUE = os.environ.get("LLMREC_ORCHESTRATION__GPU_QUEUE", "default")
 def llmrec_train():
     @task
     def check_inputs() -> str:
-        from llmrec_core.data.snapshot import resolve_day
-        from llmrec_core.settings import load_settings
+        from llmrec_core.orchestration.tasks import produced_day
 
-        ds = get_current_context()["params"]["ds"]
-        return resolve_day(ds or "latest", load_settings()).isoformat()
+        ctx = get_current_context()
+        return produced_day(ctx["params"]["ds"], ctx.get("triggering_asset_events")).isoformat()
 
     @task(pool="gpu", queue=GPU_QUEUE, execution_timeout=timedelta(hours=8))
     def train(day: str) -> None:

@@ -72,7 +72,7 @@ def clean_source(spark, settings: Settings, source: Source, days: list[dt.date])
     raw_dir = settings.raw_table(source.name)
     # Only days that have a raw partition of this source are (re)placed.
     present = [d for d in days if (raw_dir / lake.ds_dir(d)).is_dir()]
-    raw = lake.read_raw_lines(spark, raw_dir, present)
+    raw = clean.read_raw_lines(spark, raw_dir, present)
     with lake.Staging(settings.lake_dir / "_staging", f"{JOB}-{source.name}") as staging:
         split = source.split(raw, settings, staging.stage)
         # The staged parse holds one row per raw line: reads and invalid rows are counted there.

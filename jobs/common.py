@@ -30,24 +30,26 @@ def run_main(fn: Callable[[], object]) -> int:
     return 0
 
 
-def ds_parser(name: str, doc: str, ds_help: str) -> argparse.ArgumentParser:
+def ds_parser(name: str, doc: str, ds_help: str, prog: str | None = None) -> argparse.ArgumentParser:
     """The arguments every single-day job takes: ``--ds`` (a day or 'latest') and ``--config``."""
-    parser = argparse.ArgumentParser(prog=f"jobs.{name}", description=doc.strip().split("\n")[0])
-    parser.add_argument("--ds", required=True, help=f"{ds_help} (YYYY-MM-DD or 'latest')")
+    from llmrec_core.days import add_day_arg
+
+    parser = argparse.ArgumentParser(prog=prog or f"jobs.{name}", description=doc.strip().split("\n")[0])
+    add_day_arg(parser, ds_help)
     parser.add_argument("--config", help="YAML settings file")
     return parser
 
 
 def day_job(name: str, doc: str, run: Callable[[Any, Settings, list[dt.date]], Any], argv: list[str] | None):
     """The whole entry point of a job over days: arguments -> settings -> days -> session -> run."""
-    from llmrec_core.etl.days import add_day_args, resolve_days
+    from llmrec_core.days import add_day_range_args, resolve_days
     from llmrec_core.io.spark import get_spark
     from llmrec_core.settings import load_settings
 
     parser = argparse.ArgumentParser(prog=f"jobs.{name}", description=doc.strip().split("\n")[0])
-    add_day_args(parser)
+    add_day_range_args(parser)
     parser.add_argument("--config", help="YAML settings file")
     args = parser.parse_args(argv)
     settings = load_settings(args.config)
-    days = resolve_days(args, settings)
+    days = resolve_days(args, settings.raw_table("events"))
     return run(get_spark(settings.spark, f"llmrec-{name}"), settings, days)

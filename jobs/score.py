@@ -5,10 +5,11 @@ validated and published atomically to the warehouse.
     llmrec score --ds latest
 
 Top to bottom: settings -> the model version (champion unless named) -> lake snapshot of D ->
-model restored onto D's catalogue (new items encoded from text) -> item side (vectors, what
-may be recommended, popularity fallback) -> user inputs -> top-K per user, audience per item
-(engine ``local`` or ``spark``) -> similar items -> validation -> one publishing transaction ->
-Parquet copies under ``lake/serving/`` -> metrics of the run in MLflow.
+the recommender restored onto D's catalogue (any kind the registry holds; the LLM encodes new
+items from their text), wrapped in its cross-encoder when re-ranking -> what may be recommended
+-> scoring inputs -> each user's ``recommend`` list and each item's audience (engine ``local``
+or ``spark``) -> similar items -> validation -> one publishing transaction -> Parquet copies
+under ``lake/serving/`` -> metrics of the run in MLflow.
 """
 
 from __future__ import annotations
@@ -23,18 +24,19 @@ import numpy as np
 import pyarrow as pa
 
 from jobs.common import ds_parser, run_main
-from llmrec_core.bundle import load_bundle
-from llmrec_core.data.snapshot import Snapshot, load_item_facets, load_snapshot, resolve_day
+from llmrec_core.data.snapshot import Snapshot, load_item_facets, load_snapshot
+from llmrec_core.days import parse_day, resolve_day
 from llmrec_core.errors import MissingInputError
 from llmrec_core.io import tracking
+from llmrec_core.io.serving_schema import SCHEMAS
 from llmrec_core.io.warehouse import Warehouse, write_parquet_copies
-from llmrec_core.recommenders.base import History
 from llmrec_core.recommenders.llm import pick_device
-from llmrec_core.recommenders.portable import restore_llm
+from llmrec_core.recommenders.portable import restore
+from llmrec_core.recommenders.reranked import Reranked
+from llmrec_core.registry.bundle import load_bundle
 from llmrec_core.scoring import engine, runners
 from llmrec_core.scoring.filters import allowed_items
-from llmrec_core.scoring.inputs import item_side, user_inputs
-from llmrec_core.scoring.tables import SCHEMAS
+from llmrec_core.scoring.inputs import scoring_inputs
 from llmrec_core.scoring.validate import ValidationError, validate
 from llmrec_core.settings import Settings, load_settings
 
@@ -54,7 +56,7 @@ def _rerank(settings: Settings, bundle, device: str) -> dict | None:
 
 def tables(snap: Snapshot, ds: date, recs: pa.Table, similar: pa.Table, audience: pa.Table, *,
            model_name: str, version: str, run_id: str) -> dict[str, pa.Table]:
-    """The serving tables of DESIGN.md section 1, with IDs in place of indices."""
+    """The serving tables of docs/data-contract.md, with IDs in place of indices."""
     def const(value, n, type_=None):
         return pa.repeat(pa.scalar(value, type_ or pa.string()), n)
 
@@ -87,25 +89,24 @@ def run(settings: Settings, ds: date, model_version: str | None = None, spark=No
                                 f"no '{settings.tracking.champion_alias}' version of {name!r}: run `llmrec train` first")
     with tempfile.TemporaryDirectory() as tmp:
         bundle = load_bundle(tracking.download_bundle(settings, mv.version, Path(tmp)), gate=False)
-    trained = date.fromisoformat(bundle.meta["ds"])
+    trained = parse_day(bundle.meta["ds"])
     if trained > ds:
         raise MissingInputError(f"{name} version {mv.version} was trained on data up to {trained}, after {ds}: "
                                 f"scoring {ds} with it would use the future (name an older --model-version)")
     snap = load_snapshot(settings, ds)
-    rec = restore_llm(bundle.model, snap, sc.device)
+    rec = restore(bundle.model, snap, sc.device, reranker=_rerank(settings, bundle, sc.device), text=settings.text)
     categories, attributes = load_item_facets(settings, ds)
     allowed = snap.item_available & allowed_items(sc.filters, categories, attributes)
-    side = item_side(settings, snap, rec, allowed, _rerank(settings, bundle, sc.device))
-    users = user_inputs(settings, snap, rec, context=side.reranker is not None)
+    inputs = scoring_inputs(settings, snap, rec, allowed)
     if sc.engine == "spark":
         from llmrec_core.io.spark import get_spark
 
-        recs, audience = runners.run_spark(spark or get_spark(settings.spark, "llmrec-score"), users, side, sc.users_per_partition)
+        recs, audience = runners.run_spark(spark or get_spark(settings.spark, "llmrec-score"), inputs, sc.users_per_partition)
     else:
-        recs, audience = runners.run_local(users, side)
-    similar = engine.similar_items(side, sc.similar_k)
+        recs, audience = runners.run_local(inputs)
+    similar = engine.similar_items(inputs, sc.similar_k)
     scored = time.perf_counter() - started
-    history = History.of(snap.events, snap.n_users)
+    history = inputs.history
     with Warehouse.open(settings) as wh, tracking.run(f"score {ds}", tags={"kind": "scoring", "ds": str(ds), "model_version": str(mv.version)}) as run_id:
         wh.ensure_schema()
         before = [d for d in wh.published_days() if d < ds]
@@ -126,7 +127,7 @@ def run(settings: Settings, ds: date, model_version: str | None = None, spark=No
     log.info("published %s for %s in %.1fs: %s", counts, ds, seconds, sources)
     return {"ds": str(ds), "version": str(mv.version), "counts": counts, "sources": {k: int(v) for k, v in sources.items()},
             "users": snap.n_users, "items": snap.n_items, "seconds": seconds, "scoring_seconds": scored,
-            "warehouse": target, "run_id": run_id, "reranked": side.reranker is not None}
+            "warehouse": target, "run_id": run_id, "reranked": isinstance(rec, Reranked)}
 
 
 def summary(out: dict, settings: Settings) -> str:
@@ -137,14 +138,17 @@ def summary(out: dict, settings: Settings) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = ds_parser("score", __doc__, "score as of this day")
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    parser = ds_parser("score", __doc__, "score as of this day", prog)
     parser.add_argument("--model-version", help="registered version to use (default: the champion)")
+    parser.add_argument("--engine", choices=["local", "spark"], help="override scoring.engine")
     args = parser.parse_args(argv)
 
     def go():
         settings = load_settings(args.config)
-        print(summary(run(settings, resolve_day(args.ds, settings), args.model_version), settings))
+        if args.engine:
+            settings.scoring.engine = args.engine
+        print(summary(run(settings, resolve_day(args.ds, settings.raw_table("events")), args.model_version), settings))
     return run_main(go)
 
 

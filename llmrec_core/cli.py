@@ -18,7 +18,6 @@ Every command takes ``--config FILE``; settings also come from ``$LLMREC_HOME/ll
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import logging
 import sys
@@ -28,6 +27,8 @@ from llmrec_core.errors import LlmrecError
 from llmrec_core.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("llmrec")
+JOBS = {"train": "train the LLM model and the baselines for a day, register it in MLflow (llmrec train --help)",
+        "score": "recommendations for every user and item of a day, published to the warehouse (llmrec score --help)"}
 
 
 def _ingest_movielens(args: argparse.Namespace, settings: Settings) -> None:
@@ -38,21 +39,22 @@ def _ingest_movielens(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def _ingest_synthetic(args: argparse.Namespace, settings: Settings) -> None:
+    from llmrec_core.days import parse_day
     from llmrec_core.ingest.synthetic import SyntheticSpec, generate
 
     spec = SyntheticSpec(users=args.users, items=args.items, events=args.events, seed=args.seed,
-                         bad_rate=args.bad_rate, days=args.days, start=args.start, bots=args.bots, gzip=args.gzip)
+                         bad_rate=args.bad_rate, days=args.days, start=parse_day(args.start), bots=args.bots, gzip=args.gzip)
     result = generate(settings.raw_dir, spec)
     print(f"generated into {settings.raw_dir}: " + ", ".join(f"{k}={v}" for k, v in result.items()))
 
 
 def _etl(args: argparse.Namespace, settings: Settings) -> None:
     from jobs import etl
+    from llmrec_core.days import resolve_days
     from llmrec_core.etl import reconcile
-    from llmrec_core.etl.days import resolve_days
     from llmrec_core.io.spark import get_spark
 
-    days = resolve_days(args, settings)
+    days = resolve_days(args, settings.raw_table("events"))
     spark = get_spark(settings.spark, "llmrec-etl")
     summaries, snapshots = etl.run(spark, settings, days)
     print(f"ETL {days[0]}..{days[-1]} ({len(days)} day(s)) into {settings.lake_dir}")
@@ -64,45 +66,19 @@ def _etl(args: argparse.Namespace, settings: Settings) -> None:
     print(f"  snapshot ds={last}: " + ", ".join(f"{k}={v:,}" for k, v in snapshots[last].items()))
 
 
-def _train(args: argparse.Namespace, settings: Settings) -> None:
-    from jobs import train
-    from llmrec_core.data.snapshot import resolve_day
-
-    if args.finetune:
-        settings.model.finetune = args.finetune
-    if args.epochs:
-        settings.train.epochs = args.epochs
-    out = train.run(settings, resolve_day(args.ds, settings), progress=not args.no_progress)
-    print(train.summary(out, settings))
-
-
-def _score(args: argparse.Namespace, settings: Settings) -> None:
-    from jobs import score
-    from llmrec_core.data.snapshot import resolve_day
-
-    if args.engine:
-        settings.scoring.engine = args.engine
-    out = score.run(settings, resolve_day(args.ds, settings), args.model_version)
-    print(score.summary(out, settings))
-
-
 def _pipeline(args: argparse.Namespace, settings: Settings) -> None:
-    from llmrec_core.errors import MissingInputError
-    from llmrec_core.io import lake
-    from llmrec_core.orchestration import report
-    from llmrec_core.orchestration.pipeline import run_pipeline
+    from llmrec_core.days import resolve_day
+    from llmrec_stack import report
+    from llmrec_stack.pipeline import run_pipeline
 
-    days = lake.list_partitions(settings.raw_table("events"))
-    if not days:
-        raise MissingInputError(f"no raw events under {settings.raw_table('events')}: run `llmrec ingest` first")
-    ds = args.ds or days[-1]
+    ds = resolve_day(args.ds, settings.raw_table("events"))
     train = {k: v for k, v in (("finetune", args.finetune), ("epochs", args.epochs)) if v}
     run_pipeline(settings, ds, train_conf=train, score_conf={"k": args.k} if args.k else None)
     print(report.summary(settings, ds))
 
 
 def _up(args: argparse.Namespace, settings: Settings) -> None:
-    from llmrec_core.orchestration import stack
+    from llmrec_stack import stack
 
     info = stack.up(settings, args.airflow_port, args.mlflow_port)
     print(f"Airflow  {info['airflow']}  (user admin; password in {info['password_file']})")
@@ -113,16 +89,18 @@ def _up(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def _down(args: argparse.Namespace, settings: Settings) -> None:
-    from llmrec_core.orchestration import stack
+    from llmrec_stack import stack
 
     stopped = stack.down(settings)
     print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
 
 
 def _read_back(args: argparse.Namespace, settings: Settings) -> None:
+    from llmrec_core.days import parse_day
     from llmrec_core.serving import lookup
 
-    print(lookup(settings, args.command, args.user if args.command == "recommend" else args.item, args.ds, args.k))
+    ds = parse_day(args.ds) if args.ds else None
+    print(lookup(settings, args.command, args.user if args.command == "recommend" else args.item, ds, args.k))
 
 
 def _config(args: argparse.Namespace, settings: Settings) -> None:
@@ -130,7 +108,7 @@ def _config(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from llmrec_core.etl.days import add_day_args, parse_day
+    from llmrec_core.days import add_day_range_args
 
     parser = argparse.ArgumentParser(prog="llmrec", description="Batch recommender powered by a language model.")
     parser.add_argument("--config", help="YAML settings file (default: $LLMREC_HOME/llmrec.yaml if present)")
@@ -149,29 +127,20 @@ def build_parser() -> argparse.ArgumentParser:
     syn.add_argument("--seed", type=int, default=0)
     syn.add_argument("--bad-rate", type=float, default=0.0, help="share of malformed lines (0..1)")
     syn.add_argument("--days", type=int, default=30)
-    syn.add_argument("--start", type=parse_day, default=dt.date(2024, 1, 1))
+    syn.add_argument("--start", default="2024-01-01", help="first day (YYYY-MM-DD)")
     syn.add_argument("--bots", type=int, default=0, help="bot users that burst one day a week")
     syn.add_argument("--gzip", action="store_true", help="write .jsonl.gz")
     syn.set_defaults(fn=_ingest_synthetic)
 
     etl = sub.add_parser("etl", help="clean raw logs and build sequences, items and users (one Spark app)")
-    add_day_args(etl)
+    add_day_range_args(etl)
     etl.set_defaults(fn=_etl)
 
-    tr = sub.add_parser("train", help="train the LLM model and the baselines for a day, register it in MLflow")
-    tr.add_argument("--ds", default="latest", help="YYYY-MM-DD or 'latest' (the newest ETL snapshot)")
-    tr.add_argument("--finetune", choices=["none", "lora", "full"], help="language model fine-tuning mode")
-    tr.add_argument("--epochs", type=int, help="maximum epochs (early stopping still applies)")
-    tr.add_argument("--no-progress", action="store_true", help="no progress bars")
-    tr.set_defaults(fn=_train)
-
-    sc = sub.add_parser("score", help="recommendations for every user and item of a day, published to the warehouse")
-    sc.add_argument("--ds", default="latest", help="YYYY-MM-DD or 'latest' (the newest ETL snapshot)")
-    sc.add_argument("--model-version", help="registered model version (default: the champion)")
-    sc.add_argument("--engine", choices=["local", "spark"], help="override scoring.engine")
-    sc.set_defaults(fn=_score)
+    # The jobs declare their own options: ``llmrec train ARGS`` is ``python -m jobs.train ARGS``.
+    for name, what in JOBS.items():
+        sub.add_parser(name, help=what, add_help=False).set_defaults(job=name)
     pl = sub.add_parser("pipeline", help="run llmrec_etl, llmrec_train and llmrec_score for a day through Airflow (dag.test)")
-    pl.add_argument("--ds", type=parse_day, help="the day (default: the newest raw events partition)")
+    pl.add_argument("--ds", default="latest", help="the day (YYYY-MM-DD or 'latest': the newest day with raw events; default latest)")
     pl.add_argument("--finetune", choices=["none", "lora", "full"], help="language model fine-tuning mode")
     pl.add_argument("--epochs", type=int, help="maximum training epochs")
     pl.add_argument("--k", type=int, help="recommendations per user")
@@ -184,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, what, flag in (("recommend", "a user's recommendations", "--user"), ("similar", "items similar to an item", "--item")):
         rd = sub.add_parser(name, help=f"{what}, read from the warehouse")
         rd.add_argument(flag, required=True, help="user ID" if name == "recommend" else "item ID")
-        rd.add_argument("--ds", type=parse_day, help="published day (default: the newest)")
+        rd.add_argument("--ds", help="published day, YYYY-MM-DD (default: the newest published)")
         rd.add_argument("--k", type=int, default=10, help="rows to show")
         rd.set_defaults(fn=_read_back)
 
@@ -193,7 +162,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if getattr(args, "job", None):
+        import importlib
+
+        job = importlib.import_module(f"jobs.{args.job}")
+        return job.main(rest + (["--config", args.config] if args.config else []), prog=f"llmrec {args.job}")
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("py4j").setLevel(logging.WARNING)

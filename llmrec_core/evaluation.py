@@ -1,8 +1,11 @@
 """The evaluation harness: one recommender, one protocol split, one dict of metrics.
 
 Full ranking over the whole catalogue; the user's already-seen items are excluded; an item a
-model cannot score (-inf) is never "recommended" and ranks last. Ties rank pessimistically (a
-target tied with others is placed after them), so a constant score earns nothing.
+model cannot score (-inf) is never "recommended" and ranks last. Top-K lists come from the
+recommender's own ``recommend`` (the path the nightly scoring job publishes with), so a number
+here is a number about the served table. Ranks of single targets (``loo``) use ``score`` with
+ties ranked pessimistically (a target tied with others is placed after them), so a constant
+score earns nothing.
 Metric names are the same for every model, so MLflow's compare view lines them up.
 """
 
@@ -28,8 +31,8 @@ def _blocks(users: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
 
 
 def masked_scores(rec: Recommender, users: np.ndarray, history: History, asof: np.ndarray) -> np.ndarray:
-    """Scores with each user's history items excluded (as RecBole does: a re-consumed target
-    ranks last rather than being the one seen item left in play)."""
+    """Scores with each user's history items excluded, as ``recommend`` excludes them: a
+    re-consumed target ranks last rather than being the one seen item left in play."""
     scores = rec.score(users, history, asof).astype(np.float32, copy=True)
     for row, u in enumerate(users):
         scores[row, history.items(u)] = -np.inf
@@ -43,18 +46,13 @@ def target_ranks(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(s[:, 0]), ranks, scores.shape[1]).astype(np.int64)
 
 
-def top_k(scores: np.ndarray, k: int) -> list[np.ndarray]:
-    """The k best finite columns per row, best first (ties by column index)."""
-    k = min(k, scores.shape[1])
-    # Every column scoring at least the k-th best is a candidate, so ties at the cut go to the
-    # lowest columns (argpartition alone picks among them arbitrarily).
-    kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1]
-    out = []
-    for row, s in enumerate(scores):
-        cols = np.flatnonzero(~(s < kth[row]))
-        cols = cols[np.lexsort((cols, -s[cols]))][:k]
-        out.append(cols[np.isfinite(s[cols])])
-    return out
+def top_k_lists(rec: Recommender, split: EvalSplit, snap: Snapshot, k: int,
+                allowed: np.ndarray | None = None) -> list[np.ndarray]:
+    """Each evaluated user's top-k items, best first: ``rec.recommend`` with the user's history
+    excluded, exactly what the nightly scoring job publishes for that user."""
+    history = History.of(split.history, snap.n_users)
+    _, items = rec.recommend(split.users, history, split.asof, k, allowed=allowed)
+    return [row[row >= 0] for row in items]
 
 
 def evaluate_loo(rec: Recommender, split: EvalSplit, snap: Snapshot, ks: list[int]) -> dict[str, float]:
@@ -77,11 +75,8 @@ def evaluate_temporal(rec: Recommender, split: EvalSplit, snap: Snapshot, ks: li
                       item_vectors: np.ndarray | None = None) -> dict[str, float]:
     """Top-K against the window's new positives; ``item_vectors`` (for intra-list diversity)
     are the language model's item text vectors, the same for every model."""
-    history = History.of(split.history, snap.n_users)
     kmax = max(*ks, 10)  # the beyond-accuracy metrics below are @10
-    lists: list[np.ndarray] = []
-    for s, users in _blocks(split.users):
-        lists.extend(top_k(masked_scores(rec, users, history, split.asof[s : s + len(users)]), kmax))
+    lists = top_k_lists(rec, split, snap, kmax)
     train_pop = np.bincount(split.train.item, minlength=snap.n_items)
     warm_item = train_pop > 0
     warm_user = np.bincount(split.train.user, minlength=snap.n_users)[split.users] > 0
@@ -121,13 +116,14 @@ def evaluate_cold_items(rec: Recommender, split: EvalSplit, snap: Snapshot, ks: 
     items. Item side (``cold_audience_recall_K``): each cold item's future users among all users.
     ``cold_random_recall_K`` is what a random order would score on the user side."""
     history = History.of(split.history, snap.n_users)
-    cols = np.zeros((snap.n_users, len(split.items)), np.float32)
-    for s, users in _blocks(split.users):
-        cols[s : s + len(users)] = rec.score(users, history, split.asof[s : s + len(users)])[:, split.items]
+    cold = np.zeros(snap.n_items, bool)
+    cold[split.items] = True
     position = {int(item): j for j, item in enumerate(split.items)}
-    rows = [u for u, t in enumerate(split.truth) if len(t)]
-    user_lists = top_k(cols[rows], max(ks)) if rows else []
-    audience = top_k(cols.T.copy(), max(ks))
+    rows = np.array([u for u, t in enumerate(split.truth) if len(t)], np.int64)
+    _, items = rec.recommend(split.users[rows], history, split.asof[rows], max(ks), allowed=cold)
+    user_lists = [np.array([position[int(i)] for i in row if i >= 0], np.int64) for row in items]
+    _, audience_rows = rec.audience(split.users, history, split.asof, max(ks))
+    audience = [row[row >= 0] for row in audience_rows[split.items]]
     out = {}
     for k in ks:
         vals = [metrics.recall(lst[:k].tolist(), {position[int(i)] for i in split.truth[u]}, k)

@@ -1,6 +1,6 @@
 """Text rendering: the one place where items, behaviours and user profiles become text.
 
-Every template and cap comes from :class:`llmrec_core.model_settings.TextSettings`:
+Every template and cap comes from :class:`llmrec_core.settings.TextSettings`:
 
     >>> render = TextRenderer(TextSettings())
     >>> render.item({"title": "Toy Story (1995)", "categories": ["Animation", "Comedy"]})
@@ -20,7 +20,7 @@ import string
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from llmrec_core.model_settings import TextSettings
+from llmrec_core.settings import TextSettings
 
 # C0/C1 controls, zero-width and bidi controls, line/paragraph separators, BOM.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]")

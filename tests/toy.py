@@ -112,3 +112,14 @@ def make_tiny(settings):
     settings.evaluation.als_rank = 4
     settings.evaluation.als_iterations = 2
     return settings
+
+
+def isolated_home(mp, home: Path) -> None:
+    """Point LLMREC_HOME at ``home`` (a module-scoped MonkeyPatch) and drop every other llmrec
+    or MLflow variable of the environment."""
+    import os
+
+    for name in list(os.environ):
+        if (name.startswith("LLMREC_") or name == "MLFLOW_TRACKING_URI") and name != "LLMREC_HOME":
+            mp.delenv(name)
+    mp.setenv("LLMREC_HOME", str(home))

@@ -1,12 +1,14 @@
-"""Evaluation protocols (DESIGN.md section 3) as pure functions of the interactions.
+"""Evaluation protocols (docs/evaluation.md) as pure functions of the interactions.
 
 Each returns an :class:`EvalSplit`: what models fit on (``train``), what they see about each
 evaluated user at prediction time (``history``, time-ordered), when the prediction is made
 (``asof``) and what counts as a hit (``truth``). Already-seen items are the user's
 ``history`` items; the harness excludes them from every ranking.
 
-- ``loo``: RecBole's sequential setting. Every interaction counts; per user, in time order,
-  the last item is the test target and the second-to-last the validation target.
+- ``loo``: leave-last-out. Every interaction counts; per user, in time order, the last item is
+  the test target and the second-to-last the validation target; the user's history is excluded
+  from the ranking (RecBole 1.2.1 does not exclude it for sequential models, so its figures
+  are not comparable with these).
 - ``temporal``: train on ts < cutoff; truth = the positives of [cutoff, cutoff + window) on
   items the user had not seen before the cutoff.
 - ``cold_items``: items with no interaction before the cutoff and positives in the window.

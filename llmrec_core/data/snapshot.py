@@ -18,6 +18,7 @@ import pyarrow.dataset as pads
 
 from llmrec_core.data.interactions import Interactions, KindVocab, feedback_labels
 from llmrec_core.errors import MissingInputError
+from llmrec_core.io import lake
 from llmrec_core.settings import Settings
 from llmrec_core.text import TextRenderer
 
@@ -57,27 +58,8 @@ class Snapshot:
         return {"events": len(self.events), "users": self.n_users, "items": self.n_items}
 
 
-def latest_day(settings: Settings) -> date:
-    """The newest day with an items snapshot, i.e. the newest day the ETL finished."""
-    root = settings.lake_table("items")
-    days = sorted(p.name[3:] for p in root.glob("ds=*") if p.is_dir()) if root.is_dir() else []
-    if not days:
-        raise MissingInputError(f"no snapshots under {root}: run `llmrec etl` first")
-    return date.fromisoformat(days[-1])
-
-
-def resolve_day(value: str, settings: Settings) -> date:
-    """``latest`` or an ISO date."""
-    if value == "latest":
-        return latest_day(settings)
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise MissingInputError(f"not a day: {value!r} (YYYY-MM-DD or 'latest')") from None
-
-
 def _partition(settings: Settings, table: str, ds: date) -> pa.Table:
-    path = settings.lake_table(table) / f"ds={ds.isoformat()}"
+    path = lake.partition(settings.lake_table(table), ds)
     if not path.is_dir():
         raise MissingInputError(f"no {table} snapshot for {ds} at {path}: run `llmrec etl --ds {ds}` first")
     return pads.dataset(path, format="parquet").to_table()
@@ -156,7 +138,7 @@ def load_item_facets(settings: Settings, ds: date) -> tuple[list[list[str]], lis
 
 def item_titles(settings: Settings, ds: date, item_ids: list[str]) -> dict[str, str]:
     """Titles of some items in the catalogue of ``ds`` (empty when that snapshot is gone)."""
-    path = settings.lake_table("items") / f"ds={ds.isoformat()}"
+    path = lake.partition(settings.lake_table("items"), ds)
     if not path.is_dir() or not item_ids:
         return {}
     table = pads.dataset(path, format="parquet").to_table(columns=["item_id", "title"],

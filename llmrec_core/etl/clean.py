@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from pathlib import Path
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from llmrec_core.etl import jsonfields as J
 from llmrec_core.etl.reconcile import BOT_REASON
+from llmrec_core.etl.schemas import RAW_LINES
+from llmrec_core.io import lake
 
 # Epoch seconds beyond year 9999 cannot name a real instant.
 _MAX_EPOCH_SECONDS = 253_402_300_799
@@ -216,3 +219,18 @@ def label_events(parsed: DataFrame, params: CleanParams) -> Split:
     dups = duplicate_groups(parsed).localCheckpoint()
     bots = bot_users(parsed, params.bot_max_events_per_minute).localCheckpoint()
     return split_events(parsed, dups, bots)
+
+
+def read_raw_lines(spark, table_dir: Path, days: list[dt.date]):
+    """One row per raw line of the given partitions: (ds, source_file, line).
+
+    Files are listed here, not globbed by Spark, so only ``*.jsonl``/``*.jsonl.gz`` are read and a
+    day without a partition simply contributes nothing. Gzip and CRLF are handled by the reader.
+    """
+    files = [str(f) for d in days for f in lake.raw_files(table_dir, d)]
+    if not files:
+        return spark.createDataFrame([], RAW_LINES)
+    df = spark.read.text(files).select(F.col("value").alias("line"), F.col("_metadata.file_path").alias("source_file"))
+    # .../ds=YYYY-MM-DD/file: string functions, not a regex per row.
+    ds = F.to_date(F.substring_index(F.substring_index("source_file", "/ds=", -1), "/", 1))
+    return df.select(ds.alias("ds"), "source_file", "line")

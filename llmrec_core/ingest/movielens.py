@@ -25,8 +25,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from llmrec_core.days import day_range
 from llmrec_core.errors import MissingInputError
-from llmrec_core.etl.days import day_range
 from llmrec_core.ingest.rawwriter import RawWriter, utc_day
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Write raw partitions (``raw/<table>/ds=YYYY-MM-DD/*.jsonl[.gz]``) exactly as DESIGN.md section 1.
+"""Write raw partitions (``raw/<table>/ds=YYYY-MM-DD/*.jsonl[.gz]``) exactly as docs/data-contract.md describes them.
 
 Rows stream to disk through a small pool of open files, so an ingest of any size needs memory
 for one row at a time. Everything goes to a staging directory first; ``commit`` swaps each

@@ -30,6 +30,11 @@ def ds_dir(ds: dt.date) -> str:
     return f"ds={ds.isoformat()}"
 
 
+def partition(table_dir: Path, ds: dt.date) -> Path:
+    """The directory of one day's partition of a table."""
+    return Path(table_dir) / ds_dir(ds)
+
+
 def list_partitions(table_dir: Path) -> list[dt.date]:
     """Dates of the ``ds=`` partitions under a table directory, ascending."""
     if not table_dir.is_dir():
@@ -130,25 +135,6 @@ def run_summary_path(runs_dir: Path, job: str, ds: dt.date) -> Path:
 def read_run_summary(runs_dir: Path, job: str, ds: dt.date) -> dict | None:
     path = run_summary_path(runs_dir, job, ds)
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-
-
-def read_raw_lines(spark, table_dir: Path, days: list[dt.date]):
-    """One row per raw line of the given partitions: (ds, source_file, line).
-
-    Files are listed here, not globbed by Spark, so only ``*.jsonl``/``*.jsonl.gz`` are read and a
-    day without a partition simply contributes nothing. Gzip and CRLF are handled by the reader.
-    """
-    from pyspark.sql import functions as F
-
-    from llmrec_core.etl.schemas import RAW_LINES
-
-    files = [str(f) for d in days for f in raw_files(table_dir, d)]
-    if not files:
-        return spark.createDataFrame([], RAW_LINES)
-    df = spark.read.text(files).select(F.col("value").alias("line"), F.col("_metadata.file_path").alias("source_file"))
-    # .../ds=YYYY-MM-DD/file: string functions, not a regex per row.
-    ds = F.to_date(F.substring_index(F.substring_index("source_file", "/ds=", -1), "/", 1))
-    return df.select(ds.alias("ds"), "source_file", "line")
 
 
 class Staging:

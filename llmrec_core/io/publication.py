@@ -17,8 +17,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from llmrec_core.errors import LlmrecError
+from llmrec_core.io import serving_schema as serving
 from llmrec_core.io.lake import ds_dir, list_partitions, swap_dir
-from llmrec_core.scoring import tables as serving
 
 log = logging.getLogger(__name__)
 LOGICAL = tuple(serving.SCHEMAS)
@@ -33,12 +33,11 @@ class PublishError(LlmrecError):
         super().__init__(f"publish of {ds} refused, nothing was published: {detail}")
 
 
-def write_parquet_copies(lake_dir: Path, ds, tables: dict[str, pa.Table], keep_days: int) -> None:
+def write_parquet_copies(lake_dir: Path, ds: dt.date, tables: dict[str, pa.Table], keep_days: int) -> None:
     """Write ``lake/serving/<table>/ds=YYYY-MM-DD/part-0.parquet`` for each table, replacing the
     partition by a rename, and remove partitions older than ``keep_days`` before the newest day.
 
     ``ds`` lives in the directory name only, as in the Spark-written lake partitions."""
-    ds = as_date(ds)
     root = Path(lake_dir) / "serving"
     for name, table in conform(ds, tables).items():
         table_dir = root / name
@@ -80,9 +79,3 @@ def conform(ds: dt.date, tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
     if failures:
         raise PublishError(ds, failures)
     return out
-
-
-def as_date(ds) -> dt.date:
-    if isinstance(ds, dt.datetime):
-        return ds.date()
-    return ds if isinstance(ds, dt.date) else dt.date.fromisoformat(str(ds))

@@ -85,14 +85,13 @@ def log_dict(data: dict, path: str) -> None:
     mlflow.log_dict(data, path)
 
 
-def register_bundle(bundle_dir: Path, settings: Settings, example, tags: Mapping[str, str]) -> str:
-    """Log the bundle as the pyfunc model of the active run and register it; returns the version."""
-    from llmrec_core.io.pyfunc import SIGNATURE, LlmrecPyfunc
-
+def register_bundle(bundle_dir: Path, settings: Settings, example, tags: Mapping[str, str], *, python_model, signature) -> str:
+    """Log the bundle as the pyfunc model (``python_model``) of the active run and register it;
+    returns the version."""
     package = Path(__file__).resolve().parents[1]
     info = mlflow.pyfunc.log_model(
-        name="model", python_model=LlmrecPyfunc(), artifacts={"bundle": str(bundle_dir)},
-        code_paths=[str(package)], pip_requirements=PIP_REQUIREMENTS, signature=SIGNATURE,
+        name="model", python_model=python_model, artifacts={"bundle": str(bundle_dir)},
+        code_paths=[str(package)], pip_requirements=PIP_REQUIREMENTS, signature=signature,
         input_example=example, registered_model_name=settings.tracking.registered_model,
     )
     version = str(info.registered_model_version)

@@ -1,6 +1,6 @@
 """The serving warehouse: where the nightly recommendations are published and read with SQL.
 
-The only module that talks to DuckDB or Postgres (DESIGN.md section 1). The embedded default is
+The only module that talks to DuckDB or Postgres (docs/data-contract.md). The embedded default is
 the DuckDB file ``$LLMREC_HOME/warehouse.duckdb``; a ``postgresql://`` ``LLMREC_WAREHOUSE_URL``
 selects Postgres. Statements are built in :mod:`llmrec_core.io.warehouse_sql`; the Arrow-side
 checks and the Parquet copies in the lake are in :mod:`llmrec_core.io.publication`.
@@ -33,9 +33,20 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from llmrec_core.errors import LlmrecError
-from llmrec_core.io.publication import PublishError, as_date, conform, write_parquet_copies
-from llmrec_core.io.warehouse_sql import LOGICAL, PUBLICATIONS, DuckDialect, Names, PgDialect, Statements
-from llmrec_core.scoring import tables as serving
+from llmrec_core.io import serving_schema as serving
+from llmrec_core.io.publication import (
+    PublishError,
+    conform,
+    write_parquet_copies,
+)
+from llmrec_core.io.warehouse_sql import (
+    LOGICAL,
+    PUBLICATIONS,
+    DuckDialect,
+    Names,
+    PgDialect,
+    Statements,
+)
 
 __all__ = ["PublishError", "Warehouse", "write_parquet_copies"]
 log = logging.getLogger(__name__)
@@ -136,11 +147,10 @@ class Warehouse:
 
     # -- publish -------------------------------------------------------------------------------
     def publish(
-        self, ds, tables: dict[str, pa.Table], *, run_id: str, model_name: str, model_version: str,
+        self, ds: dt.date, tables: dict[str, pa.Table], *, run_id: str, model_name: str, model_version: str,
         keep_days: int, on_staged: Callable[[dict[str, int]], None] | None = None,
     ) -> dict[str, int]:
         """Make ``tables`` the content of day ``ds`` in one transaction; returns rows per table."""
-        ds = as_date(ds)
         if keep_days < 1:
             raise ValueError("keep_days must be at least 1")
         arrow = conform(ds, tables)
@@ -219,30 +229,29 @@ class Warehouse:
     def published_days(self) -> list[dt.date]:
         return [row[0] for row in self._q(self._sql.published_days()).fetchall()] if self._has_tables() else []
 
-    def counts(self, ds) -> dict[str, int]:
+    def counts(self, ds: dt.date) -> dict[str, int]:
         """Rows per logical table of a published day; ``{}`` when the day is not published."""
         if not self._has_tables():
             return {}
-        ds = as_date(ds)
         row = self._q(self._sql.counts(), [ds] * (len(LOGICAL) + 1)).fetchone()
         return {} if row is None else dict(zip(LOGICAL, map(int, row), strict=True))
 
-    def user_recommendations(self, user_id: str, ds=None, k: int = 10) -> list[dict]:
+    def user_recommendations(self, user_id: str, ds: dt.date | None = None, k: int = 10) -> list[dict]:
         return self._top("user_recommendations", user_id, ds, k)
 
-    def similar_items(self, item_id: str, ds=None, k: int = 10) -> list[dict]:
+    def similar_items(self, item_id: str, ds: dt.date | None = None, k: int = 10) -> list[dict]:
         return self._top("item_recommendations", item_id, ds, k)
 
-    def audience(self, item_id: str, ds=None, k: int = 10) -> list[dict]:
+    def audience(self, item_id: str, ds: dt.date | None = None, k: int = 10) -> list[dict]:
         return self._top("item_audience", item_id, ds, k)
 
-    def _top(self, logical: str, key: str, ds, k: int) -> list[dict]:
+    def _top(self, logical: str, key: str, ds: dt.date | None, k: int) -> list[dict]:
         """Rows of ``key`` by rank, of day ``ds`` or (None) of the newest published day."""
         if k < 1:
             raise ValueError("k must be at least 1")
         if not self._has_tables():
             return []
-        params = [key, k] if ds is None else [key, as_date(ds), k]
+        params = [key, k] if ds is None else [key, ds, k]
         cur = self._q(self._sql.top(logical, by_ds=ds is not None), params)
         columns = [c[0] for c in cur.description]
         return [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]

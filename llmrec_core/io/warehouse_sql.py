@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from llmrec_core.scoring import tables
+from llmrec_core.io import serving_schema as tables
 
 LOGICAL = tuple(tables.SCHEMAS)
 PUBLICATIONS = pa.schema([

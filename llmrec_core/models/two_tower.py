@@ -1,4 +1,4 @@
-"""The LLM two-tower click-through model (DESIGN.md section 2).
+"""The LLM two-tower click-through model (README.md, "The model, training and MLflow").
 
 - Item tower: the language model's text vector of an item, projected, fused with a learned
   item-ID embedding through a learned per-dimension gate. In training the ID part is dropped

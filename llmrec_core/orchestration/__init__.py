@@ -1,1 +1,5 @@
-"""Orchestration: the assets the DAGs share, their task bodies, ``llmrec pipeline`` and the local stack."""
+"""What the Airflow DAGs import: the assets they share, their defaults and their task bodies.
+
+The local stack that runs them (``llmrec up``/``down``/``pipeline``) is process management and
+lives apart, in the ``llmrec_stack`` package.
+"""

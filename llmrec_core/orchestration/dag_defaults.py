@@ -8,6 +8,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
+# The ``ds`` param of every DAG: a day or ``latest`` (llmrec_core/days.py says what each means).
+DAY_PATTERN = r"^(latest|[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01]))$"
 
 
 def default_args(*, retries: int, retry_delay: timedelta, execution_timeout: timedelta) -> dict:

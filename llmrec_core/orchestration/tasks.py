@@ -13,8 +13,10 @@ import os
 import subprocess
 import sys
 from collections import deque
+from collections.abc import Mapping
 from pathlib import Path
 
+from llmrec_core import days
 from llmrec_core.errors import DataQualityError, LlmrecError, MissingInputError
 from llmrec_core.io import lake
 from llmrec_core.settings import Settings, load_settings
@@ -24,13 +26,26 @@ REPO = Path(__file__).resolve().parents[2]
 TAIL_LINES = 40
 
 
-def resolve_ds(param: str | None, logical_date: dt.datetime | None) -> dt.date:
-    """The run's day: the ``ds`` param when given, else the day before the logical date (a
-    nightly run at 01:00 processes the day that just ended), else today's UTC date minus one."""
+def etl_day(param: str | None, logical_date: dt.datetime | None) -> dt.date:
+    """The day of an ETL run: the ``ds`` param, else the day before the logical date."""
+    return days.scheduled_day(param, logical_date, load_settings().raw_table("events"))
+
+
+def produced_day(param: str | None, triggering_events: Mapping | None) -> dt.date:
+    """The day a training or scoring run is for.
+
+    A manual run takes its ``ds`` param (a day or ``latest``). A run triggered by the sequences
+    asset takes the day that the ETL's ``data_checks`` put on the asset event; when the run
+    consumed several events (the ETL ran more than once before it started), the newest event's
+    day wins, so re-running the ETL for an old day trains and scores that day."""
+    raw = load_settings().raw_table("events")
     if param:
-        return dt.date.fromisoformat(str(param))
-    when = logical_date or dt.datetime.now(dt.UTC)
-    return when.date() - dt.timedelta(days=1)
+        return days.resolve_day(param, raw)
+    events = [e for evs in (triggering_events or {}).values() for e in evs if (e.extra or {}).get("ds")]
+    if events:
+        newest = max(events, key=lambda e: e.timestamp)
+        return days.parse_day(newest.extra["ds"])
+    return days.resolve_day(days.LATEST, raw)
 
 
 def etl_plan(ds: dt.date, settings: Settings | None = None) -> dict[str, str]:
@@ -39,7 +54,7 @@ def etl_plan(ds: dt.date, settings: Settings | None = None) -> dict[str, str]:
     settings = settings or load_settings()
     raw = lake.list_partitions(settings.raw_table("events"))
     if ds not in raw:
-        raise MissingInputError(f"raw partition not found: {settings.raw_table('events') / lake.ds_dir(ds)}")
+        raise MissingInputError(f"raw partition not found: {lake.partition(settings.raw_table('events'), ds)}")
     pending = [d for d in raw if d <= ds and not (lake.read_run_summary(settings.runs_dir, "clean_logs/events", d) or {}).get("passed")]
     start = min(pending, default=ds)
     log.info("ETL for %s cleans %s..%s (%d day(s) never cleaned)", ds, start, ds, len(pending))
@@ -54,8 +69,8 @@ def check_snapshots(ds: dt.date, settings: Settings | None = None) -> dict[str, 
     if not summary:
         raise MissingInputError(f"no build_sequences summary for {ds}: the snapshots of {ds} were not built")
     for table in ("sequences", "items", "users"):
-        if not (settings.lake_table(table) / lake.ds_dir(ds)).is_dir():
-            raise MissingInputError(f"lake/{table}/{lake.ds_dir(ds)} is missing")
+        if not lake.partition(settings.lake_table(table), ds).is_dir():
+            raise MissingInputError(f"{lake.partition(settings.lake_table(table), ds)} is missing")
     if summary["items"] == 0 or summary["users"] == 0:
         raise DataQualityError(f"snapshot of {ds} is empty: {summary}")
     for source in ("events", "items", "users"):

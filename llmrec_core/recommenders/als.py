@@ -10,10 +10,12 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import torch
 
 from llmrec_core.data.interactions import Interactions
 from llmrec_core.data.snapshot import Snapshot
 from llmrec_core.recommenders.base import History, Recommender
+from llmrec_core.recommenders.classic import by_id
 from llmrec_core.settings import SparkSettings
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,7 @@ class SparkALS(Recommender):
         ).fit(df)
         self.user_factors_ = self._dense(model.userFactors.toPandas(), snap.n_users)
         self.item_factors_ = self._dense(model.itemFactors.toPandas(), snap.n_items)
+        self.user_ids_, self.item_ids_ = np.asarray(snap.user_ids, dtype=object), np.asarray(snap.item_ids, dtype=object)
         return self
 
     def _dense(self, frame, n: int) -> np.ndarray:
@@ -58,3 +61,26 @@ class SparkALS(Recommender):
     def score(self, users: np.ndarray, history: History, asof: np.ndarray) -> np.ndarray:
         s = self.user_factors_[users] @ self.item_factors_.T
         return np.where(np.isnan(s), -np.inf, s).astype(np.float32)
+
+    def item_vectors(self) -> np.ndarray:
+        return np.nan_to_num(self.item_factors_)
+
+    def export(self) -> dict:
+        return {"kind": self.name, "name": self.name, "params": self.params(), "user_ids": list(self.user_ids_),
+                "item_ids": list(self.item_ids_), "user_factors": torch.from_numpy(self.user_factors_),
+                "item_factors": torch.from_numpy(self.item_factors_)}
+
+    @classmethod
+    def restore(cls, state: dict, snap: Snapshot, device: str = "cpu") -> SparkALS:
+        """Factors by ID onto a snapshot; users and items the model never saw have none (-inf)."""
+        from llmrec_core.settings import SparkSettings
+
+        p = state["params"]
+        rec = cls(SparkSettings(), p["rank"], p["iterations"], p["reg"], p["alpha"])
+        for side, ids in (("user", snap.user_ids), ("item", snap.item_ids)):
+            rows = by_id(state[f"{side}_ids"], ids)
+            factors = np.full((len(ids), rec.rank), np.nan, np.float32)
+            factors[rows >= 0] = state[f"{side}_factors"].numpy()[rows[rows >= 0]]
+            setattr(rec, f"{side}_factors_", factors)
+        rec.user_ids_, rec.item_ids_ = np.asarray(snap.user_ids, dtype=object), np.asarray(snap.item_ids, dtype=object)
+        return rec

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 from scipy import sparse
 
 from llmrec_core.data.interactions import Interactions
@@ -19,10 +20,22 @@ class Popularity(Recommender):
         counts = popularity_counts(train, snapshot.n_items)
         # Items nobody touched cannot be ranked by popularity.
         self.scores_ = np.where(counts > 0, np.log1p(counts), -np.inf).astype(np.float32)
+        self.item_ids_ = np.asarray(snapshot.item_ids, dtype=object)
         return self
 
     def score(self, users: np.ndarray, history: History, asof: np.ndarray) -> np.ndarray:
         return np.broadcast_to(self.scores_, (len(users), len(self.scores_))).copy()
+
+    def export(self) -> dict:
+        return {"kind": self.name, "name": self.name, "item_ids": list(self.item_ids_), "scores": torch.from_numpy(self.scores_)}
+
+    @classmethod
+    def restore(cls, state: dict, snap: Snapshot, device: str = "cpu") -> Popularity:
+        rec = cls()
+        rows = by_id(state["item_ids"], snap.item_ids)
+        rec.item_ids_ = np.asarray(snap.item_ids, dtype=object)
+        rec.scores_ = np.where(rows >= 0, state["scores"].numpy()[np.maximum(rows, 0)], -np.inf).astype(np.float32)
+        return rec
 
 
 class ItemKNN(Recommender):
@@ -50,6 +63,7 @@ class ItemKNN(Recommender):
             np.put_along_axis(sim, drop, 0.0, axis=1)
         self.sim_ = sim
         self.known_ = np.bincount(train.item, minlength=n_items) > 0
+        self.item_ids_ = np.asarray(snapshot.item_ids, dtype=object)
         return self
 
     def score(self, users: np.ndarray, history: History, asof: np.ndarray) -> np.ndarray:
@@ -60,3 +74,29 @@ class ItemKNN(Recommender):
                 out[row] = self.sim_[items].sum(axis=0)
         out[:, ~self.known_] = -np.inf
         return out
+
+    def item_vectors(self) -> np.ndarray:
+        """Each item's row of neighbour similarities: items with the same neighbours are alike."""
+        return self.sim_
+
+    def export(self) -> dict:
+        return {"kind": self.name, "name": self.name, "neighbours": self.neighbours, "item_ids": list(self.item_ids_),
+                "sim": torch.from_numpy(self.sim_), "known": torch.from_numpy(self.known_)}
+
+    @classmethod
+    def restore(cls, state: dict, snap: Snapshot, device: str = "cpu") -> ItemKNN:
+        rec = cls(state["neighbours"])
+        rows = by_id(state["item_ids"], snap.item_ids)
+        hit = np.flatnonzero(rows >= 0)
+        sim = np.zeros((snap.n_items, snap.n_items), np.float32)
+        sim[np.ix_(hit, hit)] = state["sim"].numpy()[np.ix_(rows[hit], rows[hit])]
+        rec.sim_, rec.item_ids_ = sim, np.asarray(snap.item_ids, dtype=object)
+        rec.known_ = np.zeros(snap.n_items, bool)
+        rec.known_[hit] = state["known"].numpy()[rows[hit]]
+        return rec
+
+
+def by_id(saved_ids, current_ids) -> np.ndarray:
+    """For each current ID, its row in the saved model, or -1 for an ID the model never saw."""
+    old = {item: i for i, item in enumerate(saved_ids)}
+    return np.array([old.get(item, -1) for item in current_ids], np.int64)

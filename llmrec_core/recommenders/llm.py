@@ -9,6 +9,7 @@ training graph for item texts (profile texts stay frozen vectors).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 from contextlib import nullcontext
@@ -19,15 +20,17 @@ import torch
 
 from llmrec_core.data.interactions import Interactions
 from llmrec_core.data.snapshot import Snapshot
-from llmrec_core.model_settings import ModelSettings, TrainSettings
 from llmrec_core.models import encoder as lm
 from llmrec_core.models.batches import history_batch, make_segments, train_batch
 from llmrec_core.models.losses import click_bce, sampled_softmax
 from llmrec_core.models.two_tower import TwoTower, TwoTowerConfig, gap_bucket
 from llmrec_core.recommenders.base import History, Recommender
+from llmrec_core.settings import ModelSettings, TrainSettings
+from llmrec_core.topk import blocked_topk, transpose_csr
 from llmrec_core.training import LoopResult, run_epochs, save_atomic
 
 log = logging.getLogger(__name__)
+USER_BLOCK = 4096  # users whose vectors are computed and ranked at once
 
 
 def pick_device(name: str) -> torch.device:
@@ -238,3 +241,131 @@ class LlmRecommender(Recommender):
             if not self.model_settings.use_text:
                 s[:, ~self.known_] = -torch.inf  # an ID-only model cannot score an item it never saw
             return s.float().cpu().numpy()
+
+    # The fast paths: vectors and the blocked top-K, never a users x items matrix.
+    def _scale_bias(self) -> tuple[float, float]:
+        return 1.0 / self.model_.cfg.tau, float(self.model_.bias.item())
+
+    def _scorable(self, allowed: np.ndarray | None) -> np.ndarray | None:
+        if self.model_settings.use_text:
+            return allowed
+        known = self.known_.cpu().numpy()  # an ID-only model cannot score an item it never saw
+        return known if allowed is None else allowed & known
+
+    def all_user_vectors(self, users: np.ndarray, history: History, asof: np.ndarray) -> torch.Tensor:
+        return torch.cat([self.user_vectors(users[s : s + USER_BLOCK], history, asof[s : s + USER_BLOCK])
+                          for s in range(0, len(users), USER_BLOCK)]) if len(users) else torch.zeros((0, self.model_.cfg.dim), device=self.device)
+
+    def recommend(self, users: np.ndarray, history: History, asof: np.ndarray, k: int, *,
+                  exclude=None, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        users = np.asarray(users, np.int64)
+        exclude = history.seen(users) if exclude is None else exclude
+        scale, bias = self._scale_bias()
+        return blocked_topk(self.all_user_vectors(users, history, asof).float(), self.all_item_vectors().float(), k,
+                            exclude=exclude, allowed=self._scorable(allowed), scale=scale, bias=bias, user_block=USER_BLOCK)
+
+    def audience(self, users: np.ndarray, history: History, asof: np.ndarray, k: int, *,
+                 eligible: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        users = np.asarray(users, np.int64)
+        V = self.all_item_vectors().float()
+        engaged = transpose_csr(history.seen(users), V.shape[0])
+        scale, bias = self._scale_bias()
+        scores, rows = blocked_topk(V, self.all_user_vectors(users, history, asof).float(), k, exclude=engaged, allowed=eligible,
+                                    scale=scale, bias=bias, user_block=USER_BLOCK)
+        if not self.model_settings.use_text:
+            dead = ~self.known_.cpu().numpy()
+            scores[dead], rows[dead] = -np.inf, -1
+        return scores, rows
+
+    def item_vectors(self) -> np.ndarray:
+        return self.all_item_vectors().float().cpu().numpy()
+
+    def export(self) -> dict:
+        """What scoring needs: the model config and weights, the item IDs it knows, each item's
+        text and text vector, and (for ``lora``/``full``) the fine-tuned encoder weights."""
+        ms = self.model_settings
+        self.all_item_vectors()  # refreshes the text vectors from a fine-tuned encoder
+        text = self.item_text_.cpu() if ms.use_text else None
+        encoder_state = getattr(self, "random_encoder_state_", None)
+        base_state = encoder_state
+        if self.encoder_ is not None:
+            enc = copy.deepcopy(self.encoder_)  # merging LoRA must not change the live model
+            enc = enc.merge_and_unload() if hasattr(enc, "merge_and_unload") else enc
+            encoder_state = {k: v.cpu() for k, v in enc.state_dict().items()}
+        counts = np.bincount(self.train_.kind, minlength=self.snap_.kinds.size)
+        return {
+            "kind": "llmrec",
+            "name": self.name,
+            "model_settings": ms.model_dump(),
+            "train_settings": self.train_settings.model_dump(),
+            "cfg": self.model_.cfg.to_dict(),
+            "state": {k: v.cpu() for k, v in self.model_.state_dict().items()},
+            "item_ids": list(self.snap_.item_ids),
+            "item_texts": list(self.snap_.item_texts),
+            "item_titles": list(self.snap_.item_titles),
+            "item_text_vectors": text,
+            # The centring the model was trained with is part of the model.
+            "text_mean": self.text_mean_.cpu() if ms.use_text else None,
+            "profile_mean": torch.as_tensor(self.profile_mean_).cpu() if ms.use_text else None,
+            "known": self.known_.cpu(),
+            "kinds": self.snap_.kinds,
+            "default_kind": int(np.argmax(counts[1:]) + 1) if counts[1:].any() else 1,
+            "encoder_state": encoder_state,
+            "base_encoder_state": base_state,
+            "encoder_tuned": self.encoder_ is not None,
+            "ds": str(self.snap_.ds),
+        }
+
+    @classmethod
+    def restore(cls, state: dict, snap: Snapshot, device: str = "auto") -> LlmRecommender:
+        """An exported model onto any day's catalogue. Items are matched by ID, so a catalogue
+        that grew since training keeps working: a new item is encoded from its text and has no
+        ID part (cold start); an item whose text changed is encoded from its new text and keeps
+        its ID part; profiles are encoded fresh."""
+        ms, ts = ModelSettings(**state["model_settings"]), TrainSettings(**{**state["train_settings"], "device": device})
+        rec = cls(ms, ts, name=state["name"])
+        old = {item: i for i, item in enumerate(state["item_ids"])}
+        rows = np.array([old.get(item, -1) for item in snap.item_ids], np.int64)
+        same_text = np.array([r >= 0 and state["item_texts"][r] == t for r, t in zip(rows, snap.item_texts, strict=True)], bool)
+        cfg = TwoTowerConfig(**{**state["cfg"], "n_items": snap.n_items})
+        model = TwoTower(cfg)
+        weights = dict(state["state"])
+        if cfg.use_ids:
+            table = torch.zeros(snap.n_items, cfg.dim)
+            hit = rows >= 0
+            table[torch.from_numpy(np.flatnonzero(hit))] = weights["items.id_emb.weight"][torch.from_numpy(rows[hit])]
+            weights["items.id_emb.weight"] = table
+        model.load_state_dict(weights)
+        rec.model_ = model.to(rec.device).eval()
+        known = np.zeros(snap.n_items, bool)
+        known[rows >= 0] = state["known"].numpy()[rows[rows >= 0]]
+        # A changed text is a changed item as far as the text tower knows; its ID part stays.
+        rec.known_ = torch.from_numpy(known).to(rec.device)
+        rec.snap_, rec.encoder_, rec._cache = snap, None, None
+        rec.has_profile_ = torch.tensor([bool(t) for t in snap.profile_texts], dtype=torch.bool, device=rec.device)
+        rec.profile_text_, rec.item_text_ = None, None
+        if ms.use_text:
+            enc, tok = _saved_encoder(state, rec.device), lm.load_tokenizer(ms.encoder)
+            text = torch.zeros(snap.n_items, cfg.text_dim)
+            text[torch.from_numpy(np.flatnonzero(same_text))] = state["item_text_vectors"][torch.from_numpy(rows[same_text])]
+            fresh = np.flatnonzero(~same_text)
+            if len(fresh):
+                vecs = lm.encode_all(enc, lm.TextTokens(tok, [snap.item_texts[i] for i in fresh], ms.max_text_tokens), ts.text_batch_size, rec.device)
+                text[torch.from_numpy(fresh)] = vecs
+                log.info("encoded %d new or changed item texts", len(fresh))
+            rec.item_text_ = text.to(rec.device)
+            rec.text_mean_ = state["text_mean"].to(rec.device)
+            rec.profile_mean_ = state["profile_mean"].to(rec.device)
+            # Profiles were always encoded by the frozen base model.
+            if state["encoder_tuned"]:
+                enc = _saved_encoder(state, rec.device, tuned=False)
+            rec.profile_text_ = lm.encode_all(enc, lm.TextTokens(tok, [t or "" for t in snap.profile_texts], ms.max_text_tokens), ts.text_batch_size, rec.device).to(rec.device)
+        return rec
+
+
+def _saved_encoder(state: dict, device: torch.device, tuned: bool = True):
+    enc = lm.load_encoder(state["model_settings"]["encoder"])
+    weights = state["encoder_state"] if tuned else state["base_encoder_state"]
+    if weights is not None:
+        enc.load_state_dict(weights)
+    return enc.to(device).eval()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from llmrec_core.serving_settings import FilterSettings
+from llmrec_core.settings import FilterSettings
 
 
 def allowed_items(rules: FilterSettings, categories: list[list[str]], attributes: list[dict[str, str]]) -> np.ndarray:

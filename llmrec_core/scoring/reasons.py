@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from llmrec_core.model_settings import TextSettings
-from llmrec_core.scoring.tables import COLD_TEXT, POPULAR
+from llmrec_core.io.serving_schema import COLD_TEXT, POPULAR
+from llmrec_core.settings import TextSettings
 from llmrec_core.text import cap, clean_text
 
 
@@ -22,10 +22,11 @@ def because(settings: TextSettings, event_type: str, title: str) -> str:
     return cap(template.format(title=clean_text(title)), settings.max_behaviour_chars)
 
 
-def pick_behaviours(item_vectors: np.ndarray, recs: np.ndarray, hist: tuple[np.ndarray, np.ndarray],
+def pick_behaviours(item_vectors: np.ndarray | None, recs: np.ndarray, hist: tuple[np.ndarray, np.ndarray],
                     hist_labels: np.ndarray) -> np.ndarray:
     """For each recommended item (``recs`` [users, k], -1 = none) the position in the flat
-    history arrays of the behaviour most similar to it, or -1 when the user has none usable."""
+    history arrays of the behaviour most similar to it, or -1 when the user has none usable.
+    Without item vectors (a model with no notion of item likeness) the newest usable one."""
     indptr, items = hist
     n, k = recs.shape
     lengths = np.diff(indptr)
@@ -33,6 +34,8 @@ def pick_behaviours(item_vectors: np.ndarray, recs: np.ndarray, hist: tuple[np.n
     choice = np.full((n, k), -1, np.int64)
     if width == 0:
         return choice
+    if item_vectors is None:
+        item_vectors = np.ones((int(max(items.max(initial=0), recs.max(initial=0))) + 1, 1), np.float32)
     unit = item_vectors / np.maximum(np.linalg.norm(item_vectors, axis=1, keepdims=True), 1e-12)
     pos = indptr[:-1, None] + np.arange(width)[None, :]  # flat position of each (user, slot)
     present = np.arange(width)[None, :] < lengths[:, None]

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from llmrec_core.errors import LlmrecError
-from llmrec_core.scoring.tables import SOURCES
+from llmrec_core.io.serving_schema import SOURCES
 
 
 @dataclass(frozen=True)

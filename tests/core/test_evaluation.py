@@ -18,7 +18,6 @@ from llmrec_core.evaluation import (
     evaluate_loo,
     evaluate_temporal,
     target_ranks,
-    top_k,
 )
 from llmrec_core.recommenders.base import Recommender
 from llmrec_core.settings import FeedbackSettings
@@ -65,20 +64,6 @@ def test_target_ranks():
         [1.0, 1.0, 1.0, 1.0, 1.0],  # constant scores earn nothing: 5
     ], dtype=np.float32)
     assert target_ranks(scores, np.array([0, 1, 2, 4])).tolist() == [4, 5, 1, 5]
-
-
-def test_top_k_skips_unscorable_and_breaks_ties_by_index():
-    scores = np.array([[0.3, NEG, 0.9, 0.3, NEG], [NEG] * 5, [0.1, 0.2, 0.3, 0.4, 0.5]], dtype=np.float32)
-    assert [r.tolist() for r in top_k(scores, 4)] == [[2, 0, 3], [], [4, 3, 2, 1]]
-    assert [r.tolist() for r in top_k(scores, 10)] == [[2, 0, 3], [], [4, 3, 2, 1, 0]]
-    assert [r.tolist() for r in top_k(scores, 1)] == [[2], [], [4]]
-
-
-def test_top_k_ties_at_the_cut_go_to_the_lowest_columns():
-    scores = np.array([[1.0] * 29 + [2.0], [0.0, 2.0, 1.0, 2.0, 1.0, 1.0, 0.0, 1.0, 2.0, 1.0] * 3], np.float32)
-    assert [r.tolist() for r in top_k(scores, 3)] == [[29, 0, 1], [1, 3, 8]]
-    assert [r.tolist() for r in top_k(scores, 8)] == [[29, 0, 1, 2, 3, 4, 5, 6], [1, 3, 8, 11, 13, 18, 21, 23]]
-    assert [r.tolist() for r in top_k(scores, 11)][1] == [1, 3, 8, 11, 13, 18, 21, 23, 28, 2, 4]
 
 
 # --- leave-last-out -----------------------------------------------------------------------------

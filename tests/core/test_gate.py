@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from llmrec_core.gate import GateDecision, decide
+from llmrec_core.registry.gate import GateDecision, decide
 
 
 @pytest.mark.parametrize("candidate", [math.nan, math.inf, -math.inf])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llmrec_core.model_settings import TextSettings
+from llmrec_core.settings import TextSettings
 from llmrec_core.text import TextRenderer, cap, clean_text
 
 RENDER = TextRenderer(TextSettings())

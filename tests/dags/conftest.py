@@ -13,8 +13,8 @@ import pytest
 
 @pytest.fixture(scope="session")
 def airflow_settings(tmp_path_factory):
-    from llmrec_core.orchestration.pipeline import setup
     from llmrec_core.settings import load_settings
+    from llmrec_stack.pipeline import setup
 
     saved = dict(os.environ)
     home = tmp_path_factory.mktemp("airflow") / "home"

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from llmrec_core.orchestration.airflow_env import DAGS
+from llmrec_stack.airflow_env import DAGS
 
 DAG_IDS = {"llmrec_etl", "llmrec_train", "llmrec_score"}
 HEAVY = ("torch", "pyspark", "mlflow", "transformers", "duckdb", "pyarrow", "numpy")
@@ -18,7 +18,7 @@ HEAVY = ("torch", "pyspark", "mlflow", "transformers", "duckdb", "pyarrow", "num
 
 @pytest.fixture(scope="module")
 def dags(airflow_settings):
-    from llmrec_core.orchestration.pipeline import load_dags
+    from llmrec_stack.pipeline import load_dags
 
     return load_dags()
 
@@ -60,7 +60,8 @@ def test_params_are_validated(dags):
 
     check("llmrec_train", ds="1998-04-22", finetune="lora", epochs=5)
     check("llmrec_score", ds=None, model_version="3", k=50, engine="spark")
-    for dag_id, bad in (("llmrec_etl", {"ds": "22/04/1998"}), ("llmrec_train", {"finetune": "qlora"}), ("llmrec_train", {"epochs": 0}),
+    check("llmrec_etl", ds="latest")  # one meaning everywhere: the newest day with raw events
+    for dag_id, bad in (("llmrec_etl", {"ds": "22/04/1998"}), ("llmrec_train", {"ds": "1998-13-01"}), ("llmrec_score", {"ds": "newest"}), ("llmrec_train", {"finetune": "qlora"}), ("llmrec_train", {"epochs": 0}),
                         ("llmrec_score", {"k": 0}), ("llmrec_score", {"model_version": "latest"})):
         with pytest.raises(ParamValidationError, match="Failed validating"):
             check(dag_id, **bad)

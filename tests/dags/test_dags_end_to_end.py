@@ -25,7 +25,7 @@ TINY = {
 def world(airflow_settings):
     """Synthetic raw logs for 12 days in the DAG tests' home, and tiny-model settings there."""
     from llmrec_core.ingest.synthetic import SyntheticSpec, generate
-    from llmrec_core.orchestration.pipeline import load_dags
+    from llmrec_stack.pipeline import load_dags
 
     settings = airflow_settings
     (settings.home / "llmrec.yaml").write_text(yaml.safe_dump(TINY))
@@ -41,7 +41,7 @@ def _fast_fail(dag):
 
 
 def test_scoring_before_any_champion_is_skipped_not_failed(world):
-    from llmrec_core.orchestration.pipeline import run_dag
+    from llmrec_stack.pipeline import run_dag
 
     settings, last, dags = world
     states = run_dag(dags["llmrec_score"], {"ds": str(last)}, settings.home / "score-first.log")
@@ -51,7 +51,7 @@ def test_scoring_before_any_champion_is_skipped_not_failed(world):
 def test_etl_train_score_publish_every_user(world):
     from llmrec_core.data.snapshot import load_snapshot
     from llmrec_core.io.warehouse import Warehouse
-    from llmrec_core.orchestration.pipeline import run_pipeline
+    from llmrec_stack.pipeline import run_pipeline
 
     settings, last, _ = world
     states = run_pipeline(settings, last, score_conf={"k": K})
@@ -70,9 +70,46 @@ def test_etl_train_score_publish_every_user(world):
 
 
 def test_a_failing_task_fails_the_dag_run(world):
-    from llmrec_core.orchestration.pipeline import run_dag
+    from llmrec_stack.pipeline import run_dag
 
     settings, last, dags = world
     with pytest.raises(LlmrecError, match=r"(?s)llmrec_score run .* failed; failed tasks: score\..*no model version 99") as err:
         run_dag(_fast_fail(dags["llmrec_score"]), {"ds": str(last), "model_version": "99"}, settings.home / "score-fail.log")
     assert "Last lines of" in str(err.value)
+
+
+def _sequences_events() -> list:
+    """Every event of the sequences asset in the metadata DB, oldest first."""
+    from airflow import settings as airflow_settings
+    from airflow.models.asset import AssetEvent, AssetModel
+    from sqlalchemy import select
+
+    with airflow_settings.Session() as session:
+        query = (select(AssetEvent).join(AssetModel, AssetModel.id == AssetEvent.asset_id)
+                 .where(AssetModel.name == "llmrec_sequences").order_by(AssetEvent.timestamp, AssetEvent.id))
+        events = list(session.scalars(query))
+        session.expunge_all()
+    return events
+
+
+def test_training_and_scoring_use_the_day_the_etl_produced(world):
+    """Two ETL days in a row, then a rerun of the older day: each asset event carries its day,
+    and a run triggered by those events trains and scores that day, not the newest snapshot."""
+    from llmrec_core.orchestration.assets import SEQUENCES
+    from llmrec_core.orchestration.tasks import produced_day
+    from llmrec_stack.pipeline import run_dag
+
+    settings, last, dags = world
+    before = len(_sequences_events())
+    older, newer = last - dt.timedelta(days=2), last - dt.timedelta(days=1)
+    for day in (older, newer, older):
+        run_dag(dags["llmrec_etl"], {"ds": str(day)}, settings.home / f"etl-{day}.log")
+    events = _sequences_events()[before:]
+    assert [e.extra["ds"] for e in events] == [str(older), str(newer), str(older)]
+    assert all(e.extra["users"] > 0 and e.extra["items"] > 0 for e in events)
+    # Each run consumes the events since the previous one; the rerun of the older day wins.
+    assert [produced_day(None, {SEQUENCES: [e]}) for e in events] == [older, newer, older]
+    assert produced_day(None, {SEQUENCES: events[1:]}) == older
+    # A manual run takes its param; with neither, `latest` (the newest raw day).
+    assert produced_day(str(newer), {SEQUENCES: events}) == newer
+    assert produced_day(None, None) == last

@@ -22,9 +22,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from llmrec_core.errors import LlmrecError
+from llmrec_core.io import serving_schema as tables
 from llmrec_core.io.warehouse import PublishError, Warehouse, write_parquet_copies
 from llmrec_core.io.warehouse_sql import PUBLICATIONS, quote_ident
-from llmrec_core.scoring import tables
 from llmrec_core.settings import SettingsError, load_settings
 
 REPO = Path(__file__).resolve().parents[2]

@@ -3,8 +3,6 @@ the rows are validated and published to a real DuckDB file, and read back with S
 
 from __future__ import annotations
 
-import os
-
 import duckdb
 import numpy as np
 import pyarrow as pa
@@ -18,7 +16,7 @@ from llmrec_core.io.warehouse import Warehouse
 from llmrec_core.scoring import runners
 from llmrec_core.scoring.validate import ValidationError
 from llmrec_core.settings import load_settings
-from tests.toy import make_tiny, write_toy_lake
+from tests.toy import isolated_home, make_tiny, write_toy_lake
 
 K = 5
 
@@ -44,10 +42,7 @@ def trained(tmp_path_factory, spark):
     mp = pytest.MonkeyPatch()
     home = tmp_path_factory.mktemp("score") / "home"
     home.mkdir()
-    for name in list(os.environ):
-        if (name.startswith("LLMREC_") or name == "MLFLOW_TRACKING_URI") and name != "LLMREC_HOME":
-            mp.delenv(name)
-    mp.setenv("LLMREC_HOME", str(home))
+    isolated_home(mp, home)
     last = write_toy_lake(home)
     lake = home / "lake"
     _add_rows(lake / "users" / f"ds={last}", {"user_id": ["u_profile", "u_bare"],
@@ -147,11 +142,11 @@ def test_a_failed_check_publishes_nothing_and_exits_non_zero(trained, monkeypatc
     good = score.run(settings, last)
     real = runners.run_local
 
-    def broken(users, side):
-        recs, audience = real(users, side)
+    def broken(inputs):
+        recs, audience = real(inputs)
         item = recs["item"].to_numpy().copy()
         user0 = int(recs["user"][0].as_py())
-        item[0] = int(users["seen"][user0].values[0].as_py())  # recommend something user 0 already saw
+        item[0] = int(inputs.history.items(user0)[0])  # recommend something user 0 already saw
         return recs.set_column(2, "item", pa.array(item, pa.int32())), audience
 
     monkeypatch.setattr(runners, "run_local", broken)
@@ -165,7 +160,10 @@ def test_a_failed_check_publishes_nothing_and_exits_non_zero(trained, monkeypatc
 
 def test_cli_reads_recommendations_and_similar_items_back(trained, capsys):
     home, last, settings = trained
-    assert cli.main(["score", "--ds", "latest"]) == 0
+    # The toy lake has no raw partitions: `latest` (the newest day with raw events) says so.
+    assert cli.main(["score"]) == 1
+    assert "no raw events partitions under" in capsys.readouterr().err
+    assert cli.main(["score", "--ds", str(last)]) == 0
     assert "user_recommendations" in capsys.readouterr().out
     assert cli.main(["recommend", "--user", "u1", "--k", "3"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
@@ -176,7 +174,7 @@ def test_cli_reads_recommendations_and_similar_items_back(trained, capsys):
     assert "Items similar to i_new (Kitchen story new)" in out and len(out.strip().splitlines()) == 4
     assert cli.main(["recommend", "--user", "nobody"]) == 1
     assert "no rows for user 'nobody'" in capsys.readouterr().err
-    assert cli.main(["score", "--model-version", "99"]) == 1
+    assert cli.main(["score", "--ds", str(last), "--model-version", "99"]) == 1
     assert "no model version 99" in capsys.readouterr().err
 
 

@@ -77,7 +77,7 @@ def test_train_logs_registers_and_gates(trained):
 
 
 def test_registered_model_has_seen_the_newest_behaviour(trained):
-    from llmrec_core.bundle import load_bundle
+    from llmrec_core.registry.bundle import load_bundle
 
     home, last, settings, first = trained
     bundle = load_bundle(tracking.download_bundle(settings, first["version"], home / "dl"))

@@ -8,8 +8,8 @@ import subprocess
 import sys
 import time
 
-from llmrec_core.orchestration import stack
-from llmrec_core.orchestration.airflow_env import environment
+from llmrec_stack import stack
+from llmrec_stack.airflow_env import environment
 
 
 def test_secrets_are_generated_once_with_0600(settings):

@@ -12,7 +12,7 @@ from llmrec_core.evaluation import evaluate
 from llmrec_core.recommenders.base import History
 from llmrec_core.recommenders.classic import ItemKNN, Popularity
 from llmrec_core.recommenders.llm import LlmRecommender
-from llmrec_core.recommenders.portable import export_llm, restore_llm
+from llmrec_core.recommenders.portable import restore
 from llmrec_core.recommenders.reranked import Reranked
 
 
@@ -92,7 +92,7 @@ def test_export_restore_round_trip_and_grown_catalogue(toy):
     settings, snap, cutoff = toy
     train = snap.events.mask(snap.events.ts < cutoff)
     rec = _llm(settings).fit(snap, train)
-    restored = restore_llm(export_llm(rec), snap, "cpu")
+    restored = restore(rec.export(), snap, "cpu")
     assert np.allclose(_scores(restored, snap, train), _scores(rec, snap, train), atol=1e-5)
     # Onto a catalogue in another order with one brand-new item: matched by ID, new one from text.
     order = np.r_[np.arange(snap.n_items)[::-1]]
@@ -102,7 +102,7 @@ def test_export_restore_round_trip_and_grown_catalogue(toy):
                     item_texts=[snap.item_texts[i] for i in order] + ["Galaxy story new. Genres: Space."],
                     item_titles=[snap.item_titles[i] for i in order] + ["Galaxy story new"],
                     item_available=np.ones(snap.n_items + 1, bool))
-    moved = restore_llm(export_llm(rec), grown, "cpu")
+    moved = restore(rec.export(), grown, "cpu")
     s_old = _scores(rec, snap, train)
     # Histories must use the new item indices too.
     remap = np.argsort(order)

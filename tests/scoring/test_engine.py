@@ -1,60 +1,84 @@
-"""One block of users through the engine: exclusions, fallbacks, sources, reasons, audience,
-similar items and the cross-encoder re-rank, against plain recomputation."""
+"""Blocks of users through the engine: exclusions, fallbacks, sources, reasons, audience,
+similar items and the cross-encoder re-rank, against plain recomputation.
+
+The recommender here scores ``<u, i> * 2 - 1`` from fixed vectors, through the contract's
+default ``recommend``/``audience`` (the path every baseline takes)."""
 
 from __future__ import annotations
+
+import datetime as dt
 
 import numpy as np
 import pyarrow as pa
 import torch
 
-from llmrec_core.model_settings import RerankSettings, TextSettings
-from llmrec_core.scoring.engine import USER_INPUTS, ItemSide, Reranker, UserBlock, audience, merge_audience, recommend, similar_items
-from llmrec_core.scoring.tables import COLD_TEXT, MODEL, POPULAR
+from llmrec_core.data.interactions import Interactions, KindVocab
+from llmrec_core.data.snapshot import Snapshot
+from llmrec_core.io.serving_schema import COLD_TEXT, MODEL, POPULAR
+from llmrec_core.recommenders.base import History, Recommender
+from llmrec_core.recommenders.reranked import Reranked, history_texts
+from llmrec_core.scoring.engine import Scoring, audience, merge_audience, recommend, similar_items
+from llmrec_core.settings import FeedbackSettings, RerankSettings, TextSettings
+from llmrec_core.text import TextRenderer
 
 RNG = np.random.default_rng(3)
-N_ITEMS, D = 12, 4
+N_ITEMS, N_USERS, D = 12, 4, 4
 VECTORS = RNG.normal(size=(N_ITEMS, D)).astype(np.float32)
+USER_VECTORS = RNG.normal(size=(N_USERS, D)).astype(np.float32)
 TITLES = [f"Film {i}" for i in range(N_ITEMS)]
+TEXTS = [f"Film {i}. Genres: {'Drama' if i % 2 else 'Comedy'}." for i in range(N_ITEMS)]
+# user: (kind, [(item, event type, label)], oldest first)
+USERS = {
+    0: (MODEL, [(0, "rate", 1), (1, "click", 1), (2, "rate", 0)]),
+    1: (COLD_TEXT, []),
+    2: (POPULAR, []),
+    3: (MODEL, [(3, "purchase", 1)]),
+}
 
 
-def side(k=3, **kw) -> ItemSide:
+class FixedVectors(Recommender):
+    name = "fixed"
+
+    def fit(self, snapshot, train):
+        return self
+
+    def score(self, users, history, asof):
+        return USER_VECTORS[users] @ VECTORS.T * 2.0 - 1.0
+
+    def item_vectors(self):
+        return VECTORS
+
+
+def history() -> History:
+    rows = [(u, i, t, lab, 100 + j) for u, (_, evs) in USERS.items() for j, (i, t, lab) in enumerate(evs)]
+    user, item, types, label, ts = (np.array(c) for c in zip(*rows, strict=True))
+    events = Interactions(user.astype(np.int32), item.astype(np.int32), np.ones(len(rows), np.int16), label.astype(np.int8),
+                          ts.astype(np.int64), np.full(len(rows), np.nan, np.float32), types.astype(object)).sorted()
+    return History.of(events, N_USERS)
+
+
+def scoring(k=3, rec=None) -> Scoring:
     allowed = np.ones(N_ITEMS, bool)
     allowed[5] = False  # unavailable
     text_only = np.zeros(N_ITEMS, bool)
     text_only[7] = True  # no interactions yet: scored from its text
     popular = np.array([i for i in [3, 0, 9, 1, 2, 4, 6, 7, 8, 10, 11] if allowed[i]])
-    return ItemSide(vectors=VECTORS, scale=2.0, bias=-1.0, allowed=allowed, text_only=text_only, titles=TITLES,
-                    popular=popular, popular_scores=np.linspace(0.3, 0.0, len(popular)), text=TextSettings(), k=k,
-                    audience_k=2, **kw)
+    return Scoring(rec=rec or FixedVectors(), history=history(), asof=np.full(N_USERS, 1000), kind=np.array([USERS[u][0] for u in range(N_USERS)], np.int8),
+                   vectors=VECTORS, allowed=allowed, text_only=text_only, titles=TITLES, popular=popular,
+                   popular_scores=np.linspace(0.3, 0.0, len(popular)), text=TextSettings(), k=k, audience_k=2)
 
 
-def users(rows) -> pa.Table:
-    """rows: (user, kind, seen, hist_items, hist_types, hist_labels)."""
-    vec = RNG.normal(size=(len(rows), D)).astype(np.float32)
-    return pa.table({
-        "user": [r[0] for r in rows], "vector": [v.tolist() for v in vec], "kind": [r[1] for r in rows],
-        "seen": [r[2] for r in rows], "hist_items": [r[3] for r in rows], "hist_types": [r[4] for r in rows],
-        "hist_labels": [r[5] for r in rows], "context": ["rated 5: Film 0"] * len(rows),
-    }, schema=USER_INPUTS)
+def seen(user: int) -> set[int]:
+    return {i for i, _, _ in USERS[user][1]}
 
 
-ROWS = [
-    (10, MODEL, [0, 1, 2], [0, 1, 2], ["rate", "click", "rate"], [1, 1, 0]),
-    (11, COLD_TEXT, [], [], [], []),
-    (12, POPULAR, [], [], [], []),
-    (13, MODEL, [3], [3], ["purchase"], [1]),
-]
-
-
-def test_model_users_get_the_exact_top_k_without_seen_or_unavailable_items():
-    table = users(ROWS)
-    block = UserBlock.from_arrow(table)
-    out = recommend(block, side()).to_pydict()
-    for r, (user, kind, seen, *_rest) in enumerate(ROWS):
+def test_scored_users_get_the_exact_top_k_without_seen_or_unavailable_items():
+    out = recommend(np.arange(N_USERS), scoring()).to_pydict()
+    for user, (kind, _) in USERS.items():
         if kind == POPULAR:
             continue
-        logits = block.vectors[r] @ VECTORS.T * 2.0 - 1.0
-        ranked = [i for i in np.argsort(-logits, kind="stable") if i not in seen and i != 5][:3]
+        logits = USER_VECTORS[user] @ VECTORS.T * 2.0 - 1.0
+        ranked = [i for i in np.argsort(-logits, kind="stable") if i not in seen(user) and i != 5][:3]
         got = [(it, sc) for u, it, sc in zip(out["user"], out["item"], out["score"], strict=True) if u == user]
         assert [g[0] for g in got] == ranked
         assert np.allclose([g[1] for g in got], logits[ranked], atol=1e-5)
@@ -62,39 +86,46 @@ def test_model_users_get_the_exact_top_k_without_seen_or_unavailable_items():
 
 
 def test_sources_and_reasons_say_how_each_row_was_made():
-    out = recommend(UserBlock.from_arrow(users(ROWS)), side(k=11)).to_pydict()
+    sc = scoring(k=11)
+    out = recommend(np.arange(N_USERS), sc).to_pydict()
     rows = list(zip(out["user"], out["item"], out["source"], out["reason"], strict=True))
-    popular = [(i, s, r) for u, i, s, r in rows if u == 12]
-    assert [i for i, _, _ in popular] == list(side().popular)  # the fallback, in popularity order
+    popular = [(i, s, r) for u, i, s, r in rows if u == 2]
+    assert [i for i, _, _ in popular] == list(sc.popular)  # the fallback, in popularity order
     assert {(s, r) for _, s, r in popular} == {("popularity_fallback", "Popular this week")}
-    assert {(s, r) for u, _, s, r in rows if u == 11} == {("cold_text", "Picked for your profile")}
+    assert {(s, r) for u, _, s, r in rows if u == 1} == {("cold_text", "Picked for your profile")}
     for u, i, s, _ in rows:
-        if u in (10, 13):
+        if u in (0, 3):
             assert s == ("cold_text" if i == 7 else "model")
-    # User 10's reasons come from behaviours 0 (rated highly) and 1 (clicked), never the low rating of 2.
-    assert {r for u, *_, r in rows if u == 10} <= {"Because you rated Film 0 highly", "Because you clicked Film 1"}
-    assert {r for u, *_, r in rows if u == 13} == {"Because you bought Film 3"}
+    # User 0's reasons come from behaviours 0 (rated highly) and 1 (clicked), never the low rating of 2.
+    assert {r for u, *_, r in rows if u == 0} <= {"Because you rated Film 0 highly", "Because you clicked Film 1"}
+    assert {r for u, *_, r in rows if u == 3} == {"Because you bought Film 3"}
+
+
+def test_without_item_vectors_the_newest_usable_behaviour_is_the_reason():
+    sc = scoring(k=4)
+    sc.vectors = None
+    out = recommend(np.array([0]), sc).to_pydict()
+    assert set(out["reason"]) == {"Because you clicked Film 1"}
 
 
 def test_audience_excludes_users_who_engaged_or_have_nothing_and_merges_across_blocks():
-    table = users(ROWS)
-    whole = merge_audience(audience(UserBlock.from_arrow(table), side()), 2)
-    parts = pa.concat_tables([audience(UserBlock.from_arrow(table.slice(s, 2)), side()) for s in (0, 2)])
+    sc = scoring()
+    whole = merge_audience(audience(np.arange(N_USERS), sc), 2)
+    parts = pa.concat_tables([audience(np.arange(s, s + 2), sc) for s in (0, 2)])
     merged = merge_audience(parts, 2)
     # The same rows; scores agree to float32 rounding (matrix products of other shapes).
     assert merged.drop(["score"]).equals(whole.drop(["score"]))
     assert np.allclose(merged["score"].to_numpy(), whole["score"].to_numpy(), atol=1e-5)
-    block = UserBlock.from_arrow(table)
     got = whole.to_pydict()
     for item in range(N_ITEMS):
-        cand = [(float(block.vectors[r] @ VECTORS[item] * 2.0 - 1.0), u) for r, (u, kind, seen, *_r) in enumerate(ROWS)
-                if kind != POPULAR and item not in seen]
+        cand = [(float(USER_VECTORS[u] @ VECTORS[item] * 2.0 - 1.0), u) for u, (kind, _) in USERS.items()
+                if kind != POPULAR and item not in seen(u)]
         best = [u for _, u in sorted(cand, key=lambda c: (-c[0], c[1]))[:2]]
         assert [u for i, u in zip(got["item"], got["user"], strict=True) if i == item] == best
 
 
 def test_similar_items_exclude_the_item_itself_and_unavailable_items():
-    out = similar_items(side(), 3).to_pydict()
+    out = similar_items(scoring(), 3).to_pydict()
     unit = VECTORS / np.linalg.norm(VECTORS, axis=1, keepdims=True)
     for item in range(N_ITEMS):
         cos = unit @ unit[item]
@@ -103,19 +134,32 @@ def test_similar_items_exclude_the_item_itself_and_unavailable_items():
         assert got == expected
 
 
-def test_rerank_reorders_the_top_n_by_two_tower_plus_cross_encoder():
+def test_similar_items_without_vectors_are_the_popular_ones():
+    sc = scoring()
+    sc.vectors = None
+    out = similar_items(sc, 3).to_pydict()
+    for item in range(N_ITEMS):
+        got = [j for i, j in zip(out["item"], out["rec_item"], strict=True) if i == item]
+        assert got == [j for j in sc.popular if j != item][:3]
+
+
+def test_rerank_reorders_the_top_n_by_base_score_plus_cross_encoder():
     from llmrec_core.models.reranker import cross_scores, load_cross_encoder
 
     torch.manual_seed(0)
     model, _ = load_cross_encoder("random:32x2")
     settings = RerankSettings(top_n=4, batch_size=4, max_tokens=32)
-    texts = [f"Film {i}. Genres: {'Drama' if i % 2 else 'Comedy'}." for i in range(N_ITEMS)]
-    reranked = side(k=3, reranker=Reranker(model.state_dict(), "random:32x2", settings, texts))
-    block = UserBlock.from_arrow(users(ROWS[:1]))
-    base = recommend(block, side(k=4)).to_pydict()
-    out = recommend(block, reranked).to_pydict()
+    hist = history()
+    snap = Snapshot(dt.date(2024, 1, 1), np.array([str(i) for i in range(N_ITEMS)], dtype=object), TITLES, TEXTS,
+                    np.ones(N_ITEMS, bool), np.array([str(u) for u in range(N_USERS)], dtype=object), [""] * N_USERS,
+                    hist.events, KindVocab.from_feedback(FeedbackSettings()))
+    reranked = Reranked.restore({"weights": model.state_dict(), "encoder": "random:32x2", "settings": settings.model_dump()},
+                                FixedVectors(), snap, TextSettings(), "cpu")
+    base = recommend(np.array([0]), scoring(k=4)).to_pydict()
+    out = recommend(np.array([0]), scoring(k=3, rec=reranked)).to_pydict()
     m, tok = load_cross_encoder("random:32x2", model.state_dict())
-    ce = cross_scores(m, tok, ["rated 5: Film 0"] * 4, [texts[i] for i in base["item"]], batch_size=4, max_tokens=32, device=torch.device("cpu"))
+    left = history_texts(np.array([0]), hist, snap, TextRenderer(TextSettings()))[0]
+    ce = cross_scores(m, tok, [left] * 4, [TEXTS[i] for i in base["item"]], batch_size=4, max_tokens=32, device=torch.device("cpu"))
     combined = np.array(base["score"]) + ce
     order = np.lexsort((base["item"], -combined))[:3]
     assert out["item"] == [base["item"][j] for j in order]

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from llmrec_core.scoring.filters import allowed_items
-from llmrec_core.serving_settings import FilterSettings
-from llmrec_core.settings import SettingsError, load_settings
+from llmrec_core.settings import FilterSettings, SettingsError, load_settings
 
 CATS = [["Horror"], ["Comedy", "Drama"], [], ["Drama"]]
 ATTRS = [{"rating": "R"}, {"rating": "PG"}, {}, {"rating": "PG", "lang": "fr"}]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from llmrec_core.model_settings import TextSettings
+from llmrec_core.io.serving_schema import COLD_TEXT, MODEL, POPULAR
 from llmrec_core.scoring.reasons import pick_behaviours, reason_texts
-from llmrec_core.scoring.tables import COLD_TEXT, MODEL, POPULAR
+from llmrec_core.settings import TextSettings
 
 # Items 0..4: 0 and 1 point one way, 2 the other, 3 in between, 4 like 0.
 VECTORS = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.7, 0.7], [2.0, 0.0]], np.float32)

@@ -1,4 +1,4 @@
-"""The serving tables' columns (DESIGN.md section 1), as Arrow schemas.
+"""The serving tables' columns (docs/data-contract.md, "Serving tables"), as Arrow schemas.
 
 The scoring job builds these tables; the warehouse creates, stages and publishes them with
 exactly these columns, in this order.

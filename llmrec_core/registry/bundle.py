@@ -1,6 +1,7 @@
 """The trained artifact of one training run, as files in a directory.
 
-- ``model.pt``: the serving model (refit on everything up to D), as ``export_llm`` dicts;
+- ``model.pt``: the serving model (refit on everything up to D), as its ``export()`` dict (with
+  a ``kind``: any recommender of :mod:`llmrec_core.recommenders.portable` can be served);
 - ``gate.pt``: the validation model (trained before the validation window), which the
   promotion gate re-evaluates later without leakage;
 - ``reranker.pt``: the cross-encoder weights, when one was trained;
@@ -12,10 +13,14 @@ MLflow stores this directory as the artifacts of the registered pyfunc model.
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+from llmrec_core.io import tracking
+from llmrec_core.settings import Settings
 
 
 @dataclass
@@ -49,3 +54,13 @@ def load_bundle(path: str | Path, *, gate: bool = True) -> Bundle:
         reranker=load("reranker.pt"),
         meta=json.loads((path / "meta.json").read_text(encoding="utf-8")),
     )
+
+
+def register(settings: Settings, bundle: Bundle, example, tags: dict[str, str]) -> str:
+    """Save the bundle, log it as the pyfunc model of the active run and register it; returns
+    the new version."""
+    from llmrec_core.registry.pyfunc import SIGNATURE, LlmrecPyfunc
+
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle_dir = save_bundle(Path(tmp) / "bundle", bundle)
+        return tracking.register_bundle(bundle_dir, settings, example, tags, python_model=LlmrecPyfunc(), signature=SIGNATURE)

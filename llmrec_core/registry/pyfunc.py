@@ -10,8 +10,6 @@ Output: ``score`` = p(click | user, item); NaN for an unknown candidate without 
 
 from __future__ import annotations
 
-from datetime import date
-
 import mlflow
 import numpy as np
 import pandas as pd
@@ -46,15 +44,16 @@ def _as_list(value) -> list | None:
 
 class LlmrecPyfunc(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
-        from llmrec_core.bundle import load_bundle
+        from llmrec_core.registry.bundle import load_bundle
 
         self.bundle = load_bundle(context.artifacts["bundle"], gate=False)
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         from llmrec_core.data.interactions import Interactions
         from llmrec_core.data.snapshot import Snapshot
+        from llmrec_core.days import parse_day
         from llmrec_core.recommenders.base import History
-        from llmrec_core.recommenders.portable import restore_llm
+        from llmrec_core.recommenders.portable import restore
 
         state = self.bundle.model
         df = model_input.reset_index(drop=True)
@@ -87,9 +86,9 @@ class LlmrecPyfunc(mlflow.pyfunc.PythonModel):
             ts[rows] = np.arange(len(rows)) * 3600
         events = Interactions(user_arr, np.array(items, np.int32), kind, np.full(n, -1, np.int8), ts, values_arr, types_arr)
         profiles = [p if isinstance(p, str) else "" for p in _column(df, "profile")]
-        snap = Snapshot(date.fromisoformat(state["ds"]), np.array(ids, dtype=object), titles, texts, np.ones(len(ids), bool),
+        snap = Snapshot(parse_day(state["ds"]), np.array(ids, dtype=object), titles, texts, np.ones(len(ids), bool),
                         np.array([str(i) for i in range(len(df))], dtype=object), profiles, events, kinds)
-        rec = restore_llm(state, snap)
+        rec = restore(state, snap)
         history = History.of(events, len(df))
         asof = np.array([ts[history.indptr[r + 1] - 1] + 3600 if history.indptr[r + 1] > history.indptr[r] else 0 for r in range(len(df))])
         scores = rec.score(np.arange(len(df)), history, asof)

