@@ -111,6 +111,8 @@ def make_tiny(settings):
     settings.rerank.max_tokens = 48
     settings.evaluation.als_rank = 4
     settings.evaluation.als_iterations = 2
+    # Baselines are tuned, but ALS (a Spark fit each) only over its configured values.
+    settings.evaluation.als_rank_grid, settings.evaluation.als_reg_grid, settings.evaluation.als_alpha_grid = [4], [0.05], [10.0]
     return settings
 
 

@@ -38,33 +38,10 @@ class Popularity(Recommender):
         return rec
 
 
-class ItemKNN(Recommender):
-    """Sum of cosine similarities to the items of the user's history, top-k neighbours kept."""
-
-    name = "item_knn"
-
-    def __init__(self, neighbours: int = 100):
-        self.neighbours = neighbours
-
-    def params(self) -> dict[str, object]:
-        return {"neighbours": self.neighbours}
-
-    def fit(self, snapshot: Snapshot, train: Interactions) -> ItemKNN:
-        n_users, n_items = snapshot.n_users, snapshot.n_items
-        m = sparse.csr_matrix((np.ones(len(train), np.float32), (train.user, train.item)), shape=(n_users, n_items))
-        m.data[:] = 1.0  # repeated interactions count once
-        norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=0))).ravel()
-        norms[norms == 0] = 1.0
-        sim = (m.T @ m).toarray().astype(np.float32) / norms[:, None] / norms[None, :]
-        np.fill_diagonal(sim, 0.0)
-        if self.neighbours < n_items:
-            # Exactly k neighbours per item, ties at the cut included or not by position.
-            drop = np.argpartition(-sim, self.neighbours - 1, axis=1)[:, self.neighbours:]
-            np.put_along_axis(sim, drop, 0.0, axis=1)
-        self.sim_ = sim
-        self.known_ = np.bincount(train.item, minlength=n_items) > 0
-        self.item_ids_ = np.asarray(snapshot.item_ids, dtype=object)
-        return self
+class ItemToItem(Recommender):
+    """A user's score for an item: the sum, over the distinct items of the user's history, of an
+    item-to-item weight (``sim_[history item, item]``). Items without training interactions
+    cannot be scored."""
 
     def score(self, users: np.ndarray, history: History, asof: np.ndarray) -> np.ndarray:
         out = np.zeros((len(users), self.sim_.shape[0]), np.float32)
@@ -75,17 +52,23 @@ class ItemKNN(Recommender):
         out[:, ~self.known_] = -np.inf
         return out
 
+    def _fitted(self, snapshot: Snapshot, train: Interactions, sim: np.ndarray):
+        self.sim_ = sim.astype(np.float32)
+        self.known_ = np.bincount(train.item, minlength=snapshot.n_items) > 0
+        self.item_ids_ = np.asarray(snapshot.item_ids, dtype=object)
+        return self
+
     def item_vectors(self) -> np.ndarray:
-        """Each item's row of neighbour similarities: items with the same neighbours are alike."""
+        """Each item's row of weights: items with the same neighbours are alike."""
         return self.sim_
 
     def export(self) -> dict:
-        return {"kind": self.name, "name": self.name, "neighbours": self.neighbours, "item_ids": list(self.item_ids_),
+        return {"kind": self.name, "name": self.name, "params": self.params(), "item_ids": list(self.item_ids_),
                 "sim": torch.from_numpy(self.sim_), "known": torch.from_numpy(self.known_)}
 
     @classmethod
-    def restore(cls, state: dict, snap: Snapshot, device: str = "cpu") -> ItemKNN:
-        rec = cls(state["neighbours"])
+    def restore(cls, state: dict, snap: Snapshot, device: str = "cpu"):
+        rec = cls(**state["params"])
         rows = by_id(state["item_ids"], snap.item_ids)
         hit = np.flatnonzero(rows >= 0)
         sim = np.zeros((snap.n_items, snap.n_items), np.float32)
@@ -94,6 +77,61 @@ class ItemKNN(Recommender):
         rec.known_ = np.zeros(snap.n_items, bool)
         rec.known_[hit] = state["known"].numpy()[rows[hit]]
         return rec
+
+
+def _binary(snapshot: Snapshot, train: Interactions) -> sparse.csr_matrix:
+    """Users x items, 1 where the user interacted with the item (repeats count once)."""
+    m = sparse.csr_matrix((np.ones(len(train), np.float32), (train.user, train.item)), shape=(snapshot.n_users, snapshot.n_items))
+    m.data[:] = 1.0
+    return m
+
+
+class ItemKNN(ItemToItem):
+    """Cosine similarity between items' user sets, shrunk towards 0 for items with few users
+    (``co / (|i| |j| + shrink)`` with norms as square roots), top-k neighbours kept per item."""
+
+    name = "item_knn"
+
+    def __init__(self, neighbours: int = 100, shrink: float = 0.0):
+        self.neighbours, self.shrink = neighbours, shrink
+
+    def params(self) -> dict[str, object]:
+        return {"neighbours": self.neighbours, "shrink": self.shrink}
+
+    def fit(self, snapshot: Snapshot, train: Interactions) -> ItemKNN:
+        m = _binary(snapshot, train)
+        norms = np.sqrt(np.asarray(m.sum(axis=0))).ravel()
+        denominator = norms[:, None] * norms[None, :] + self.shrink
+        denominator[denominator == 0] = 1.0
+        sim = (m.T @ m).toarray().astype(np.float32) / denominator
+        np.fill_diagonal(sim, 0.0)
+        if self.neighbours < snapshot.n_items:
+            # Exactly k neighbours per item, ties at the cut included or not by position.
+            drop = np.argpartition(-sim, self.neighbours - 1, axis=1)[:, self.neighbours:]
+            np.put_along_axis(sim, drop, 0.0, axis=1)
+        return self._fitted(snapshot, train, sim)
+
+
+class EASE(ItemToItem):
+    """EASE (Steck 2019): the item-to-item weights B that best reconstruct the user-item matrix
+    X from itself with a zero diagonal, in closed form: P = (X'X + l2 I)^-1, B = -P / diag(P)."""
+
+    name = "ease"
+
+    def __init__(self, l2: float = 500.0):
+        self.l2 = l2
+
+    def params(self) -> dict[str, object]:
+        return {"l2": self.l2}
+
+    def fit(self, snapshot: Snapshot, train: Interactions) -> EASE:
+        m = _binary(snapshot, train)
+        gram = (m.T @ m).toarray().astype(np.float64)
+        gram[np.diag_indices_from(gram)] += self.l2
+        p = np.linalg.inv(gram)
+        b = -p / np.diag(p)[None, :]
+        np.fill_diagonal(b, 0.0)
+        return self._fitted(snapshot, train, b)
 
 
 def by_id(saved_ids, current_ids) -> np.ndarray:

@@ -12,12 +12,12 @@ from __future__ import annotations
 from llmrec_core.data.snapshot import Snapshot
 from llmrec_core.recommenders.als import SparkALS
 from llmrec_core.recommenders.base import Recommender
-from llmrec_core.recommenders.classic import ItemKNN, Popularity
+from llmrec_core.recommenders.classic import EASE, ItemKNN, Popularity
 from llmrec_core.recommenders.llm import LlmRecommender
 from llmrec_core.recommenders.reranked import Reranked
 from llmrec_core.settings import TextSettings
 
-KINDS = {"llmrec": LlmRecommender, "popularity": Popularity, "item_knn": ItemKNN, "als": SparkALS}
+KINDS = {"llmrec": LlmRecommender, "popularity": Popularity, "item_knn": ItemKNN, "ease": EASE, "als": SparkALS}
 
 
 def restore(state: dict, snap: Snapshot, device: str = "auto", *, reranker: dict | None = None,

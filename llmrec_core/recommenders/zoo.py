@@ -8,9 +8,12 @@ ALS are the baselines; ``llmrec_rerank`` is the product model re-ranked by the c
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable
+
 from llmrec_core.recommenders.als import SparkALS
 from llmrec_core.recommenders.base import Recommender
-from llmrec_core.recommenders.classic import ItemKNN, Popularity
+from llmrec_core.recommenders.classic import EASE, ItemKNN, Popularity
 from llmrec_core.recommenders.llm import LlmRecommender
 from llmrec_core.recommenders.reranked import Reranked
 from llmrec_core.settings import Settings
@@ -19,13 +22,40 @@ MODEL = "llmrec"
 ABLATIONS = {"seq_id_only": {"use_text": False}, "seq_text_only": {"use_ids": False}}
 
 
-def baselines(settings: Settings) -> list[Recommender]:
+def baselines(settings: Settings, n_items: int | None = None) -> list[Recommender]:
+    """Every baseline with its configured (untuned) hyper-parameters."""
+    return [make(**grid[0]) for make, grid in baseline_grids(settings, n_items).values()]
+
+
+def baseline_grids(settings: Settings, n_items: int | None = None) -> dict[str, tuple[Callable[..., Recommender], list[dict]]]:
+    """Each baseline's constructor and the hyper-parameters to try on validation (the configured
+    values first). EASE is left out above ``evaluation.ease_max_items`` items."""
     ev = settings.evaluation
-    return [
-        Popularity(),
-        ItemKNN(ev.knn_neighbours),
-        SparkALS(settings.spark, ev.als_rank, ev.als_iterations, ev.als_reg, ev.als_alpha, settings.train.seed),
-    ]
+
+    def grid(**axes: list) -> list[dict]:
+        names = list(axes)
+        return [dict(zip(names, values, strict=True)) for values in itertools.product(*axes.values())]
+
+    def als(rank, reg, alpha):
+        return SparkALS(settings.spark, rank, ev.als_iterations, reg, alpha, settings.train.seed)
+
+    tune = ev.tune_baselines
+    out = {
+        "popularity": (Popularity, [{}]),
+        "item_knn": (ItemKNN, grid(neighbours=_first(ev.knn_neighbours, ev.knn_neighbours_grid, tune),
+                                   shrink=_first(0.0, ev.knn_shrink_grid, tune))),
+        "ease": (EASE, grid(l2=_first(ev.ease_l2, ev.ease_l2_grid, tune))),
+        "als": (als, grid(rank=_first(ev.als_rank, ev.als_rank_grid, tune), reg=_first(ev.als_reg, ev.als_reg_grid, tune),
+                          alpha=_first(ev.als_alpha, ev.als_alpha_grid, tune))),
+    }
+    if n_items is not None and n_items > ev.ease_max_items:
+        del out["ease"]
+    return out
+
+
+def _first(value, values: list, tune: bool) -> list:
+    """``value`` then the other grid values (only ``value`` when not tuning)."""
+    return [value, *(v for v in values if v != value)] if tune else [value]
 
 
 def sequence_models(settings: Settings, *, all_targets: bool = False, progress: bool = False,

@@ -19,6 +19,18 @@ class EvaluationSettings(Section):
     als_iterations: int = Field(10, ge=1)
     als_reg: float = Field(0.05, ge=0.0)
     als_alpha: float = Field(10.0, ge=0.0)
+    ease_l2: float = Field(500.0, gt=0.0)
+    # Baselines are tuned on the validation split like the model: each grid is tried, the best
+    # value of `metric` wins. An empty grid keeps the single value above.
+    tune_baselines: bool = True
+    knn_neighbours_grid: list[int] = [20, 50, 100, 200, 400]
+    knn_shrink_grid: list[float] = [0.0, 10.0, 50.0, 200.0]
+    ease_l2_grid: list[float] = [50.0, 200.0, 500.0, 1000.0, 3000.0, 10000.0]
+    als_rank_grid: list[int] = [32, 64]
+    als_reg_grid: list[float] = [0.01, 0.1]
+    als_alpha_grid: list[float] = [1.0, 10.0, 40.0]
+    # EASE inverts an items x items matrix: above this many items it is left out.
+    ease_max_items: int = Field(20_000, ge=1)
 
     @model_validator(mode="after")
     def _metric(self) -> EvaluationSettings:

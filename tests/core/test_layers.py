@@ -16,7 +16,7 @@ LAYERS = {
     "ingest": 4, "models": 4, "metrics": 4, "topk": 4,
     "training": 5, "plots": 5,
     "recommenders": 6,
-    "evaluation": 7, "scoring": 7, "serving": 7,
+    "evaluation": 7, "scoring": 7, "serving": 7, "tuning": 7,
     "registry": 8,
     "orchestration": 9,
     "cli": 10,

@@ -15,7 +15,7 @@ TINY = {
     "model": {"encoder": "random:32x2", "dim": 16, "max_len": 8, "max_text_tokens": 16},
     "train": {"epochs": 2, "patience": 2, "batch_size": 32, "lr": 0.005, "negatives": 16, "validation_days": 3},
     "rerank": {"cpu_max_pairs": 20, "top_n": 5, "batch_size": 8, "max_tokens": 48},
-    "evaluation": {"als_rank": 4, "als_iterations": 2},
+    "evaluation": {"als_rank": 4, "als_iterations": 2, "als_rank_grid": [4], "als_reg_grid": [0.05], "als_alpha_grid": [10.0]},
     "spark": {"master": "local[2]", "shuffle_partitions": 2, "driver_memory": "1g"},
     "scoring": {"similar_k": 3, "audience_k": 3},
 }
