@@ -25,13 +25,14 @@ from pathlib import Path
 import numpy as np
 
 from jobs.common import ds_parser, run_main
-from llmrec_core import plots
+from llmrec_core import plots, tuning
 from llmrec_core.data import protocols
 from llmrec_core.data.snapshot import load_snapshot
 from llmrec_core.days import resolve_day
 from llmrec_core.errors import DataQualityError, MissingInputError
-from llmrec_core.evaluation import evaluate
+from llmrec_core.evaluation import calibrate, evaluate, pair_scores
 from llmrec_core.io import lake, tracking
+from llmrec_core.metrics import reliability
 from llmrec_core.recommenders import zoo
 from llmrec_core.recommenders.base import Recommender
 from llmrec_core.recommenders.llm import LlmRecommender, pick_device
@@ -63,6 +64,8 @@ class Round:
     curves: dict[str, list[dict[str, float]]] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     vectors: np.ndarray | None = None  # language-model text vectors of every item (for diversity)
+    tuning: dict[str, list[dict]] = field(default_factory=dict)  # baselines' validation trials
+    reliability: dict[str, list[tuple[float, float, int]]] = field(default_factory=dict)
 
 
 def start_processes(settings: Settings) -> tuple[Settings, int, bool]:
@@ -97,6 +100,9 @@ def fit_and_evaluate(rec: Recommender, r: Round) -> None:
             r.curves[rec.name] = rec.result_.curves
             if r.vectors is None:
                 r.vectors = _vectors(rec)
+            # sigmoid(score) is p(click): Platt scaling on the validation window's labelled pairs.
+            rec.calibration = calibrate(rec, r.ctr, r.snap)
+            tracking.log_metrics({"calibration_a": rec.calibration[0], "calibration_c": rec.calibration[1]})
         else:
             rec.fit(r.snap, r.ranking.train)
         r.seconds[rec.name] = time.perf_counter() - started
@@ -106,8 +112,24 @@ def fit_and_evaluate(rec: Recommender, r: Round) -> None:
         tracking.log_metrics(r.results[rec.name], prefix="val_")
         if isinstance(rec, LlmRecommender):
             tracking.log_metrics({"best_epoch": rec.result_.best_epoch})
+            _, _, labels = r.ctr.pairs
+            probs = 1.0 / (1.0 + np.exp(-pair_scores(rec, r.ctr, r.snap).astype(np.float64)))
+            r.reliability[rec.name] = reliability(labels, probs)
         if isinstance(rec, Reranked):
             tracking.log_metrics({"train_pairs": rec.n_pairs_, "train_loss": rec.losses_[-1]})
+
+
+def tuned_baselines(r: Round) -> list[Recommender]:
+    """Every baseline with the hyper-parameters that did best on the validation split, as the
+    model's epoch count is chosen there (``evaluation.tune_baselines``)."""
+    ev = r.settings.evaluation
+    out = []
+    for name, (make, grid) in zoo.baseline_grids(r.settings, r.snap.n_items).items():
+        params, trials = tuning.tune(make, grid, r.snap, r.ranking.train, r.ranking, ev.ks, ev.metric)
+        if trials:
+            r.tuning[name] = [{**p, ev.metric: v} for p, v in trials]
+        out.append(make(**params))
+    return out
 
 
 def refit(model: LlmRecommender, r: Round, progress: bool) -> LlmRecommender:
@@ -117,6 +139,7 @@ def refit(model: LlmRecommender, r: Round, progress: bool) -> LlmRecommender:
     serving = zoo.sequence_models(r.settings, progress=progress, ablations=False)[0]
     started = time.perf_counter()
     serving.fit(r.snap, r.snap.events, epochs=model.result_.best_epoch, checkpoint=r.checkpoints / f"llmrec-refit{r.suffix}.pt")
+    serving.calibration = model.calibration  # the refit has no held-out window: the validation model's
     r.seconds["llmrec_refit"] = time.perf_counter() - started
     return serving
 
@@ -126,7 +149,9 @@ def log_round(r: Round, decision: gate.GateDecision, champion: float | None) -> 
     tracking.log_figure(plots.metrics_by_model(r.results, [metric, f"recall_{max(ks)}", "auc"], f"validation, ds={r.snap.ds}"),
                         "plots/metrics_by_model.png")
     tracking.log_figure(plots.training_curves(r.curves, metric), "plots/training_curves.png")
-    tracking.log_dict({"results": r.results, "decision": decision.reason}, "results.json")
+    tracking.log_figure(plots.reliability_diagram(r.reliability, f"click probabilities, validation, ds={r.snap.ds}"),
+                        "plots/reliability.png")
+    tracking.log_dict({"results": r.results, "decision": decision.reason, "baseline_tuning": r.tuning}, "results.json")
     if champion is not None:
         tracking.log_metrics({f"champion_{metric}": champion})
     tracking.log_metrics({f"fit_seconds.{k}": v for k, v in r.seconds.items()})
@@ -149,7 +174,7 @@ def run(settings: Settings, ds: date, progress: bool = True) -> dict:
         models = zoo.sequence_models(settings, progress=progress and leader)
         model: LlmRecommender = models[0]
         # The other processes of a torchrun only help train the sequence models.
-        for rec in models + (zoo.baselines(settings) if leader else []):
+        for rec in models + (tuned_baselines(r) if leader else []):
             fit_and_evaluate(rec, r)
         if model.result_.best_epoch < 1:
             raise DataQualityError(f"validation {metric} was never a number: nothing to choose the epoch count by")

@@ -55,15 +55,20 @@ def top_k_lists(rec: Recommender, split: EvalSplit, snap: Snapshot, k: int,
     return [row[row >= 0] for row in items]
 
 
+def loo_ranks(rec: Recommender, split: EvalSplit, snap: Snapshot) -> np.ndarray:
+    """Each evaluated user's pessimistic rank of its single target, history excluded."""
+    history = History.of(split.history, snap.n_users)
+    targets = np.array([t[0] for t in split.truth], dtype=np.int64)
+    return np.concatenate([
+        target_ranks(masked_scores(rec, users, history, split.asof[s : s + len(users)]), targets[s : s + len(users)])
+        for s, users in _blocks(split.users)
+    ]) if len(split.users) else np.zeros(0, np.int64)
+
+
 def evaluate_loo(rec: Recommender, split: EvalSplit, snap: Snapshot, ks: list[int]) -> dict[str, float]:
     if not len(split.users):
         return {f"{name}_{k}": float("nan") for k in ks for name in ("hr", "ndcg", "mrr")}
-    history = History.of(split.history, snap.n_users)
-    targets = np.array([t[0] for t in split.truth], dtype=np.int64)
-    ranks = np.concatenate([
-        target_ranks(masked_scores(rec, users, history, split.asof[s : s + len(users)]), targets[s : s + len(users)])
-        for s, users in _blocks(split.users)
-    ])
+    ranks = loo_ranks(rec, split, snap)
     out: dict[str, float] = {}
     for k in ks:
         for name, value in metrics.ranks_to_metrics(ranks, k).items():
@@ -88,14 +93,16 @@ def evaluate_temporal(rec: Recommender, split: EvalSplit, snap: Snapshot, ks: li
             "recall": [metrics.recall(r, t, k) for r, t in zip(recs, truth, strict=True)],
             "ndcg": [metrics.ndcg(r, t, k) for r, t in zip(recs, truth, strict=True)],
             "precision": [metrics.precision(r, t, k) for r, t in zip(recs, truth, strict=True)],
+            "f1": [metrics.f1(r, t, k) for r, t in zip(recs, truth, strict=True)],
             "hr": [metrics.hit_rate(r, t, k) for r, t in zip(recs, truth, strict=True)],
         }
         for name, values in per_user.items():
             v = np.array(values)
             out[f"{name}_{k}"] = float(np.nanmean(v)) if len(v) else float("nan")
-            if name == "recall":
-                out[f"recall_{k}_warm_users"] = float(np.nanmean(v[warm_user])) if warm_user.any() else float("nan")
-                out[f"recall_{k}_cold_users"] = float(np.nanmean(v[~warm_user])) if (~warm_user).any() else float("nan")
+            if name in ("recall", "ndcg"):
+                # Users with history before the cut-off, and those without, are different problems.
+                out[f"{name}_{k}_warm_users"] = float(np.nanmean(v[warm_user])) if warm_user.any() else float("nan")
+                out[f"{name}_{k}_cold_users"] = float(np.nanmean(v[~warm_user])) if (~warm_user).any() else float("nan")
         for part, keep in (("warm_items", warm_item), ("cold_items", ~warm_item)):
             vals = [metrics.recall(r, {i for i in t if keep[i]}, k) for r, t in zip(recs, truth, strict=True)]
             vals = [v for v in vals if not np.isnan(v)]
@@ -124,12 +131,16 @@ def evaluate_cold_items(rec: Recommender, split: EvalSplit, snap: Snapshot, ks: 
     user_lists = [np.array([position[int(i)] for i in row if i >= 0], np.int64) for row in items]
     _, audience_rows = rec.audience(split.users, history, split.asof, max(ks))
     audience = [row[row >= 0] for row in audience_rows[split.items]]
+    # The item side's simple peer: the same most active users (most training events) for every item.
+    active = np.lexsort((np.arange(snap.n_users), -np.bincount(split.train.user, minlength=snap.n_users)))
     out = {}
     for k in ks:
         vals = [metrics.recall(lst[:k].tolist(), {position[int(i)] for i in split.truth[u]}, k)
                 for lst, u in zip(user_lists, rows, strict=True)]
         out[f"cold_recall_{k}"] = float(np.mean(vals)) if vals else float("nan")
         out[f"cold_random_recall_{k}"] = min(1.0, k / len(split.items)) if len(split.items) else float("nan")
+        vals = [metrics.recall(active[:k].tolist(), set(t.tolist()), k) for t in split.item_truth]
+        out[f"cold_active_audience_recall_{k}"] = float(np.mean(vals)) if vals else float("nan")
         vals = [metrics.recall(lst[:k].tolist(), set(t.tolist()), k) for lst, t in zip(audience, split.item_truth, strict=True)]
         out[f"cold_audience_recall_{k}"] = float(np.mean(vals)) if vals else float("nan")
     return out
@@ -147,6 +158,15 @@ def pair_scores(rec: Recommender, split: EvalSplit, snap: Snapshot) -> np.ndarra
     return out
 
 
+def per_user_ndcg(rec: Recommender, split: EvalSplit, snap: Snapshot, k: int) -> np.ndarray:
+    """NDCG@k of each evaluated user (``loo``/``temporal``), for paired comparisons of models."""
+    if split.name in ("loo", "loo_valid"):
+        ranks = loo_ranks(rec, split, snap)
+        return np.where(ranks <= k, 1.0 / np.log2(ranks + 1.0), 0.0)
+    lists = top_k_lists(rec, split, snap, k)
+    return np.array([metrics.ndcg(lst.tolist(), set(t.tolist()), k) for lst, t in zip(lists, split.truth, strict=True)])
+
+
 def evaluate_ctr(rec: Recommender, split: EvalSplit, snap: Snapshot) -> dict[str, float]:
     users, _, labels = split.pairs
     scores = pair_scores(rec, split, snap)
@@ -156,8 +176,36 @@ def evaluate_ctr(rec: Recommender, split: EvalSplit, snap: Snapshot) -> dict[str
     ranked = np.where(finite, scores, floor)
     out = {"auc": metrics.auc(labels, ranked), "user_auc": metrics.user_auc(users, labels, ranked)}
     if rec.probabilistic:
-        out["log_loss"] = metrics.log_loss(labels, 1.0 / (1.0 + np.exp(-ranked.astype(np.float64))))
+        probs = 1.0 / (1.0 + np.exp(-ranked.astype(np.float64)))
+        out["log_loss"], out["ece"] = metrics.log_loss(labels, probs), metrics.ece(labels, probs)
     return out
+
+
+def calibrate(rec: Recommender, split: EvalSplit, snap: Snapshot) -> tuple[float, float]:
+    """Platt scaling on a labelled window: the (a, c) that make ``sigmoid(a * score + c)`` the
+    best log-loss fit of the labels (a > 0, so no ranking changes). Fitted on raw scores."""
+    from scipy.optimize import minimize
+
+    _, _, labels = split.pairs
+    saved = getattr(rec, "calibration", None)
+    if saved is not None:
+        rec.calibration = (1.0, 0.0)  # fit on the raw logit, not on an earlier calibration
+    try:
+        scores = pair_scores(rec, split, snap).astype(np.float64)
+    finally:
+        if saved is not None:
+            rec.calibration = saved
+    keep = np.isfinite(scores)
+    x, y = scores[keep], labels[keep].astype(np.float64)
+    if len(x) < 2 or y.min() == y.max():
+        return 1.0, 0.0
+
+    def loss(theta):
+        z = theta[0] * x + theta[1]
+        return float(np.mean(np.logaddexp(0.0, z) - y * z))
+
+    fit = minimize(loss, np.array([1.0, 0.0]), method="L-BFGS-B", bounds=[(1e-3, None), (None, None)])
+    return float(fit.x[0]), float(fit.x[1])
 
 
 def evaluate(rec: Recommender, split: EvalSplit, snap: Snapshot, ks: list[int],

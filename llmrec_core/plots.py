@@ -33,3 +33,18 @@ def training_curves(curves: dict[str, list[dict[str, float]]], metric: str):
     val_ax.legend()
     fig.tight_layout()
     return fig
+
+
+def reliability_diagram(tables: dict[str, list[tuple[float, float, int]]], title: str):
+    """Observed share of clicks against predicted probability, one line per model; the diagonal
+    is perfect calibration."""
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="calibrated")
+    for name, table in tables.items():
+        if table:
+            pred, seen, _ = zip(*table, strict=True)
+            ax.plot(pred, seen, marker="o", label=name)
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="predicted p(click)", ylabel="observed share of clicks", title=title)
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    return fig

@@ -12,8 +12,10 @@ from llmrec_core.metrics.beyond import (
     novelty,
     popularity_bias,
 )
-from llmrec_core.metrics.ctr import auc, log_loss, user_auc
+from llmrec_core.metrics.ctr import auc, ece, log_loss, reliability, user_auc
+from llmrec_core.metrics.intervals import paired_bootstrap
 from llmrec_core.metrics.ranking import (
+    f1,
     hit_rate,
     mrr,
     ndcg,
@@ -25,6 +27,8 @@ from llmrec_core.metrics.ranking import (
 __all__ = [
     "auc",
     "catalogue_coverage",
+    "ece",
+    "f1",
     "gini_exposure",
     "hit_rate",
     "intra_list_diversity",
@@ -32,9 +36,11 @@ __all__ = [
     "mrr",
     "ndcg",
     "novelty",
+    "paired_bootstrap",
     "popularity_bias",
     "precision",
     "ranks_to_metrics",
     "recall",
+    "reliability",
     "user_auc",
 ]

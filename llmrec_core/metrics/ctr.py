@@ -93,3 +93,26 @@ def log_loss(labels: Sequence | np.ndarray, probs: Sequence | np.ndarray, eps: f
     p = np.clip(p, eps, 1.0 - eps)
     # labels=[0, 1] lets a slice with only one class still be scored.
     return float(skm.log_loss(y, p, labels=[0, 1]))
+
+
+def reliability(labels: Sequence | np.ndarray, probs: Sequence | np.ndarray, bins: int = 15) -> list[tuple[float, float, int]]:
+    """Equal-width bins of predicted probability: (mean prediction, share of positives, pairs),
+    for bins that hold any pair."""
+    y = _binary_labels(labels)
+    p = np.asarray(probs, dtype=np.float64)
+    _same_length(y, p)
+    which = np.minimum((p * bins).astype(np.int64), bins - 1)
+    out = []
+    for b in range(bins):
+        inside = which == b
+        if inside.any():
+            out.append((float(p[inside].mean()), float(y[inside].mean()), int(inside.sum())))
+    return out
+
+
+def ece(labels: Sequence | np.ndarray, probs: Sequence | np.ndarray, bins: int = 15) -> float:
+    """Expected calibration error: the pair-weighted mean gap between predicted probability and
+    the observed share of positives over :func:`reliability`'s bins; NaN when empty."""
+    table = reliability(labels, probs, bins)
+    n = sum(c for _, _, c in table)
+    return float(sum(c * abs(pred - seen) for pred, seen, c in table) / n) if n else NAN

@@ -58,6 +58,14 @@ def recall(recs: Sequence, truth: Collection, k: int) -> float:
     return len(_hit_ranks(recs, truth, k)) / len(set(truth))
 
 
+def f1(recs: Sequence, truth: Collection, k: int) -> float:
+    """Harmonic mean of :func:`precision` and :func:`recall` at ``k`` (0 without a hit)."""
+    p, r = precision(recs, truth, k), recall(recs, truth, k)
+    if p != p or r != r:  # NaN: nothing relevant
+        return NAN
+    return 0.0 if p + r == 0 else 2 * p * r / (p + r)
+
+
 def ndcg(recs: Sequence, truth: Collection, k: int) -> float:
     """Binary-relevance NDCG@k: DCG = sum of 1/log2(rank+1) over hits, over the ideal DCG."""
     if not truth:

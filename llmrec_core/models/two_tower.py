@@ -70,10 +70,22 @@ class ItemTower(nn.Module):
             nn.init.normal_(self.id_emb.weight, std=0.02)
         if cfg.use_text and cfg.use_ids:
             self.gate = nn.Linear(2 * cfg.dim, cfg.dim)
+            # Cold start: a linear map from an item's text vector to the ID embedding it would
+            # have, fitted after training on the items that have one (``fit_text_to_id``). Zero
+            # until then: an unknown item has no ID part.
+            self.register_buffer("text_to_id", torch.zeros(cfg.text_dim, cfg.dim))
+
+    @torch.no_grad()
+    def fit_text_to_id(self, text: torch.Tensor, known: torch.Tensor, l2: float) -> None:
+        """Ridge regression from the known items' text vectors to their learned ID embeddings."""
+        x, y = text[known].double(), self.id_emb.weight[known].double()
+        gram = x.T @ x + l2 * torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
+        self.text_to_id.copy_(torch.linalg.solve(gram, x.T @ y).to(self.text_to_id.dtype))
 
     def forward(self, items: torch.Tensor, text: torch.Tensor | None, known: torch.Tensor) -> torch.Tensor:
         """Normalised vectors of ``items``; ``text`` holds their text vectors, ``known`` whether
-        each item had training interactions (unknown items get no ID part)."""
+        each item had training interactions. An unknown item's ID part is the one its text maps
+        to (zero before ``fit_text_to_id``); in training, dropped ID parts are zero."""
         cfg = self.cfg
         if not cfg.use_ids:
             return F.normalize(self.text_proj(text), dim=-1)
@@ -81,6 +93,8 @@ class ItemTower(nn.Module):
         if self.training and cfg.id_dropout > 0:
             keep = keep & (torch.rand(items.shape, device=items.device) >= cfg.id_dropout)
         ids = self.id_emb(items) * keep.unsqueeze(-1).to(self.id_emb.weight.dtype)
+        if cfg.use_text and not self.training:
+            ids = torch.where(known.unsqueeze(-1), ids, (text @ self.text_to_id).to(ids.dtype))
         if not cfg.use_text:
             return F.normalize(ids, dim=-1)
         t = self.text_proj(text)

@@ -49,6 +49,11 @@ class LlmRecommender(Recommender):
         self.cache_dir, self.progress = cache_dir, progress
         self.device = pick_device(train.device)
         self.result_: LoopResult | None = None
+        # Platt scaling (a, c) of the click logit, fitted on a validation window: see ``calibrate``.
+        self.calibration: tuple[float, float] = (1.0, 0.0)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_users_cache": None}  # a broadcast ships the model, not a block's vectors
 
     def params(self) -> dict[str, object]:
         return {**{f"model.{k}": v for k, v in self.model_settings.model_dump().items()},
@@ -160,8 +165,18 @@ class LlmRecommender(Recommender):
             patience=ts.patience, checkpoint=checkpoint, progress=self.progress, on_epoch=on_epoch, name=self.name,
             seed=ts.seed,
         )
-        self._cache = None
+        self._cache = self._users_cache = None
+        self.fit_cold_start()
         return self
+
+    def fit_cold_start(self) -> None:
+        """Fit the text-to-ID map of items without interactions (``model.cold_start: map``)."""
+        ms = self.model_settings
+        if not (ms.use_text and ms.use_ids and ms.cold_start == "map"):
+            return
+        self.all_item_vectors()  # refreshes the text vectors from a fine-tuned encoder
+        self.model_.items.fit_text_to_id(self.item_text_ - self.text_mean_, self.known_, ms.cold_map_l2)
+        self._cache = self._users_cache = None
 
     def _item_vectors(self, items: torch.Tensor) -> torch.Tensor:
         return self.model_.items(items, self._text_rows(items), self.known_[items])
@@ -177,7 +192,7 @@ class LlmRecommender(Recommender):
         soft = batch.softmax.to(dev)
         needed = torch.cat([seq.items.flatten().to(dev), batch.target_item.to(dev), negatives])
         uniq, inv = torch.unique(needed, return_inverse=True)
-        self._cache = None
+        self._cache = self._users_cache = None
         with self._autocast():
             vecs = self._item_vectors(uniq)
             n_hist = seq.items.numel()
@@ -237,14 +252,17 @@ class LlmRecommender(Recommender):
     def score(self, users: np.ndarray, history: History, asof: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             U = self.user_vectors(users, history, asof)
-            s = self.model_.logits(U, self.all_item_vectors()) + self.model_.bias
+            a, c = self.calibration
+            s = (self.model_.logits(U, self.all_item_vectors()) + self.model_.bias) * a + c
             if not self.model_settings.use_text:
                 s[:, ~self.known_] = -torch.inf  # an ID-only model cannot score an item it never saw
             return s.float().cpu().numpy()
 
     # The fast paths: vectors and the blocked top-K, never a users x items matrix.
     def _scale_bias(self) -> tuple[float, float]:
-        return 1.0 / self.model_.cfg.tau, float(self.model_.bias.item())
+        """score = <u, i> * scale + bias: the calibrated click logit ``a (<u, i> / tau + b) + c``."""
+        a, c = self.calibration
+        return a / self.model_.cfg.tau, a * float(self.model_.bias.item()) + c
 
     def _scorable(self, allowed: np.ndarray | None) -> np.ndarray | None:
         if self.model_settings.use_text:
@@ -253,8 +271,16 @@ class LlmRecommender(Recommender):
         return known if allowed is None else allowed & known
 
     def all_user_vectors(self, users: np.ndarray, history: History, asof: np.ndarray) -> torch.Tensor:
-        return torch.cat([self.user_vectors(users[s : s + USER_BLOCK], history, asof[s : s + USER_BLOCK])
-                          for s in range(0, len(users), USER_BLOCK)]) if len(users) else torch.zeros((0, self.model_.cfg.dim), device=self.device)
+        """User vectors in blocks. The last call's result is kept: the scoring engine asks for the
+        same block twice (its lists, then its audience)."""
+        key = (users.tobytes(), np.asarray(asof).tobytes())
+        cached = getattr(self, "_users_cache", None)
+        if cached is not None and cached[0] is history and cached[1] == key:
+            return cached[2]
+        out = torch.cat([self.user_vectors(users[s : s + USER_BLOCK], history, asof[s : s + USER_BLOCK])
+                         for s in range(0, len(users), USER_BLOCK)]) if len(users) else torch.zeros((0, self.model_.cfg.dim), device=self.device)
+        self._users_cache = (history, key, out)  # holds the history: its id cannot be reused
+        return out
 
     def recommend(self, users: np.ndarray, history: History, asof: np.ndarray, k: int, *,
                   exclude=None, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -313,6 +339,7 @@ class LlmRecommender(Recommender):
             "encoder_state": encoder_state,
             "base_encoder_state": base_state,
             "encoder_tuned": self.encoder_ is not None,
+            "calibration": list(self.calibration),
             "ds": str(self.snap_.ds),
         }
 
@@ -324,12 +351,15 @@ class LlmRecommender(Recommender):
         its ID part; profiles are encoded fresh."""
         ms, ts = ModelSettings(**state["model_settings"]), TrainSettings(**{**state["train_settings"], "device": device})
         rec = cls(ms, ts, name=state["name"])
+        rec.calibration = tuple(state.get("calibration", (1.0, 0.0)))
         old = {item: i for i, item in enumerate(state["item_ids"])}
         rows = np.array([old.get(item, -1) for item in snap.item_ids], np.int64)
         same_text = np.array([r >= 0 and state["item_texts"][r] == t for r, t in zip(rows, snap.item_texts, strict=True)], bool)
         cfg = TwoTowerConfig(**{**state["cfg"], "n_items": snap.n_items})
         model = TwoTower(cfg)
         weights = dict(state["state"])
+        if cfg.use_text and cfg.use_ids:
+            weights.setdefault("items.text_to_id", torch.zeros(cfg.text_dim, cfg.dim))  # saved before cold-start maps
         if cfg.use_ids:
             table = torch.zeros(snap.n_items, cfg.dim)
             hit = rows >= 0

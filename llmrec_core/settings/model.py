@@ -28,6 +28,11 @@ class ModelSettings(Section):
     tau: float = Field(0.1, gt=0.0)
     lora_r: int = Field(8, ge=1)
     lora_alpha: int = Field(16, ge=1)
+    # Cold start: "map" gives an item without interactions the ID embedding its text maps to
+    # (ridge regression fitted on the known items after training, weight cold_map_l2); "none"
+    # leaves it without an ID part.
+    cold_start: Literal["none", "map"] = "map"
+    cold_map_l2: float = Field(1.0, gt=0.0)
 
 
 class TrainSettings(Section):

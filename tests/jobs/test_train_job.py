@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -32,7 +33,7 @@ def test_train_logs_registers_and_gates(trained):
     assert (home / "mlflow.db").is_file() and (home / "mlartifacts").is_dir()
     assert first["promoted"] and first["reason"].startswith("first champion"), first["reason"]
     results = first["results"]
-    for name in ("llmrec", "seq_id_only", "seq_text_only", "popularity", "item_knn", "als", "llmrec_rerank"):
+    for name in ("llmrec", "seq_id_only", "seq_text_only", "popularity", "item_knn", "ease", "als", "llmrec_rerank"):
         assert np.isfinite(results[name]["ndcg_10"]), name
     assert results["llmrec"]["ndcg_10"] > results["popularity"]["ndcg_10"]
 
@@ -45,13 +46,19 @@ def test_train_logs_registers_and_gates(trained):
     assert len(parent.data.tags["git_commit"]) in (40, 7) or parent.data.tags["git_commit"] == "unknown"
     assert parent.data.params["model.encoder"] == "random:32x2"
     # The same metric names on every model's run, so the compare view lines them up.
-    for name in ("llmrec", "seq_id_only", "popularity", "als", "item_knn"):
+    for name in ("llmrec", "seq_id_only", "popularity", "als", "item_knn", "ease"):
         assert {"val_ndcg_10", "val_recall_20", "val_auc"} <= set(by_model[name].data.metrics), name
+    # Baselines were tuned on the validation split: the chosen values are the best trial's.
+    tuned = json.loads(Path(mlflow.artifacts.download_artifacts(run_id=first["run_id"], artifact_path="results.json",
+                                                                 tracking_uri=settings.tracking_uri)).read_text())["baseline_tuning"]
+    for name, params in (("item_knn", ("neighbours", "shrink")), ("ease", ("l2",))):
+        best = max(tuned[name], key=lambda trial: trial["ndcg_10"])
+        assert len(tuned[name]) > 1 and {k: by_model[name].data.params[k] for k in params} == {k: str(best[k]) for k in params}
     curve = client.get_metric_history(by_model["llmrec"].info.run_id, "epoch_val_ndcg_10")
     assert sorted(m.step for m in curve) == list(range(1, 16))  # one point per epoch
     assert len(client.get_metric_history(by_model["llmrec"].info.run_id, "epoch_train_loss")) == 15
     artifacts = {a.path for a in client.list_artifacts(first["run_id"], "plots")}
-    assert artifacts == {"plots/metrics_by_model.png", "plots/training_curves.png"}
+    assert artifacts == {"plots/metrics_by_model.png", "plots/training_curves.png", "plots/reliability.png"}
 
     version = client.get_model_version_by_alias("llmrec", "champion")
     assert str(version.version) == first["version"] == "1"

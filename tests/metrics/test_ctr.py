@@ -95,3 +95,22 @@ def test_log_loss_clips_confident_mistake():
 def test_log_loss_single_class_and_empty():
     assert log_loss([1, 1], [0.5, 0.5]) == pytest.approx(0.6931471806)  # ln 2
     assert math.isnan(log_loss([], []))
+
+
+def test_ece_and_reliability():
+    from llmrec_core.metrics import ece, reliability
+
+    rng = np.random.default_rng(0)
+    p = rng.uniform(size=20000)
+    y = (rng.uniform(size=20000) < p).astype(int)
+    assert ece(y, p) < 0.02  # calibrated by construction
+    assert abs(ece(y, np.clip(p + 0.2, 0, 1)) - 0.2) < 0.05  # over-confident by about 0.2
+    table = reliability([0, 1, 1, 0], [0.05, 0.95, 0.9, 0.1], bins=10)
+    assert [(round(a, 3), b, c) for a, b, c in table] == [(0.05, 0.0, 1), (0.1, 0.0, 1), (0.925, 1.0, 2)]
+
+
+def test_f1_is_the_harmonic_mean_of_precision_and_recall():
+    from llmrec_core.metrics import f1
+
+    assert f1([1, 2, 3, 4], {1, 9}, 4) == 2 * 0.25 * 0.5 / 0.75
+    assert f1([5, 6], {1}, 2) == 0.0 and np.isnan(f1([1], set(), 1))

@@ -117,11 +117,12 @@ def test_finetune_modes_update_the_language_model(toy, mode):
     settings, snap, cutoff = toy
     settings.train.epochs = 1
     train = snap.events.mask(snap.events.ts < cutoff)
+    probe = _llm(settings, finetune=mode)
+    probe._prepare_text(snap)  # the language model's text vectors before any training
     rec = _llm(settings, finetune=mode)
     rec.fit(snap, train)
-    base = rec.item_text_.clone()
     after = rec.all_item_vectors() is not None and rec.item_text_
-    assert not torch.allclose(base, after)  # the encoder moved, so do the text vectors
+    assert not torch.allclose(probe.item_text_, after)  # the encoder moved, so do the text vectors
     trainable = [n for n, p in rec.encoder_.named_parameters() if p.requires_grad]
     assert trainable and (mode == "full" or all("lora" in n for n in trainable))
 
@@ -170,3 +171,61 @@ def test_reranker_reorders_only_the_top_candidates(toy):
         top = set(order[: settings.rerank.top_n])
         new_order = [i for i in np.argsort(-after[u], kind="stable") if i not in seen]
         assert set(new_order[: settings.rerank.top_n]) == top  # same candidates, maybe new order
+
+
+def test_ease_is_the_closed_form_and_travels_by_id(toy):
+    from llmrec_core.recommenders.classic import EASE
+
+    settings, snap, cutoff = toy
+    train = snap.events.mask(snap.events.ts < cutoff)
+    ease = EASE(l2=10.0).fit(snap, train)
+    x = np.zeros((snap.n_users, snap.n_items))
+    x[train.user, train.item] = 1.0
+    p = np.linalg.inv(x.T @ x + 10.0 * np.eye(snap.n_items))
+    expected = np.eye(snap.n_items) - p / np.diag(p)[None, :]  # Steck 2019, eq. 8
+    assert np.allclose(ease.sim_, expected, atol=1e-4) and np.allclose(np.diag(ease.sim_), 0.0)
+    s = _scores(ease, snap, train)
+    known = np.bincount(train.item, minlength=snap.n_items) > 0
+    assert np.isneginf(s[:, ~known]).all() and np.isfinite(s[:, known]).all()
+    moved = restore(ease.export(), snap)
+    assert np.array_equal(_scores(moved, snap, train), s)
+
+
+def test_the_text_to_id_map_gives_cold_items_an_id_part(toy):
+    settings, snap, cutoff = toy
+    settings.train.epochs = 3
+    train = snap.events.mask(snap.events.ts < cutoff)
+    rec = _llm(settings).fit(snap, train)
+    tower, known = rec.model_.items, rec.known_
+    assert (~known).any() and tower.text_to_id.abs().sum() > 0
+    with_map = rec.all_item_vectors().clone()
+    text = rec.item_text_ - rec.text_mean_
+    # The map is the ridge solution on the known items.
+    x, y = text[known].double(), tower.id_emb.weight[known].double()
+    w = torch.linalg.solve(x.T @ x + settings.model.cold_map_l2 * torch.eye(x.shape[1], dtype=x.dtype), x.T @ y)
+    assert torch.allclose(tower.text_to_id.double(), w, atol=1e-4)
+    tower.text_to_id.zero_()
+    rec._cache = None
+    without = rec.all_item_vectors()
+    assert torch.allclose(with_map[known], without[known])  # known items keep their learned ID part
+    assert not torch.allclose(with_map[~known], without[~known])
+    none = _llm(settings, cold_start="none").fit(snap, train)
+    assert none.model_.items.text_to_id.abs().sum() == 0
+
+
+def test_calibration_lowers_log_loss_and_keeps_the_ranking(toy):
+    from llmrec_core.evaluation import calibrate
+
+    settings, snap, cutoff = toy
+    settings.train.epochs = 3
+    ctr = protocols.ctr(snap.events, snap.n_users, cutoff, 3)
+    rec = _llm(settings).fit(snap, ctr.train)
+    raw = evaluate(rec, ctr, snap, [10])
+    top_before = rec.recommend(np.arange(snap.n_users), History.of(ctr.history, snap.n_users), np.full(snap.n_users, cutoff), 5)[1]
+    rec.calibration = calibrate(rec, ctr, snap)
+    fitted = evaluate(rec, ctr, snap, [10])
+    assert rec.calibration[0] > 0 and rec.calibration != (1.0, 0.0)
+    assert fitted["log_loss"] < raw["log_loss"] and fitted["auc"] == pytest.approx(raw["auc"])
+    top_after = rec.recommend(np.arange(snap.n_users), History.of(ctr.history, snap.n_users), np.full(snap.n_users, cutoff), 5)[1]
+    assert np.array_equal(top_before, top_after)
+    assert restore(rec.export(), snap, "cpu").calibration == rec.calibration
