@@ -1,6 +1,7 @@
 """Recommendation quality on MovieLens-100K: the LLM model, its ablations and every baseline.
 
     .venv/bin/python benchmarks/quality.py [--protocols loo temporal] [--models llmrec popularity]
+        [--seeds 42 43 44] [--loo-seeds 3]
 
 Needs the lake of ``make run`` (MovieLens-100K) in ``$LLMREC_HOME``. Protocols
 (docs/evaluation.md), all on the snapshot of the data's last day, 1998-04-22. Every model ranks
@@ -15,8 +16,14 @@ through its own ``recommend`` (the path ``llmrec score`` publishes with):
   items first seen after the cutoff, 261 users); each user's cold items are ranked against
   the cold items, and each cold item's users against all users.
   Sequence models pick their epoch count on [cutoff - 30 d, cutoff) with training before
-  that, and are then refit on everything before the cutoff, as the training job does.
+  that, are calibrated (Platt scaling) on that window's labelled pairs, and are then refit on
+  everything before the cutoff, as the training job does. ``llmrec_no_cold_map`` is the same
+  fitted model without the text-to-ID map of items that have no interactions.
 
+Baselines (popularity, item-kNN, EASE, ALS) are tuned on the same validation split (the
+``evaluation.*_grid`` settings) and refit on the test split's training events. Sequence models
+run once per seed; tables show the mean ± standard deviation over seeds, and a paired bootstrap
+95% interval of the per-user NDCG@10 difference between ``llmrec`` and the best other model.
 Every model of a protocol fits on the same training events. Results: ``<work>/quality.json``
 and the table in ``benchmarks/RESULTS.md``.
 """
@@ -38,10 +45,12 @@ from common import ROOT, machine, write_section  # noqa: E402
 
 from llmrec_core.data import protocols  # noqa: E402
 from llmrec_core.data.snapshot import load_snapshot  # noqa: E402
-from llmrec_core.evaluation import evaluate  # noqa: E402
+from llmrec_core.evaluation import calibrate, evaluate, per_user_ndcg  # noqa: E402
+from llmrec_core.metrics import paired_bootstrap  # noqa: E402
 from llmrec_core.recommenders import zoo  # noqa: E402
 from llmrec_core.recommenders.reranked import Reranked  # noqa: E402
 from llmrec_core.settings import load_settings  # noqa: E402
+from llmrec_core.tuning import tune  # noqa: E402
 
 log = logging.getLogger("quality")
 DS = date(1998, 4, 22)
@@ -52,69 +61,144 @@ WINDOW = 30
 COLD_WINDOW = 120
 COLUMNS = {
     "loo": ["hr_10", "ndcg_10", "mrr_10", "hr_20", "ndcg_20"],
-    "temporal": ["recall_20", "ndcg_10", "precision_10", "recall_20_warm_users", "recall_20_cold_users",
-                 "recall_20_cold_items", "coverage_10", "novelty_10", "diversity_10", "popularity_bias_10", "gini_10"],
-    "cold_items": ["cold_recall_10", "cold_recall_20", "cold_random_recall_20", "cold_audience_recall_20"],
-    "ctr": ["auc", "user_auc", "log_loss"],
+    "temporal": ["recall_20", "ndcg_10", "precision_10", "f1_10", "ndcg_10_warm_users", "recall_20_warm_users",
+                 "ndcg_10_cold_users", "recall_20_cold_users", "coverage_10", "novelty_10", "diversity_10", "popularity_bias_10"],
+    "cold_items": ["cold_recall_10", "cold_recall_20", "cold_random_recall_20", "cold_audience_recall_20",
+                   "cold_active_audience_recall_20"],
+    "ctr": ["auc", "user_auc", "log_loss", "ece"],
 }
+NO_MAP = "llmrec_no_cold_map"  # the same fitted model without the text-to-ID map of cold items
 
 
-def fit_sequence(rec, snap, inner_train, inner_valid, outer_train, metric, vectors, refit: bool):
-    """Early stopping on the inner split, then (optionally) refit on the outer training data."""
-    rec.fit(snap, inner_train, validate=lambda: evaluate(rec, inner_valid, snap, [10], vectors)[metric])
+def fit_sequence(rec, snap, inner_train, inner_valid, outer_train, metric, refit: bool, calibration_split=None):
+    """Early stopping on the inner split, Platt scaling on the inner labelled window, then
+    (optionally) a refit on the outer training data that keeps both."""
+    rec.fit(snap, inner_train, validate=lambda: evaluate(rec, inner_valid, snap, [10])[metric])
     best = rec.result_.best_epoch
+    if calibration_split is not None:
+        rec.calibration = calibrate(rec, calibration_split, snap)
     if refit:
+        calibration = rec.calibration
         rec.fit(snap, outer_train, epochs=best)
-    return {"best_epoch": best, "epochs_run": rec.result_.epochs_run if not refit else best}
+        rec.calibration = calibration
+    return {"best_epoch": best, "epochs_run": rec.result_.epochs_run if not refit else best, "calibration": list(rec.calibration)}
 
 
-def run(settings, wanted: set[str], which: list[str], rerank: bool) -> dict:
-    snap = load_snapshot(settings, DS)
-    out: dict = {"protocols": {}, "models": {}}
-    vectors = None
+def tuned_baselines(settings, snap, valid, test_train, wanted) -> list[tuple[object, dict]]:
+    """Each wanted baseline tuned on the validation split, then fitted on the test split's training events."""
+    out = []
+    for name, (make, grid) in zoo.baseline_grids(settings, snap.n_items).items():
+        if name not in wanted:
+            continue
+        start = time.perf_counter()
+        params, trials = tune(make, grid, snap, valid.train, valid, [10], "ndcg_10")
+        rec = make(**params).fit(snap, test_train)
+        out.append((rec, {"fit_s": round(time.perf_counter() - start, 1), "params": params,
+                          "trials": [{**p, "ndcg_10": v} for p, v in trials]}))
+    return out
+
+
+def splits_of(snap, which: list[str]) -> dict:
     cutoff = int(CUTOFF.timestamp())
-    splits = {}
+    out = {}
     if "loo" in which:
-        splits["loo"] = protocols.loo(snap.events, snap.n_users)
+        out["loo"] = protocols.loo(snap.events, snap.n_users)
     if set(which) & {"temporal", "cold_items", "ctr"}:
         inner = protocols.temporal(snap.events, snap.n_users, cutoff - WINDOW * protocols.DAY, WINDOW)
-        splits["temporal"] = (inner, protocols.temporal(snap.events, snap.n_users, cutoff, WINDOW))
-    for family, (valid, test) in splits.items():
+        out["temporal"] = (inner, protocols.temporal(snap.events, snap.n_users, cutoff, WINDOW))
+    return out
+
+
+def test_split(snap, p: str, test):
+    cutoff = int(CUTOFF.timestamp())
+    if p in ("loo", "temporal"):
+        return test
+    if p == "cold_items":
+        return protocols.cold_items(snap.events, snap.n_users, snap.n_items, cutoff, COLD_WINDOW)
+    return protocols.ctr(snap.events, snap.n_users, cutoff, WINDOW)
+
+
+def run(settings, wanted: set[str], which: list[str], rerank: bool, seeds: list[int], loo_seeds: int) -> dict:
+    snap = load_snapshot(settings, DS)
+    out: dict = {"protocols": {}, "models": {}, "seeds": seeds, "loo_seeds": seeds[:loo_seeds], "per_user": {}}
+    vectors = None
+    cutoff = int(CUTOFF.timestamp())
+    inner_ctr = protocols.ctr(snap.events, snap.n_users, cutoff - WINDOW * protocols.DAY, WINDOW)
+    runs: dict = {}  # (protocol, model) -> list of metric dicts, one per seed
+    for family, (valid, test) in splits_of(snap, which).items():
         evals = [p for p in which if (p == "loo") == (family == "loo")]
-        models = zoo.sequence_models(settings, all_targets=family == "loo")
-        for rec in models + zoo.baselines(settings):
-            if rec.name not in wanted:
-                continue
-            start = time.perf_counter()
-            if hasattr(rec, "model_settings"):
-                info = fit_sequence(rec, snap, valid.train, valid, test.train, "ndcg_10", None, family != "loo")
+        splits = {p: test_split(snap, p, test) for p in evals}
+        fitted = []
+        for seed in seeds[:loo_seeds] if family == "loo" else seeds:
+            s = settings.model_copy(deep=True)
+            s.train.seed = seed
+            for rec in zoo.sequence_models(s, all_targets=family == "loo"):
+                if rec.name not in wanted:
+                    continue
+                start = time.perf_counter()
+                info = fit_sequence(rec, snap, valid.train, valid, test.train, "ndcg_10", family != "loo",
+                                    inner_ctr if family != "loo" else None)
+                info["fit_s"] = round(time.perf_counter() - start, 1)
                 if vectors is None and rec.model_settings.use_text:
                     vectors = rec.item_text_.cpu().numpy()
-            else:
-                rec.fit(snap, test.train)
-                info = {}
-            info["fit_s"] = round(time.perf_counter() - start, 1)
-            recs = [rec]
-            if rerank and rec.name == zoo.MODEL:
-                rr = Reranked(rec, settings.rerank, settings.text, settings.model.encoder, rec.device, settings.train.seed)
-                t = time.perf_counter()
-                rr.fit(snap, test.train)
-                recs.append(rr)
-                out["models"].setdefault(rr.name, {})[family] = {"fit_s": round(time.perf_counter() - t, 1), "pairs": rr.n_pairs_}
-            for r in recs:
-                for p in evals:
-                    if p == "cold_items" and r is not rec:
-                        continue  # the re-ranker only re-orders a user's list; cold_items ranks users
-                    split = test if p in ("loo", "temporal") else (
-                        protocols.cold_items(snap.events, snap.n_users, snap.n_items, cutoff, COLD_WINDOW) if p == "cold_items"
-                        else protocols.ctr(snap.events, snap.n_users, cutoff, WINDOW))
-                    if p == "ctr" and r is not rec:
-                        continue
-                    out["protocols"].setdefault(p, {"info": split.info})
-                    out["protocols"][p].setdefault("results", {})[r.name] = evaluate(
-                        r, split, snap, settings.evaluation.ks, vectors)
-            out["models"].setdefault(rec.name, {})[family] = info
-            log.info("%s done on %s: %s", rec.name, family, info)
+                out["models"].setdefault(rec.name, {}).setdefault(family, []).append(info)
+                fitted.append((seed, rec))
+                if rerank and rec.name == zoo.MODEL:
+                    rr = Reranked(rec, s.rerank, s.text, s.model.encoder, rec.device, seed)
+                    start = time.perf_counter()
+                    rr.fit(snap, test.train)
+                    out["models"].setdefault(rr.name, {}).setdefault(family, []).append(
+                        {"fit_s": round(time.perf_counter() - start, 1), "pairs": rr.n_pairs_})
+                    fitted.append((seed, rr))
+        for rec, info in tuned_baselines(settings, snap, valid, test.train, wanted):
+            out["models"].setdefault(rec.name, {}).setdefault(family, []).append(info)
+            fitted.append((None, rec))
+        for seed, rec in fitted:
+            for p, split in splits.items():
+                if p in ("cold_items", "ctr") and isinstance(rec, Reranked):
+                    continue  # the re-ranker re-orders a user's list: it neither ranks users nor changes p(click)
+                runs.setdefault((p, rec.name), []).append(evaluate(rec, split, snap, settings.evaluation.ks, vectors))
+                if p in ("loo", "temporal"):
+                    out["per_user"].setdefault(p, {}).setdefault(rec.name, []).append(per_user_ndcg(rec, split, snap, 10).tolist())
+                if p == "cold_items" and rec.name == zoo.MODEL:
+                    saved = rec.model_.items.text_to_id.clone()
+                    rec.model_.items.text_to_id.zero_()
+                    rec._cache = None
+                    runs.setdefault((p, NO_MAP), []).append(evaluate(rec, split, snap, settings.evaluation.ks, vectors))
+                    rec.model_.items.text_to_id.copy_(saved)
+                    rec._cache = None
+            log.info("%s (seed %s) evaluated on %s", rec.name, seed, family)
+    for (p, name), seeds_out in runs.items():
+        block = out["protocols"].setdefault(p, {"info": splits_of_info(snap, p)})
+        keys = seeds_out[0].keys()
+        block.setdefault("results", {})[name] = {k: float(np.mean([r[k] for r in seeds_out])) for k in keys}
+        block.setdefault("std", {})[name] = {k: float(np.std([r[k] for r in seeds_out])) for k in keys}
+        block.setdefault("n_seeds", {})[name] = len(seeds_out)
+    out["bootstrap"] = bootstrap(out["per_user"])
+    return out
+
+
+def splits_of_info(snap, p: str) -> dict:
+    cutoff = int(CUTOFF.timestamp())
+    if p == "loo":
+        return protocols.loo(snap.events, snap.n_users)[1].info
+    return test_split(snap, p, protocols.temporal(snap.events, snap.n_users, cutoff, WINDOW)).info
+
+
+def bootstrap(per_user: dict) -> dict:
+    """Per protocol: llmrec against the best other model by mean NDCG@10 (per-user values averaged
+    over seeds), the mean difference and its paired bootstrap 95% interval."""
+    out = {}
+    for p, models in per_user.items():
+        mean = {name: np.mean(np.array(runs, dtype=np.float64), axis=0) for name, runs in models.items()}
+        if zoo.MODEL not in mean:
+            continue
+        others = {n: v for n, v in mean.items() if n not in (zoo.MODEL, f"{zoo.MODEL}_rerank")}
+        if not others:
+            continue
+        best = max(others, key=lambda n: np.nanmean(others[n]))
+        diff, lo, hi = paired_bootstrap(mean[zoo.MODEL], others[best])
+        out[p] = {"against": best, "diff": diff, "low": lo, "high": hi, "users": int(len(mean[zoo.MODEL]))}
     return out
 
 
@@ -127,13 +211,20 @@ def table(results: dict) -> str:
         lines += [f"**{p}** ({', '.join(f'{k}={v}' for k, v in block['info'].items())})", "",
                   "| model | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
         for name, m in block["results"].items():
-            lines.append(f"| {name} | " + " | ".join("" if np.isnan(m.get(c, np.nan)) else f"{m[c]:.4f}" for c in cols) + " |")
+            sd, n = block.get("std", {}).get(name, {}), block.get("n_seeds", {}).get(name, 1)
+            cells = ["" if np.isnan(m.get(c, np.nan)) else f"{m[c]:.4f}" + (f" ± {sd[c]:.4f}" if n > 1 and c in sd else "") for c in cols]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
-    fits = ["| model | " + " | ".join(f"{f} fit s (best epoch)" for f in ("loo", "temporal")) + " |", "|---|---|---|"]
+    boot = ["| protocol | llmrec against | NDCG@10 difference | 95% interval (paired bootstrap) | users |", "|---|---|---|---|---|"]
+    for p, b in results.get("bootstrap", {}).items():
+        boot.append(f"| {p} | {b['against']} | {b['diff']:+.4f} | [{b['low']:+.4f}, {b['high']:+.4f}] | {b['users']} |")
+    fits = ["| model | " + " | ".join(f"{f} fit s per seed (best epoch)" for f in ("loo", "temporal")) + " | tuned on validation |",
+            "|---|---|---|---|"]
     for name, fam in results["models"].items():
-        cells = [f"{fam[f]['fit_s']} ({fam[f].get('best_epoch', '-')})" if f in fam else "" for f in ("loo", "temporal")]
-        fits.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines + fits)
+        cells = [", ".join(f"{i['fit_s']} ({i.get('best_epoch', '-')})" for i in fam[f]) if f in fam else "" for f in ("loo", "temporal")]
+        params = "; ".join(f"{f}: {fam[f][0]['params']}" for f in ("loo", "temporal") if f in fam and "params" in fam[f][0])
+        fits.append(f"| {name} | " + " | ".join(cells) + f" | {params} |")
+    return "\n".join(lines + boot + [""] + fits)
 
 
 def main() -> None:
@@ -142,13 +233,15 @@ def main() -> None:
     parser.add_argument("--protocols", nargs="+", default=["loo", "temporal", "cold_items", "ctr"])
     parser.add_argument("--models", nargs="+", default=None)
     parser.add_argument("--no-rerank", action="store_true")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[42, 43, 44], help="training seeds of the sequence models")
+    parser.add_argument("--loo-seeds", type=int, default=3, help="how many of --seeds the (slow) loo family runs")
     parser.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "_work")
     parser.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md")
     args = parser.parse_args()
     settings = load_settings()
-    wanted = set(args.models or [zoo.MODEL, *zoo.ABLATIONS, "popularity", "item_knn", "als"])
+    wanted = set(args.models or [zoo.MODEL, *zoo.ABLATIONS, "popularity", "item_knn", "ease", "als"])
     start = time.perf_counter()
-    results = run(settings, wanted, args.protocols, not args.no_rerank)
+    results = run(settings, wanted, args.protocols, not args.no_rerank, args.seeds, args.loo_seeds)
     results["wall_s"] = round(time.perf_counter() - start, 1)
     results["machine"] = machine()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -157,7 +250,10 @@ def main() -> None:
     if not args.no_write:
         write_section("quality", "Recommendation quality (MovieLens-100K)", "\n".join([
             f"Machine: {results['machine']}. Run: {time.strftime('%Y-%m-%d', time.gmtime())}, "
-            f"`.venv/bin/python benchmarks/quality.py`, {results['wall_s']} s in all.", "", table(results)]))
+            f"`.venv/bin/python benchmarks/quality.py --seeds {' '.join(map(str, args.seeds))} --loo-seeds {args.loo_seeds}`, "
+            f"{results['wall_s']} s in all. Means over seeds ± standard deviation (sequence models; baselines are deterministic "
+            "but for ALS). Baselines tuned on the validation window; sequence models stop early there and are calibrated there.",
+            "", table(results)]))
 
 
 if __name__ == "__main__":
