@@ -33,10 +33,7 @@ def _blocks(users: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
 def masked_scores(rec: Recommender, users: np.ndarray, history: History, asof: np.ndarray) -> np.ndarray:
     """Scores with each user's history items excluded, as ``recommend`` excludes them: a
     re-consumed target ranks last rather than being the one seen item left in play."""
-    scores = rec.score(users, history, asof).astype(np.float32, copy=True)
-    for row, u in enumerate(users):
-        scores[row, history.items(u)] = -np.inf
-    return scores
+    return history.mask_seen(rec.score(users, history, asof).astype(np.float32, copy=True), users)
 
 
 def target_ranks(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:

@@ -58,6 +58,12 @@ class History:
         """Each user's history items as CSR over ``users``: what is never recommended again."""
         return csr_rows((self.indptr, self.events.item), np.asarray(users, np.int64))
 
+    def mask_seen(self, scores: np.ndarray, users: np.ndarray) -> np.ndarray:
+        """``scores`` [len(users), n_items] with each user's history items set to -inf (in place)."""
+        indptr, items = self.seen(users)
+        scores[np.repeat(np.arange(len(users)), np.diff(indptr)), items] = -np.inf
+        return scores
+
 
 class Recommender(ABC):
     name: str = "recommender"

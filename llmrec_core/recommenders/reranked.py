@@ -127,9 +127,7 @@ class Reranked(Recommender):
     def score(self, users: np.ndarray, history: History, asof: np.ndarray) -> np.ndarray:
         """Base scores with the history masked and the top-N re-scored, kept above the rest."""
         users = np.asarray(users, np.int64)
-        scores = self.base.score(users, history, asof).astype(np.float32, copy=True)
-        seen = history.seen(users)
-        scores[np.repeat(np.arange(len(users)), np.diff(seen[0])), seen[1]] = -np.inf
+        scores = history.mask_seen(self.base.score(users, history, asof).astype(np.float32, copy=True), users)
         top_s, top = self.base.recommend(users, history, asof, self.settings.top_n)
         rows, cols = np.nonzero(top >= 0)
         rest = scores.copy()
