@@ -6,10 +6,11 @@ Runs when the ETL updates `llmrec_sequences` (default), or on a cron schedule wh
 
 1. **check_inputs**: the lake snapshot of the day exists.
 2. **train** (`python -m jobs.train`, pool `gpu` of one slot): the LLM two-tower model with
-   early stopping on the validation window, its ablations, popularity / item-kNN / ALS on the
+   early stopping on the validation window, its ablations, popularity / item-kNN / EASE / ALS tuned on the
    same split, the cross-encoder re-ranker, a refit on everything up to the day; everything
    logged to MLflow; registered as `llmrec`; the `champion` alias moves only when the version
-   beats popularity and the current champion (the reason is a tag on the version).
+   beats the best tuned baseline and the current champion (the reason is a tag on the
+   version). When a baseline won validation, it is registered too and may become the champion.
 3. **champion**: which version serves now; updates the `llmrec_champion` asset.
 
 Trigger form: the day, the language model (`packaged` or a local checkpoint path), the

@@ -18,6 +18,7 @@ import logging
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -38,6 +39,7 @@ from llmrec_core.recommenders.base import Recommender
 from llmrec_core.recommenders.llm import LlmRecommender, pick_device
 from llmrec_core.recommenders.reranked import Reranked
 from llmrec_core.registry import bundle, gate
+from llmrec_core.registry.bundle import Bundle
 from llmrec_core.settings import Settings, load_settings
 
 log = logging.getLogger("jobs.train")
@@ -66,6 +68,8 @@ class Round:
     vectors: np.ndarray | None = None  # language-model text vectors of every item (for diversity)
     tuning: dict[str, list[dict]] = field(default_factory=dict)  # baselines' validation trials
     reliability: dict[str, list[tuple[float, float, int]]] = field(default_factory=dict)
+    baselines: dict[str, tuple[Callable[..., Recommender], dict]] = field(default_factory=dict)  # tuned: make, params
+    fitted: dict[str, Recommender] = field(default_factory=dict)  # every model fitted on the validation split
 
 
 def start_processes(settings: Settings) -> tuple[Settings, int, bool]:
@@ -106,6 +110,7 @@ def fit_and_evaluate(rec: Recommender, r: Round) -> None:
         else:
             rec.fit(r.snap, r.ranking.train)
         r.seconds[rec.name] = time.perf_counter() - started
+        r.fitted[rec.name] = rec
         # The re-ranker changes lists, not click probabilities: ranked only.
         splits = [r.ranking] if isinstance(rec, Reranked) else [r.ranking, r.ctr]
         r.results[rec.name] = {k: v for split in splits for k, v in evaluate(rec, split, r.snap, ks, r.vectors).items()}
@@ -128,6 +133,7 @@ def tuned_baselines(r: Round) -> list[Recommender]:
         params, trials = tuning.tune(make, grid, r.snap, r.ranking.train, r.ranking, ev.ks, ev.metric)
         if trials:
             r.tuning[name] = [{**p, ev.metric: v} for p, v in trials]
+        r.baselines[name] = (make, params)
         out.append(make(**params))
     return out
 
@@ -144,14 +150,25 @@ def refit(model: LlmRecommender, r: Round, progress: bool) -> LlmRecommender:
     return serving
 
 
-def log_round(r: Round, decision: gate.GateDecision, champion: float | None) -> None:
+def refit_baseline(name: str, r: Round) -> Recommender:
+    """A baseline that won validation, with its tuned values, refit on everything up to D."""
+    make, params = r.baselines[name]
+    serving = make(**params)
+    started = time.perf_counter()
+    serving.fit(r.snap, r.snap.events)
+    r.seconds[f"{name}_refit"] = time.perf_counter() - started
+    return serving
+
+
+def log_round(r: Round, decisions: list[tuple[str, gate.GateDecision]], champion: float | None) -> None:
     metric, ks = r.settings.evaluation.metric, r.settings.evaluation.ks
     tracking.log_figure(plots.metrics_by_model(r.results, [metric, f"recall_{max(ks)}", "auc"], f"validation, ds={r.snap.ds}"),
                         "plots/metrics_by_model.png")
     tracking.log_figure(plots.training_curves(r.curves, metric), "plots/training_curves.png")
     tracking.log_figure(plots.reliability_diagram(r.reliability, f"click probabilities, validation, ds={r.snap.ds}"),
                         "plots/reliability.png")
-    tracking.log_dict({"results": r.results, "decision": decision.reason, "baseline_tuning": r.tuning}, "results.json")
+    tracking.log_dict({"results": r.results, "decisions": {name: d.reason for name, d in decisions}, "baseline_tuning": r.tuning},
+                      "results.json")
     if champion is not None:
         tracking.log_metrics({f"champion_{metric}": champion})
     tracking.log_metrics({f"fit_seconds.{k}": v for k, v in r.seconds.items()})
@@ -184,17 +201,40 @@ def run(settings: Settings, ds: date, progress: bool = True) -> dict:
         gate_export, serving = model.export(), refit(model, r, progress)
         if not leader:
             return {}
-        decision, champion = gate.judge(settings, r.results, zoo.MODEL, snap, ranking, r.vectors)
-        log_round(r, decision, champion)
-        meta = {"ds": str(ds), "counts": snap.counts(), "validation": r.results[zoo.MODEL], "best_epoch": model.result_.best_epoch,
-                "settings": settings.model_dump(mode="json"), "parent_run_id": parent}
-        with tracking.run("registered model", tags={**tags, "model": "llmrec_registered"}, nested=True):
-            version = bundle.register(settings, bundle.Bundle(serving.export(), gate_export, reranker.head() if reranker else None, meta),
-                                      _example(snap), {**tags, f"val_{metric}": f"{r.results[zoo.MODEL][metric]:.5f}", "training_run": parent})
-        (tracking.promote if decision.promote else tracking.refuse)(settings, version, decision.reason)
-        log.info("version %s: %s", version, decision.reason)
-    return {"version": version, "promoted": decision.promote, "reason": decision.reason, "results": r.results,
-            "run_id": parent, "fit_seconds": r.seconds}
+        decisions, champion = gate.judge(settings, r.results, zoo.MODEL, [b for b in r.baselines if b in settings.tracking.gate_baselines],
+                                          snap, ranking, r.vectors)
+        log_round(r, decisions, champion)
+        versions = register_versions(r, decisions, Bundle(serving.export(), gate_export, reranker.head() if reranker else None,
+                                                          _meta(r, zoo.MODEL, parent, best_epoch=model.result_.best_epoch)), parent)
+    return {**versions[0], "versions": versions, "results": r.results, "run_id": parent, "fit_seconds": r.seconds,
+            "champion": next((v["version"] for v in versions if v["promoted"]), None)}
+
+
+def register_versions(r: Round, decisions: list[tuple[str, gate.GateDecision]], product: Bundle, parent: str) -> list[dict]:
+    """Register the language model's bundle and, when a baseline won validation, that baseline
+    refit on everything up to D; promote each or tag why not."""
+    versions = []
+    for name, decision in decisions:
+        made = product if name == zoo.MODEL else Bundle(refit_baseline(name, r).export(), r.fitted[name].export(), None,
+                                                        _meta(r, name, parent))
+        versions.append({"model": name, **register_version(r, made, name, decision, parent)})
+    return versions
+
+
+def _meta(r: Round, name: str, parent: str, **extra) -> dict:
+    return {"ds": str(r.snap.ds), "model": name, "counts": r.snap.counts(), "validation": r.results[name],
+            "settings": r.settings.model_dump(mode="json"), "parent_run_id": parent, **extra}
+
+
+def register_version(r: Round, made: Bundle, name: str, decision: gate.GateDecision, parent: str) -> dict:
+    """Register one bundle as a new version and promote it or tag why not."""
+    metric = r.settings.evaluation.metric
+    with tracking.run(f"registered {name}", tags={**r.tags, "model": f"{name}_registered"}, nested=True):
+        version = bundle.register(r.settings, made, _example(r.snap),
+                                  {**r.tags, "model": name, f"val_{metric}": f"{r.results[name][metric]:.5f}", "training_run": parent})
+    (tracking.promote if decision.promote else tracking.refuse)(r.settings, version, decision.reason)
+    log.info("version %s (%s): %s", version, name, decision.reason)
+    return {"version": version, "promoted": decision.promote, "reason": decision.reason}
 
 
 def _vectors(rec: LlmRecommender) -> np.ndarray:
@@ -215,8 +255,9 @@ def summary(out: dict, settings: Settings) -> str:
     lines = [f"{'model':16s}" + "".join(f"{c:>22s}" for c in cols)]
     for name, m in out["results"].items():
         lines.append(f"{name:16s}" + "".join(f"{m.get(c, float('nan')):>22.4f}" for c in cols))
-    lines.append(f"registered {settings.tracking.registered_model} version {out['version']} "
-                 f"({'promoted to ' + settings.tracking.champion_alias if out['promoted'] else 'not promoted'}): {out['reason']}")
+    for v in out["versions"]:
+        lines.append(f"registered {settings.tracking.registered_model} version {v['version']} ({v['model']}, "
+                     f"{'promoted to ' + settings.tracking.champion_alias if v['promoted'] else 'not promoted'}): {v['reason']}")
     lines.append("fit seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in out["fit_seconds"].items()))
     lines.append(f"MLflow run {out['run_id']} in {settings.tracking_uri}")
     return "\n".join(lines)

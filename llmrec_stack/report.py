@@ -32,9 +32,20 @@ def metrics_table(settings: Settings, ds: dt.date) -> str:
     return "\n".join(lines)
 
 
+def serving_line(settings: Settings) -> str:
+    """Which registered version the nightly lists come from, which model it is, and why."""
+    t = settings.tracking
+    tracking.setup(settings)
+    current = tracking.champion(settings)
+    if current is None:
+        return f"no {t.registered_model}@{t.champion_alias} yet: nothing was promoted"
+    return (f"Serving {t.registered_model}@{t.champion_alias} = version {current.version} "
+            f"({current.tags.get('model', 'llmrec')}), {current.tags.get('promotion', '')}")
+
+
 def summary(settings: Settings, ds: dt.date, users: int = 3, k: int = 5) -> str:
     parts = [lookup(settings, "recommend", u, ds, k) for u in some_users(settings, ds, users)]
-    parts.append(metrics_table(settings, ds))
+    parts.append(serving_line(settings) + "\n" + metrics_table(settings, ds))
     home = settings.home
     parts.append("\n".join([
         "Next:",

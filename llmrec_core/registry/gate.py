@@ -1,8 +1,12 @@
 """The promotion gate: when a newly trained version may become the champion.
 
-Pure decision on metrics measured on the same validation data: the candidate must beat
-popularity, and beat the current champion (re-evaluated on this validation window) by the
-configured margin. Every outcome carries a reason that ends up as a tag on the version.
+Pure decisions on metrics measured on the same validation data. The language model must beat
+the best tuned baseline (popularity, item-kNN, EASE, ALS) on the gate metric overall and for
+users with history, must do at least as well as popularity for users without history, and must
+beat the current champion (re-evaluated on this validation window) by the configured margin.
+When it loses to a baseline, the training job can register that baseline instead
+(``tracking.serve_baseline_winner``): the served lists are then the best validated ones, and the
+refusal says which model won. Every outcome carries a reason that ends up as a tag on the version.
 """
 
 from __future__ import annotations
@@ -26,22 +30,55 @@ from llmrec_core.settings import Settings
 class GateDecision:
     promote: bool
     reason: str
+    beaten_by: str | None = None  # the baseline that did better on validation, if that was the reason
 
 
-def decide(metric: str, candidate: float, popularity: float, champion: float | None, margin: float,
-           champion_version: str | None = None, champion_note: str | None = None) -> GateDecision:
-    if not math.isfinite(candidate):
+def _best(rivals: dict[str, dict[str, float]], key: str) -> tuple[str, float] | None:
+    measured = [(name, m[key]) for name, m in rivals.items() if math.isfinite(m.get(key, math.nan))]
+    return max(measured, key=lambda nv: nv[1]) if measured else None
+
+
+def bar(metric: str, scores: dict[str, float], rivals: dict[str, dict[str, float]]) -> GateDecision | None:
+    """Why ``scores`` do not clear the validation bar set by ``rivals`` (the tuned baselines), or
+    None when they do."""
+    value = scores.get(metric, math.nan)
+    popularity = rivals.get("popularity", {}).get(metric)
+    if popularity is not None and not math.isfinite(popularity):
+        return GateDecision(False, f"popularity's validation {metric} could not be measured")
+    best = _best(rivals, metric)
+    if best is not None and not value > best[1]:
+        return GateDecision(False, f"validation {metric} {value:.4f} does not beat {best[0]} {best[1]:.4f}", best[0])
+    warm, cold = f"{metric}_warm_users", f"{metric}_cold_users"
+    best_warm, mine = _best(rivals, warm), scores.get(warm, math.nan)
+    if best_warm is not None and math.isfinite(mine) and not mine > best_warm[1]:
+        return GateDecision(False, f"validation {metric} for users with history {mine:.4f} does not beat "
+                                   f"{best_warm[0]} {best_warm[1]:.4f}", best[0] if best else best_warm[0])
+    pop_cold, mine = rivals.get("popularity", {}).get(cold, math.nan), scores.get(cold, math.nan)
+    if math.isfinite(pop_cold) and math.isfinite(mine) and mine < pop_cold:
+        return GateDecision(False, f"validation {metric} for users without history {mine:.4f} is below "
+                                   f"popularity {pop_cold:.4f}", best[0] if best else "popularity")
+    return None
+
+
+def decide(metric: str, scores: dict[str, float], rivals: dict[str, dict[str, float]], champion: float | None,
+           margin: float, champion_version: str | None = None, champion_note: str | None = None) -> GateDecision:
+    """Promote the version with validation ``scores`` or not: it must clear :func:`bar` against
+    ``rivals`` (empty for a baseline that already won validation), then beat the champion."""
+    value = scores.get(metric, math.nan)
+    if not math.isfinite(value):
         return GateDecision(False, f"validation {metric} is not a number")
-    if not candidate > popularity:  # also refuses when popularity could not be measured
-        return GateDecision(False, f"validation {metric} {candidate:.4f} does not beat popularity {popularity:.4f}")
+    refused = bar(metric, scores, rivals)
+    if refused is not None:
+        return refused
     if champion_note is not None:
         return GateDecision(False, champion_note)
+    beats = f"beats {', '.join(sorted(rivals))}" if rivals else "is the best on validation"
     if champion is None:
-        return GateDecision(True, f"first champion: validation {metric} {candidate:.4f} beats popularity {popularity:.4f}")
-    if candidate > champion + margin:
-        return GateDecision(True, f"validation {metric} {candidate:.4f} beats champion v{champion_version} "
+        return GateDecision(True, f"first champion: validation {metric} {value:.4f} {beats}")
+    if value > champion + margin:
+        return GateDecision(True, f"validation {metric} {value:.4f} beats champion v{champion_version} "
                                   f"{champion:.4f} by more than {margin:g}")
-    return GateDecision(False, f"validation {metric} {candidate:.4f} does not beat champion v{champion_version} "
+    return GateDecision(False, f"validation {metric} {value:.4f} does not beat champion v{champion_version} "
                                f"{champion:.4f} by more than {margin:g}")
 
 
@@ -65,12 +102,19 @@ def champion_metric(settings: Settings, snap: Snapshot, ranking: EvalSplit,
     return value, current.version, None
 
 
-def judge(settings: Settings, results: dict[str, dict[str, float]], model: str, snap: Snapshot, ranking: EvalSplit,
-          item_vectors: np.ndarray | None) -> tuple[GateDecision, float | None]:
-    """The decision for ``model``'s new version against popularity and the champion, and the
-    champion's metric (None without one)."""
-    metric = settings.evaluation.metric
-    value, version, note = champion_metric(settings, snap, ranking, item_vectors)
-    decision = decide(metric, results[model][metric], results["popularity"][metric], value,
-                      settings.tracking.promote_margin, version, note)
-    return decision, value
+def judge(settings: Settings, results: dict[str, dict[str, float]], model: str, baselines: list[str], snap: Snapshot,
+          ranking: EvalSplit, item_vectors: np.ndarray | None) -> tuple[list[tuple[str, GateDecision]], float | None]:
+    """The decision for ``model``'s new version against the tuned ``baselines`` and the champion;
+    when a baseline beat it and ``tracking.serve_baseline_winner`` is on, also the decision for
+    the best baseline (which then only has to beat the champion). Returns the decisions, the
+    language model's first, and the champion's metric (None without one)."""
+    metric, margin = settings.evaluation.metric, settings.tracking.promote_margin
+    champion, version, note = champion_metric(settings, snap, ranking, item_vectors)
+    rivals = {b: results[b] for b in baselines if b in results}
+    decision = decide(metric, results[model], rivals, champion, margin, version, note)
+    out = [(model, decision)]
+    if decision.beaten_by and settings.tracking.serve_baseline_winner:
+        winner = _best(rivals, metric)[0]
+        won = decide(metric, results[winner], {}, champion, margin, version, note)
+        out.append((winner, GateDecision(won.promote, f"{won.reason} ({model} was refused: {decision.reason})")))
+    return out, champion

@@ -3,7 +3,11 @@
 Input columns: ``history`` (item IDs, oldest first), ``item_id`` (the candidate), and
 optionally ``event_types``/``values`` (per history entry), ``item_text`` (text of a candidate
 the catalogue does not know: scored from text alone) and ``profile`` (the user's profile text).
-Output: ``score`` = p(click | user, item); NaN for an unknown candidate without text.
+Output: ``score`` = p(click | user, item); NaN for an unknown candidate without text. When a
+tuned baseline won validation and was promoted instead (see :mod:`llmrec_core.registry.gate`),
+the same request works: item-kNN, EASE and popularity score from the history's IDs (their
+scores are not calibrated probabilities), and ALS, which knows only the users it was trained on,
+answers NaN.
 
     mlflow models predict -m models:/llmrec@champion -i request.json -t json --env-manager local
 """
@@ -49,15 +53,18 @@ class LlmrecPyfunc(mlflow.pyfunc.PythonModel):
         self.bundle = load_bundle(context.artifacts["bundle"], gate=False)
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        from llmrec_core.data.interactions import Interactions
+        from llmrec_core.data.interactions import Interactions, KindVocab
         from llmrec_core.data.snapshot import Snapshot
         from llmrec_core.days import parse_day
         from llmrec_core.recommenders.base import History
         from llmrec_core.recommenders.portable import restore
+        from llmrec_core.settings import FeedbackSettings
 
         state = self.bundle.model
         df = model_input.reset_index(drop=True)
-        ids, texts, titles = list(state["item_ids"]), list(state["item_texts"]), list(state["item_titles"])
+        ids = list(state["item_ids"])
+        # A baseline's export carries no text: it scores from the history's IDs alone.
+        texts, titles = list(state.get("item_texts") or ids), list(state.get("item_titles") or ids)
         index = {item: i for i, item in enumerate(ids)}
         for item, text in zip(df["item_id"], _column(df, "item_text"), strict=True):
             if item not in index and isinstance(text, str) and text:
@@ -72,11 +79,11 @@ class LlmrecPyfunc(mlflow.pyfunc.PythonModel):
                     items.append(index[item])
                     types.append(et[j] if et is not None and j < len(et) else None)
                     values.append(val[j] if val is not None and j < len(val) else np.nan)
-        kinds = state["kinds"]
+        kinds = state.get("kinds") or KindVocab.from_feedback(FeedbackSettings())
         types_arr = np.array(types, dtype=object)
         values_arr = np.array(values, dtype=np.float32)
         kind = kinds.encode(types_arr, values_arr)
-        kind[types_arr == None] = state["default_kind"]  # noqa: E711 (elementwise)
+        kind[types_arr == None] = state.get("default_kind", 1)  # noqa: E711 (elementwise)
         n = len(users)
         # Request histories carry no times: one hour apart, predicted an hour after the last.
         ts = np.zeros(n, np.int64)
@@ -86,7 +93,7 @@ class LlmrecPyfunc(mlflow.pyfunc.PythonModel):
             ts[rows] = np.arange(len(rows)) * 3600
         events = Interactions(user_arr, np.array(items, np.int32), kind, np.full(n, -1, np.int8), ts, values_arr, types_arr)
         profiles = [p if isinstance(p, str) else "" for p in _column(df, "profile")]
-        snap = Snapshot(parse_day(state["ds"]), np.array(ids, dtype=object), titles, texts, np.ones(len(ids), bool),
+        snap = Snapshot(parse_day(state.get("ds") or self.bundle.meta["ds"]), np.array(ids, dtype=object), titles, texts, np.ones(len(ids), bool),
                         np.array([str(i) for i in range(len(df))], dtype=object), profiles, events, kinds)
         rec = restore(state, snap)
         history = History.of(events, len(df))
@@ -94,4 +101,5 @@ class LlmrecPyfunc(mlflow.pyfunc.PythonModel):
         scores = rec.score(np.arange(len(df)), history, asof)
         cand = np.array([index.get(item, -1) for item in df["item_id"]])
         logit = np.where(cand >= 0, scores[np.arange(len(df)), np.maximum(cand, 0)], np.nan)
+        logit[~np.isfinite(logit)] = np.nan  # a model that cannot score this pair (ALS and a user it never saw)
         return pd.DataFrame({"score": 1.0 / (1.0 + np.exp(-logit.astype(np.float64)))})

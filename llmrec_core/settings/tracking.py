@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from llmrec_core.settings.base import Section
+
+BASELINES = ("popularity", "item_knn", "ease", "als")
 
 
 class TrackingSettings(Section):
@@ -15,3 +17,18 @@ class TrackingSettings(Section):
     champion_alias: str = "champion"
     # Promote only when the new version beats the champion by this much on the gate metric.
     promote_margin: float = Field(0.0, ge=0.0)
+    # When the language model loses to a tuned baseline on validation, register that baseline as
+    # well and let it become the champion (it must still beat the current one), so the served
+    # lists are always the best validated ones. Off: nothing is promoted in that case.
+    serve_baseline_winner: bool = True
+    # The tuned baselines whose validation scores set the bar for the language model (all by
+    # default; ["popularity"] is the weakest bar that still means something).
+    gate_baselines: list[str] = ["popularity", "item_knn", "ease", "als"]
+
+    @field_validator("gate_baselines")
+    @classmethod
+    def _known_baselines(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(BASELINES))
+        if unknown or not value:
+            raise ValueError(f"gate_baselines must name one or more of {', '.join(BASELINES)}; got {value}")
+        return value

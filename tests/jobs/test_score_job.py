@@ -53,6 +53,7 @@ def trained(tmp_path_factory, spark):
     settings = make_tiny(load_settings())
     settings.scoring.k, settings.scoring.similar_k, settings.scoring.audience_k = K, 3, 4
     settings.scoring.user_block = 16  # several blocks even on the toy
+    settings.tracking.gate_baselines = ["popularity"]  # the language model's paths (item-kNN wins the toy's validation)
     out = train.run(settings, last, progress=False)
     assert out["promoted"]
     yield home, last, settings

@@ -21,8 +21,55 @@ def trained(toy_home, tiny_settings, spark):
     home, last = toy_home
     tiny_settings.train.epochs = 15
     tiny_settings.train.patience = 15  # the tiny model plateaus for a few epochs before it learns
+    # The tiny random-weight model beats popularity on the toy lake but not item-kNN (see the
+    # test of the full bar below): here the language model's own path, against popularity only.
+    tiny_settings.tracking.gate_baselines = ["popularity"]
     first = train.run(tiny_settings, last, progress=False)
     return home, last, tiny_settings, first
+
+
+def test_a_baseline_that_wins_validation_is_served_instead(toy_home, tiny_settings, spark):
+    """The default bar is every tuned baseline; on the toy lake item-kNN beats the tiny model, so
+    the language model is refused, saying so, and item-kNN refit on everything becomes the champion."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from llmrec_core.registry.bundle import load_bundle
+
+    home, last = toy_home
+    out = train.run(tiny_settings, last, progress=False)
+    res = out["results"]
+    winner = max(("popularity", "item_knn", "ease", "als"), key=lambda b: res[b]["ndcg_10"])
+    assert winner == "item_knn" and res["item_knn"]["ndcg_10"] > res["llmrec"]["ndcg_10"], res
+    assert [v["model"] for v in out["versions"]] == ["llmrec", "item_knn"]
+    refused, served = out["versions"]
+    assert not refused["promoted"]
+    assert refused["reason"] == f"validation ndcg_10 {res['llmrec']['ndcg_10']:.4f} does not beat item_knn {res['item_knn']['ndcg_10']:.4f}"
+    assert served["promoted"] and out["champion"] == served["version"] == "2"
+    assert served["reason"].startswith("first champion: validation ndcg_10") and "(llmrec was refused: " in served["reason"]
+
+    client = MlflowClient(tiny_settings.tracking_uri)
+    champion = client.get_model_version_by_alias("llmrec", "champion")
+    assert str(champion.version) == "2" and champion.tags["model"] == "item_knn"
+    assert client.get_model_version("llmrec", "1").tags["promotion"].startswith("not promoted: validation ndcg_10")
+    bundle = load_bundle(tracking.download_bundle(tiny_settings, "2", home / "dl"))
+    assert bundle.model["kind"] == bundle.gate["kind"] == "item_knn" and bundle.reranker is None
+    assert bundle.meta["model"] == "item_knn" and bundle.meta["validation"]["ndcg_10"] == pytest.approx(res["item_knn"]["ndcg_10"])
+    # Refit on everything up to D: it knows more items than the validation model.
+    assert bundle.model["known"].sum() > bundle.gate["known"].sum()
+
+    # The registered baseline answers the same requests from the history's IDs.
+    snap = load_snapshot(tiny_settings, last)
+    ids = list(snap.item_ids)
+    model = mlflow.pyfunc.load_model(tracking.model_uri("llmrec", alias="champion"))
+    scores = model.predict(pd.DataFrame({"history": [ids[:3], ids[:3]], "item_id": [ids[4], "unknown"]}))["score"].to_numpy()
+    assert np.isfinite(scores[0]) and np.isnan(scores[1])
+
+    # Off: the language model is refused and nothing else is registered.
+    tiny_settings.tracking.serve_baseline_winner = False
+    again = train.run(tiny_settings, last, progress=False)
+    assert [v["model"] for v in again["versions"]] == ["llmrec"] and again["champion"] is None
+    assert str(client.get_model_version_by_alias("llmrec", "champion").version) == "2"
 
 
 def test_train_logs_registers_and_gates(trained):
