@@ -5,8 +5,7 @@ the best tuned baseline (popularity, item-kNN, EASE, ALS) on the gate metric ove
 users with history, must do at least as well as popularity for users without history, and must
 beat the current champion (re-evaluated on this validation window) by the configured margin.
 When it loses to a baseline, the training job can register that baseline instead
-(``tracking.serve_baseline_winner``): the served lists are then the best validated ones, and the
-refusal says which model won. Every outcome carries a reason that ends up as a tag on the version.
+(``tracking.serve_baseline_winner``), and the refusal says which model won and where. Every outcome carries a reason that ends up as a tag on the version.
 """
 
 from __future__ import annotations
@@ -52,11 +51,11 @@ def bar(metric: str, scores: dict[str, float], rivals: dict[str, dict[str, float
     best_warm, mine = _best(rivals, warm), scores.get(warm, math.nan)
     if best_warm is not None and math.isfinite(mine) and not mine > best_warm[1]:
         return GateDecision(False, f"validation {metric} for users with history {mine:.4f} does not beat "
-                                   f"{best_warm[0]} {best_warm[1]:.4f}", best[0] if best else best_warm[0])
+                                   f"{best_warm[0]} {best_warm[1]:.4f}", best_warm[0])
     pop_cold, mine = rivals.get("popularity", {}).get(cold, math.nan), scores.get(cold, math.nan)
     if math.isfinite(pop_cold) and math.isfinite(mine) and mine < pop_cold:
         return GateDecision(False, f"validation {metric} for users without history {mine:.4f} is below "
-                                   f"popularity {pop_cold:.4f}", best[0] if best else "popularity")
+                                   f"popularity {pop_cold:.4f}", "popularity")
     return None
 
 
@@ -72,9 +71,9 @@ def decide(metric: str, scores: dict[str, float], rivals: dict[str, dict[str, fl
         return refused
     if champion_note is not None:
         return GateDecision(False, champion_note)
-    beats = f"beats {', '.join(sorted(rivals))}" if rivals else "is the best on validation"
     if champion is None:
-        return GateDecision(True, f"first champion: validation {metric} {value:.4f} {beats}")
+        beats = f" beats {', '.join(sorted(rivals))}" if rivals else ""
+        return GateDecision(True, f"first champion: validation {metric} {value:.4f}{beats}")
     if value > champion + margin:
         return GateDecision(True, f"validation {metric} {value:.4f} beats champion v{champion_version} "
                                   f"{champion:.4f} by more than {margin:g}")
@@ -106,7 +105,9 @@ def judge(settings: Settings, results: dict[str, dict[str, float]], model: str, 
           ranking: EvalSplit, item_vectors: np.ndarray | None) -> tuple[list[tuple[str, GateDecision]], float | None]:
     """The decision for ``model``'s new version against the tuned ``baselines`` and the champion;
     when a baseline beat it and ``tracking.serve_baseline_winner`` is on, also the decision for
-    the best baseline (which then only has to beat the champion). Returns the decisions, the
+    that baseline (the best overall, or the best for users with history, or popularity for users
+    without, whichever bar the model failed first), which then only has to beat the champion.
+    Served, a baseline gives users it cannot score the popularity fallback, as every model does. Returns the decisions, the
     language model's first, and the champion's metric (None without one)."""
     metric, margin = settings.evaluation.metric, settings.tracking.promote_margin
     champion, version, note = champion_metric(settings, snap, ranking, item_vectors)
@@ -114,7 +115,7 @@ def judge(settings: Settings, results: dict[str, dict[str, float]], model: str, 
     decision = decide(metric, results[model], rivals, champion, margin, version, note)
     out = [(model, decision)]
     if decision.beaten_by and settings.tracking.serve_baseline_winner:
-        winner = _best(rivals, metric)[0]
+        winner = decision.beaten_by  # the baseline that did better where the language model fell short
         won = decide(metric, results[winner], {}, champion, margin, version, note)
         out.append((winner, GateDecision(won.promote, f"{won.reason} ({model} was refused: {decision.reason})")))
     return out, champion

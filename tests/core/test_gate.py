@@ -45,7 +45,7 @@ def test_warm_users_against_the_best_baseline_and_cold_users_against_popularity(
     d = bar("ndcg_10", m(0.13, 0.13, 0.31), rivals)
     assert d == GateDecision(False, "validation ndcg_10 for users with history 0.1300 does not beat ease 0.1400", "ease")
     d = bar("ndcg_10", m(0.13, 0.15, 0.29), rivals)
-    assert d == GateDecision(False, "validation ndcg_10 for users without history 0.2900 is below popularity 0.3000", "ease")
+    assert d == GateDecision(False, "validation ndcg_10 for users without history 0.2900 is below popularity 0.3000", "popularity")
     assert bar("ndcg_10", m(0.13, 0.15, 0.30), rivals) is None  # equal to popularity on cold users is enough
     assert bar("ndcg_10", m(0.13, 0.15, math.nan), rivals) is None  # no cold users in the window
 
@@ -54,7 +54,7 @@ def test_first_champion():
     d = decide("ndcg_10", m(0.3), {**POP, "ease": m(0.2)}, None, 0.05)
     assert d == GateDecision(True, "first champion: validation ndcg_10 0.3000 beats ease, popularity")
     # A baseline that already won validation has no rivals left: only the champion to beat.
-    assert decide("ndcg_10", m(0.2), {}, None, 0.0) == GateDecision(True, "first champion: validation ndcg_10 0.2000 is the best on validation")
+    assert decide("ndcg_10", m(0.2), {}, None, 0.0) == GateDecision(True, "first champion: validation ndcg_10 0.2000")
 
 
 def test_beats_champion_by_margin():
