@@ -50,6 +50,7 @@ etl-bench: venv
 
 quality-bench: venv
 	$(BIN)/python benchmarks/quality.py
+	$(BIN)/python benchmarks/peers.py
 
 training-bench: venv
 	$(BIN)/python benchmarks/training.py

@@ -8,9 +8,10 @@ Needs the lake of ``make run`` (MovieLens-100K) in ``$LLMREC_HOME``. Protocols
 through its own ``recommend`` (the path ``llmrec score`` publishes with):
 
 - ``loo``: leave-last-out (every interaction is a target; last item test, second-to-last
-  validation for early stopping; full ranking; the user's history excluded). This is the usual
-  sequential split, but not RecBole's: RecBole 1.2.1 does not exclude already-seen items for
-  sequential models, so its published figures are not comparable with these.
+  validation for early stopping; full ranking; the user's history excluded). RecBole's split,
+  but not its evaluation: RecBole 1.2.1 does not exclude already-seen items for sequential
+  models, so its published figures are not comparable with these. ``benchmarks/peers.py``
+  runs RecBole's SASRec and GRU4Rec on this split with the same masking and adds them here.
 - ``temporal``, ``ctr``: cutoff 1998-01-01, 30-day window; 211 users have new positives in the
   window, 116 of them new users. ``cold_items``: the same cutoff, every positive after it (86
   items first seen after the cutoff, 261 users); each user's cold items are ranked against
@@ -35,6 +36,7 @@ import json
 import logging
 import sys
 import time
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -53,12 +55,33 @@ from llmrec_core.settings import load_settings  # noqa: E402
 from llmrec_core.tuning import tune  # noqa: E402
 
 log = logging.getLogger("quality")
-DS = date(1998, 4, 22)
-CUTOFF = datetime(1998, 1, 1, tzinfo=timezone.utc)
-WINDOW = 30
-# Only 11 items first appear in the 30-day window; every positive after the cutoff (to the end
-# of the data, 112 days) gives 86 cold items, enough to rank them against each other.
-COLD_WINDOW = 120
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Where the protocols cut a lake: its snapshot day, the temporal cutoff, the window after it
+    (ctr and temporal) and the window of ``cold_items``."""
+
+    title: str
+    ds: date
+    cutoff: datetime
+    window: int = 30
+    cold_window: int = 120
+
+    @property
+    def cutoff_ts(self) -> int:
+        return int(self.cutoff.timestamp())
+
+
+DATASETS = {
+    # Only 11 items first appear in the 30-day window; every positive after the cutoff (to the end
+    # of the data, 112 days) gives 86 cold items, enough to rank them against each other.
+    "movielens-100k": Dataset("MovieLens-100K", date(1998, 4, 22), datetime(1998, 1, 1, tzinfo=timezone.utc)),
+    # `llmrec ingest synthetic --users 3000 --items 2000 --events 200000 --days 90 --start 2026-01-01 --seed 7`:
+    # topics drive item text and drifting taste; the last 30 days are the window.
+    "synthetic": Dataset("synthetic drifting-taste log", date(2026, 3, 31), datetime(2026, 3, 2, tzinfo=timezone.utc), 30, 30),
+}
+DS = DATASETS["movielens-100k"].ds
 COLUMNS = {
     "loo": ["hr_10", "ndcg_10", "mrr_10", "hr_20", "ndcg_20"],
     "temporal": ["recall_20", "ndcg_10", "precision_10", "f1_10", "ndcg_10_warm_users", "recall_20_warm_users",
@@ -74,14 +97,14 @@ def fit_sequence(rec, snap, inner_train, inner_valid, outer_train, metric, refit
     """Early stopping on the inner split, Platt scaling on the inner labelled window, then
     (optionally) a refit on the outer training data that keeps both."""
     rec.fit(snap, inner_train, validate=lambda: evaluate(rec, inner_valid, snap, [10])[metric])
-    best = rec.result_.best_epoch
+    best, inner_epochs = rec.result_.best_epoch, rec.result_.epochs_run
     if calibration_split is not None:
         rec.calibration = calibrate(rec, calibration_split, snap)
     if refit:
         calibration = rec.calibration
         rec.fit(snap, outer_train, epochs=best)
         rec.calibration = calibration
-    return {"best_epoch": best, "epochs_run": rec.result_.epochs_run if not refit else best, "calibration": list(rec.calibration)}
+    return {"best_epoch": best, "epochs_run": inner_epochs + (best if refit else 0), "calibration": list(rec.calibration)}
 
 
 def tuned_baselines(settings, snap, valid, test_train, wanted) -> list[tuple[object, dict]]:
@@ -98,36 +121,35 @@ def tuned_baselines(settings, snap, valid, test_train, wanted) -> list[tuple[obj
     return out
 
 
-def splits_of(snap, which: list[str]) -> dict:
-    cutoff = int(CUTOFF.timestamp())
+def splits_of(snap, which: list[str], data: Dataset) -> dict:
+    cutoff, window = data.cutoff_ts, data.window
     out = {}
     if "loo" in which:
         out["loo"] = protocols.loo(snap.events, snap.n_users)
     if set(which) & {"temporal", "cold_items", "ctr"}:
-        inner = protocols.temporal(snap.events, snap.n_users, cutoff - WINDOW * protocols.DAY, WINDOW)
-        out["temporal"] = (inner, protocols.temporal(snap.events, snap.n_users, cutoff, WINDOW))
+        inner = protocols.temporal(snap.events, snap.n_users, cutoff - window * protocols.DAY, window)
+        out["temporal"] = (inner, protocols.temporal(snap.events, snap.n_users, cutoff, window))
     return out
 
 
-def test_split(snap, p: str, test):
-    cutoff = int(CUTOFF.timestamp())
+def test_split(snap, p: str, test, data: Dataset):
     if p in ("loo", "temporal"):
         return test
     if p == "cold_items":
-        return protocols.cold_items(snap.events, snap.n_users, snap.n_items, cutoff, COLD_WINDOW)
-    return protocols.ctr(snap.events, snap.n_users, cutoff, WINDOW)
+        return protocols.cold_items(snap.events, snap.n_users, snap.n_items, data.cutoff_ts, data.cold_window)
+    return protocols.ctr(snap.events, snap.n_users, data.cutoff_ts, data.window)
 
 
-def run(settings, wanted: set[str], which: list[str], rerank: bool, seeds: list[int], loo_seeds: int) -> dict:
-    snap = load_snapshot(settings, DS)
-    out: dict = {"protocols": {}, "models": {}, "seeds": seeds, "loo_seeds": seeds[:loo_seeds], "per_user": {}}
+def run(settings, wanted: set[str], which: list[str], rerank: bool, seeds: list[int], loo_seeds: int,
+        data: Dataset = DATASETS["movielens-100k"]) -> dict:
+    snap = load_snapshot(settings, data.ds)
+    out: dict = {"protocols": {}, "models": {}, "seeds": seeds, "loo_seeds": seeds[:loo_seeds], "per_user": {}, "dataset": data.title}
     vectors = None
-    cutoff = int(CUTOFF.timestamp())
-    inner_ctr = protocols.ctr(snap.events, snap.n_users, cutoff - WINDOW * protocols.DAY, WINDOW)
+    inner_ctr = protocols.ctr(snap.events, snap.n_users, data.cutoff_ts - data.window * protocols.DAY, data.window)
     runs: dict = {}  # (protocol, model) -> list of metric dicts, one per seed
-    for family, (valid, test) in splits_of(snap, which).items():
+    for family, (valid, test) in splits_of(snap, which, data).items():
         evals = [p for p in which if (p == "loo") == (family == "loo")]
-        splits = {p: test_split(snap, p, test) for p in evals}
+        splits = {p: test_split(snap, p, test, data) for p in evals}
         fitted = []
         for seed in seeds[:loo_seeds] if family == "loo" else seeds:
             s = settings.model_copy(deep=True)
@@ -169,7 +191,7 @@ def run(settings, wanted: set[str], which: list[str], rerank: bool, seeds: list[
                     rec._cache = None
             log.info("%s (seed %s) evaluated on %s", rec.name, seed, family)
     for (p, name), seeds_out in runs.items():
-        block = out["protocols"].setdefault(p, {"info": splits_of_info(snap, p)})
+        block = out["protocols"].setdefault(p, {"info": splits_of_info(snap, p, data)})
         keys = seeds_out[0].keys()
         block.setdefault("results", {})[name] = {k: float(np.mean([r[k] for r in seeds_out])) for k in keys}
         block.setdefault("std", {})[name] = {k: float(np.std([r[k] for r in seeds_out])) for k in keys}
@@ -178,11 +200,10 @@ def run(settings, wanted: set[str], which: list[str], rerank: bool, seeds: list[
     return out
 
 
-def splits_of_info(snap, p: str) -> dict:
-    cutoff = int(CUTOFF.timestamp())
+def splits_of_info(snap, p: str, data: Dataset) -> dict:
     if p == "loo":
         return protocols.loo(snap.events, snap.n_users)[1].info
-    return test_split(snap, p, protocols.temporal(snap.events, snap.n_users, cutoff, WINDOW)).info
+    return test_split(snap, p, protocols.temporal(snap.events, snap.n_users, data.cutoff_ts, data.window), data).info
 
 
 def bootstrap(per_user: dict) -> dict:
@@ -237,23 +258,40 @@ def main() -> None:
     parser.add_argument("--loo-seeds", type=int, default=3, help="how many of --seeds the (slow) loo family runs")
     parser.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "_work")
     parser.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md")
+    parser.add_argument("--dataset", choices=sorted(DATASETS), default="movielens-100k",
+                        help="which lake ($LLMREC_HOME) this is: its day and cutoffs")
     args = parser.parse_args()
     settings = load_settings()
     wanted = set(args.models or [zoo.MODEL, *zoo.ABLATIONS, "popularity", "item_knn", "ease", "als"])
     start = time.perf_counter()
-    results = run(settings, wanted, args.protocols, not args.no_rerank, args.seeds, args.loo_seeds)
+    results = run(settings, wanted, args.protocols, not args.no_rerank, args.seeds, args.loo_seeds, DATASETS[args.dataset])
     results["wall_s"] = round(time.perf_counter() - start, 1)
     results["machine"] = machine()
+    results["command"] = " ".join(["benchmarks/quality.py", *sys.argv[1:]])
     args.work.mkdir(parents=True, exist_ok=True)
-    (args.work / "quality.json").write_text(json.dumps(results, indent=2, default=float))
+    (args.work / results_file(args.dataset)).write_text(json.dumps(results, indent=2, default=float))
     print(table(results))
     if not args.no_write:
-        write_section("quality", "Recommendation quality (MovieLens-100K)", "\n".join([
-            f"Machine: {results['machine']}. Run: {time.strftime('%Y-%m-%d', time.gmtime())}, "
-            f"`.venv/bin/python benchmarks/quality.py --seeds {' '.join(map(str, args.seeds))} --loo-seeds {args.loo_seeds}`, "
-            f"{results['wall_s']} s in all. Means over seeds ± standard deviation (sequence models; baselines are deterministic "
-            "but for ALS). Baselines tuned on the validation window; sequence models stop early there and are calibrated there.",
-            "", table(results)]))
+        write_results(results, args.dataset)
+
+
+def results_file(dataset: str) -> str:
+    return "quality.json" if dataset == "movielens-100k" else f"quality-{dataset}.json"
+
+
+def write_results(results: dict, dataset: str = "movielens-100k") -> None:
+    """The quality section of RESULTS.md from ``quality.json`` (``peers.py`` adds its rows and rewrites it)."""
+    default = f"benchmarks/quality.py --seeds {' '.join(map(str, results['seeds']))} --loo-seeds {len(results['loo_seeds'])}"
+    command = f"`.venv/bin/python {results.get('command', default)}`, {results['wall_s']} s in all"
+    for name, p in results.get("peers", {}).items():
+        command += (f"; then `.venv/bin/python benchmarks/peers.py --models {name} --seeds {' '.join(map(str, p['seeds']))} "
+                    f"--epochs {p['max_epochs']} --patience {p['patience']}` (RecBole {name} on the same loo split)")
+    key = "quality" if dataset == "movielens-100k" else f"quality-{dataset}"
+    write_section(key, f"Recommendation quality ({DATASETS[dataset].title})", "\n".join([
+        f"Machine: {results['machine']}. Run: {time.strftime('%Y-%m-%d', time.gmtime())}, {command}. "
+        "Means over seeds ± standard deviation (sequence models; baselines are deterministic "
+        "but for ALS). Baselines tuned on the validation window; sequence models stop early there and are calibrated there.",
+        "", table(results)]))
 
 
 if __name__ == "__main__":
