@@ -123,7 +123,8 @@ def main() -> None:
             runs.append(run_peer(python, data, name, seed, args.epochs, args.patience, data / f"{name}-{seed}.json"))
             log.info("%s seed %s: fit %.0f s, %s epochs", name, seed, runs[-1]["fit_s"], runs[-1]["epochs_run"])
         merge(quality, f"recbole_{name.lower()}", runs)
-        quality.setdefault("peers", {})[name] = {"seeds": args.seeds, "max_epochs": args.epochs, "patience": args.patience}
+        quality.setdefault("peers", {})[name] = {"seeds": args.seeds, "max_epochs": args.epochs, "patience": args.patience,
+                                                 "date": time.strftime("%Y-%m-%d", time.gmtime())}
     quality["bootstrap"] = bootstrap(quality["per_user"])
     qfile.write_text(json.dumps(quality, indent=2, default=float))
     if not args.no_write:

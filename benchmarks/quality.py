@@ -268,6 +268,7 @@ def main() -> None:
     results["wall_s"] = round(time.perf_counter() - start, 1)
     results["machine"] = machine()
     results["command"] = " ".join(["benchmarks/quality.py", *sys.argv[1:]])
+    results["date"] = time.strftime("%Y-%m-%d", time.gmtime())
     args.work.mkdir(parents=True, exist_ok=True)
     (args.work / results_file(args.dataset)).write_text(json.dumps(results, indent=2, default=float))
     print(table(results))
@@ -285,10 +286,10 @@ def write_results(results: dict, dataset: str = "movielens-100k") -> None:
     command = f"`.venv/bin/python {results.get('command', default)}`, {results['wall_s']} s in all"
     for name, p in results.get("peers", {}).items():
         command += (f"; then `.venv/bin/python benchmarks/peers.py --models {name} --seeds {' '.join(map(str, p['seeds']))} "
-                    f"--epochs {p['max_epochs']} --patience {p['patience']}` (RecBole {name} on the same loo split)")
+                    f"--epochs {p['max_epochs']} --patience {p['patience']}` (RecBole {name} on the same loo split, {p.get('date', '')})")
     key = "quality" if dataset == "movielens-100k" else f"quality-{dataset}"
     write_section(key, f"Recommendation quality ({DATASETS[dataset].title})", "\n".join([
-        f"Machine: {results['machine']}. Run: {time.strftime('%Y-%m-%d', time.gmtime())}, {command}. "
+        f"Machine: {results['machine']}. Run: {results.get('date', time.strftime('%Y-%m-%d', time.gmtime()))}, {command}. "
         "Means over seeds ± standard deviation (sequence models; baselines are deterministic "
         "but for ALS). Baselines tuned on the validation window; sequence models stop early there and are calibrated there.",
         "", table(results)]))

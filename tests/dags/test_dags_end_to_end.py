@@ -67,6 +67,15 @@ def test_etl_train_score_publish_every_user(world):
         assert counts["item_recommendations"] == 3 * snap.n_items
         rows = wh.user_recommendations(str(snap.user_ids[0]), k=K)
     assert [r["rank"] for r in rows] == list(range(1, K + 1)) and all(r["reason"] for r in rows)
+    # The summary names the version that serves, which model it is and why it was promoted.
+    from llmrec_core.io import tracking
+    from llmrec_stack.report import serving_line
+
+    champion = tracking.champion(settings)
+    assert rows[0]["model_version"] == str(champion.version)
+    assert serving_line(settings) == (f"Serving llmrec@champion = version {champion.version} ({champion.tags['model']}), "
+                                      f"{champion.tags['promotion']}")
+    assert champion.tags["promotion"].startswith("promoted: first champion")
 
 
 def test_a_failing_task_fails_the_dag_run(world):
