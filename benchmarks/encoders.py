@@ -60,7 +60,8 @@ def mpnet_dir(work: Path) -> Path:
 
 
 def encoder_path(name: str, work: Path) -> str:
-    return {"packaged": "packaged", "mpnet": None}.get(name, name) or str(mpnet_dir(work))
+    """The ``model.encoder`` setting for a config's ENCODER: ``mpnet`` is assembled, the rest pass through."""
+    return str(mpnet_dir(work)) if name == "mpnet" else name
 
 
 def main() -> None:

@@ -36,7 +36,7 @@ from quality import DS, bootstrap, write_results  # noqa: E402
 
 from llmrec_core.data import protocols  # noqa: E402
 from llmrec_core.data.snapshot import load_snapshot  # noqa: E402
-from llmrec_core.metrics import ranks_to_metrics  # noqa: E402
+from llmrec_core.metrics import ndcg_of_ranks, ranks_to_metrics  # noqa: E402
 from llmrec_core.settings import load_settings  # noqa: E402
 
 log = logging.getLogger("peers")
@@ -89,8 +89,7 @@ def merge(quality: dict, name: str, runs: list[dict], ks=(10, 20)) -> None:
     block["results"][name] = {k: float(np.mean([p[k] for p in per_seed])) for k in per_seed[0]}
     block["std"][name] = {k: float(np.std([p[k] for p in per_seed])) for k in per_seed[0]}
     block["n_seeds"][name] = len(runs)
-    quality["per_user"]["loo"][name] = [np.where(np.array(r["ranks"]) <= 10, 1.0 / np.log2(np.array(r["ranks"]) + 1.0), 0.0).tolist()
-                                        for r in runs]
+    quality["per_user"]["loo"][name] = [ndcg_of_ranks(np.array(r["ranks"]), 10).tolist() for r in runs]
     quality["models"][name] = {"loo": [{"fit_s": r["fit_s"], "best_epoch": r["best_epoch"], "epochs_run": r["epochs_run"],
                                         "params": "RecBole 1.2.1 defaults, CE loss"}
                                        for r in runs]}

@@ -159,7 +159,7 @@ def per_user_ndcg(rec: Recommender, split: EvalSplit, snap: Snapshot, k: int) ->
     """NDCG@k of each evaluated user (``loo``/``temporal``), for paired comparisons of models."""
     if split.name in ("loo", "loo_valid"):
         ranks = loo_ranks(rec, split, snap)
-        return np.where(ranks <= k, 1.0 / np.log2(ranks + 1.0), 0.0)
+        return metrics.ndcg_of_ranks(ranks, k)
     lists = top_k_lists(rec, split, snap, k)
     return np.array([metrics.ndcg(lst.tolist(), set(t.tolist()), k) for lst, t in zip(lists, split.truth, strict=True)])
 

@@ -85,6 +85,13 @@ def mrr(recs: Sequence, truth: Collection, k: int) -> float:
     return 1.0 / ranks[0] if ranks else 0.0
 
 
+def ndcg_of_ranks(ranks: np.ndarray, k: int) -> np.ndarray:
+    """Per-user NDCG@k from the 1-based rank of each user's single held-out item (ideal DCG 1)."""
+    ranks = np.asarray(ranks, dtype=np.float64)
+    # np.where evaluates both branches; the ranks are >= 1, so neither divides by zero.
+    return np.where(ranks <= k, 1.0 / np.log2(ranks + 1.0), 0.0)
+
+
 def ranks_to_metrics(ranks: np.ndarray, k: int) -> dict[str, float]:
     """Mean HR@k, NDCG@k and MRR@k from the 1-based rank of each user's single held-out item.
 
@@ -99,9 +106,8 @@ def ranks_to_metrics(ranks: np.ndarray, k: int) -> dict[str, float]:
         raise ValueError("ranks are 1-based; got a rank below 1")
     ranks = ranks.astype(np.float64)
     hit = ranks <= k
-    # np.where evaluates both branches; the ranks are >= 1, so neither divides by zero.
     return {
         "hr": float(hit.mean()),
-        "ndcg": float(np.where(hit, 1.0 / np.log2(ranks + 1.0), 0.0).mean()),
+        "ndcg": float(ndcg_of_ranks(ranks, k).mean()),
         "mrr": float(np.where(hit, 1.0 / ranks, 0.0).mean()),
     }
