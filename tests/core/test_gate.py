@@ -90,3 +90,13 @@ def test_champion_note_refuses_even_a_better_candidate():
 def test_the_bar_is_checked_before_champion_note():
     d = decide("ndcg_10", m(0.05), POP, None, 0.0, champion_note="note")
     assert d.reason == "validation ndcg_10 0.0500 does not beat popularity 0.1000"
+
+
+def test_the_gate_setting_names_the_baselines_the_training_job_tunes(settings):
+    from llmrec_core.recommenders import zoo
+    from llmrec_core.settings.tracking import BASELINES
+
+    # settings cannot import the recommenders (a lower layer), so the names are listed twice.
+    assert set(BASELINES) == set(zoo.baseline_grids(settings)) == set(settings.tracking.gate_baselines)
+    with pytest.raises(ValueError, match="gate_baselines must name one or more of"):
+        type(settings.tracking)(gate_baselines=["popularity", "sasrec"])
