@@ -43,13 +43,13 @@ from llmrec_core.settings import Settings, load_settings
 log = logging.getLogger("jobs.score")
 
 
-def _rerank(settings: Settings, bundle, device: str) -> dict | None:
-    mode = settings.scoring.rerank
+def rerank_head(mode: str, bundle, device: str) -> dict | None:
+    """The bundle's cross-encoder when ``mode`` (``scoring.rerank``, ``refresh.rerank``) asks for it."""
     if mode == "off" or (mode == "auto" and pick_device(device).type != "cuda"):
         return None
     if bundle.reranker is None:
         if mode == "on":
-            raise MissingInputError("scoring.rerank is 'on' but this model version has no re-ranker (trained with rerank.enabled: off)")
+            raise MissingInputError("re-ranking is 'on' but this model version has no re-ranker (trained with rerank.enabled: off)")
         return None
     return bundle.reranker
 
@@ -65,11 +65,9 @@ def tables(snap: Snapshot, ds: date, recs: pa.Table, similar: pa.Table, audience
     def ids(column, index):
         return pa.array(index[column.to_numpy()], pa.string())
 
-    n, m, a = len(recs), len(similar), len(audience)
+    m, a = len(similar), len(audience)
     return {
-        "user_recommendations": pa.table([const(ds, n, pa.date32()), ids(recs["user"], uid), recs["rank"], ids(recs["item"], iid),
-                                          recs["score"], recs["reason"], recs["source"], const(model_name, n), const(version, n),
-                                          const(run_id, n)], schema=SCHEMAS["user_recommendations"]),
+        "user_recommendations": user_table(snap, ds, recs, model_name=model_name, version=version, run_id=run_id),
         "item_recommendations": pa.table([const(ds, m, pa.date32()), ids(similar["item"], iid), similar["rank"],
                                           ids(similar["rec_item"], iid), similar["score"], const(version, m)],
                                          schema=SCHEMAS["item_recommendations"]),
@@ -78,9 +76,21 @@ def tables(snap: Snapshot, ds: date, recs: pa.Table, similar: pa.Table, audience
     }
 
 
-def run(settings: Settings, ds: date, model_version: str | None = None, spark=None) -> dict:
-    sc = settings.scoring
-    started = time.perf_counter()
+def user_table(snap: Snapshot, ds: date, recs: pa.Table, *, model_name: str, version: str, run_id: str) -> pa.Table:
+    """The ``user_recommendations`` columns of engine rows (``USER_ROWS``), with IDs in place of indices."""
+    n = len(recs)
+
+    def const(value, type_=pa.string()):
+        return pa.repeat(pa.scalar(value, type_), n)
+
+    return pa.table([const(ds, pa.date32()), pa.array(snap.user_ids[recs["user"].to_numpy()], pa.string()), recs["rank"],
+                     pa.array(snap.item_ids[recs["item"].to_numpy()], pa.string()), recs["score"], recs["reason"], recs["source"],
+                     const(model_name), const(version), const(run_id)], schema=SCHEMAS["user_recommendations"])
+
+
+def load_version(settings: Settings, model_version: str | None, ds: date):
+    """The registered version to serve (the champion unless named) and its bundle; refuses a
+    version trained on data after ``ds``."""
     tracking.setup(settings)
     mv = tracking.model_version(settings, model_version)
     name = settings.tracking.registered_model
@@ -92,9 +102,17 @@ def run(settings: Settings, ds: date, model_version: str | None = None, spark=No
     trained = parse_day(bundle.meta["ds"])
     if trained > ds:
         raise MissingInputError(f"{name} version {mv.version} was trained on data up to {trained}, after {ds}: "
-                                f"scoring {ds} with it would use the future (name an older --model-version)")
+                                f"using it for {ds} would use the future (name an older --model-version)")
+    return mv, bundle
+
+
+def run(settings: Settings, ds: date, model_version: str | None = None, spark=None) -> dict:
+    sc = settings.scoring
+    started = time.perf_counter()
+    mv, bundle = load_version(settings, model_version, ds)
+    name = settings.tracking.registered_model
     snap = load_snapshot(settings, ds)
-    rec = restore(bundle.model, snap, sc.device, reranker=_rerank(settings, bundle, sc.device), text=settings.text)
+    rec = restore(bundle.model, snap, sc.device, reranker=rerank_head(sc.rerank, bundle, sc.device), text=settings.text)
     categories, attributes = load_item_facets(settings, ds)
     allowed = snap.item_available & allowed_items(sc.filters, categories, attributes)
     inputs = scoring_inputs(settings, snap, rec, allowed)

@@ -5,6 +5,7 @@
     llmrec etl --ds D | --start A --end B | --all
     llmrec train [--ds D|latest] [--finetune none|lora|full] [--epochs N]
     llmrec score [--ds D|latest] [--model-version V]
+    llmrec refresh [--ds D|latest] [--until TIMESTAMP] [--if-changed]   # intraday, the day in progress
     llmrec pipeline [--ds D] [--finetune none|lora|full] [--epochs N] [--k K]   # the three DAGs via Airflow
     llmrec recommend --user U [--ds D] [--k 10]
     llmrec similar --item I [--ds D] [--k 10]
@@ -28,7 +29,8 @@ from llmrec_core.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("llmrec")
 JOBS = {"train": "train the LLM model and the baselines for a day, register it in MLflow (llmrec train --help)",
-        "score": "recommendations for every user and item of a day, published to the warehouse (llmrec score --help)"}
+        "score": "recommendations for every user and item of a day, published to the warehouse (llmrec score --help)",
+        "refresh": "re-rank the lists of users who acted today with today's behaviours (llmrec refresh --help)"}
 
 
 def _ingest_movielens(args: argparse.Namespace, settings: Settings) -> None:

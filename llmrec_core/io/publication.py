@@ -57,17 +57,17 @@ def write_parquet_copies(lake_dir: Path, ds: dt.date, tables: dict[str, pa.Table
     log.info("wrote the Parquet copies of %s under %s", ds, root)
 
 
-def conform(ds: dt.date, tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
-    """The three tables with exactly the columns of ``tables.SCHEMAS``, in order."""
+def conform(ds: dt.date, tables: dict[str, pa.Table], logical: tuple[str, ...] = LOGICAL) -> dict[str, pa.Table]:
+    """``tables`` (exactly the ``logical`` ones) with exactly the columns of ``serving.ALL_SCHEMAS``, in order."""
     failures = []
-    if set(tables) != set(LOGICAL):
-        failures.append(("tables", ", ".join(sorted(set(tables) ^ set(LOGICAL))), 0,
-                         f"a publish needs exactly the tables {list(LOGICAL)}, got {sorted(tables)}"))
+    if set(tables) != set(logical):
+        failures.append(("tables", ", ".join(sorted(set(tables) ^ set(logical))), 0,
+                         f"a publish needs exactly the tables {list(logical)}, got {sorted(tables)}"))
     out = {}
-    for name in LOGICAL:
+    for name in logical:
         if name not in tables:
             continue
-        schema, table = serving.SCHEMAS[name], tables[name]
+        schema, table = serving.ALL_SCHEMAS[name], tables[name]
         missing = [c for c in schema.names if c not in table.column_names]
         extra = [c for c in table.column_names if c not in schema.names]
         try:

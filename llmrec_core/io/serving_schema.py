@@ -26,11 +26,18 @@ SCHEMAS = {
     "item_recommendations": ITEM_RECOMMENDATIONS,
     "item_audience": ITEM_AUDIENCE,
 }
+# The intraday refresh's rows: the nightly user columns, when they were refreshed and from how
+# many of the day's behaviours. Not part of a nightly publish (``SCHEMAS``); see ``ALL_SCHEMAS``.
+FRESH = "user_recommendations_fresh"
+USER_RECOMMENDATIONS_FRESH = pa.schema([*USER_RECOMMENDATIONS, ("refreshed_at", pa.timestamp("us", tz="UTC")),
+                                        ("fresh_events", pa.int32())])
+ALL_SCHEMAS = {**SCHEMAS, FRESH: USER_RECOMMENDATIONS_FRESH}
 # The key of each table: (ds, KEY[0], rank) and (ds, KEY[0], KEY[1]) are unique.
 KEYS = {
     "user_recommendations": ("user_id", "item_id"),
     "item_recommendations": ("item_id", "rec_item_id"),
     "item_audience": ("item_id", "user_id"),
+    FRESH: ("user_id", "item_id"),
 }
 SOURCES = ("model", "cold_text", "popularity_fallback")
 # How a user is scored, an index into SOURCES: from history, from profile text only, from nothing.

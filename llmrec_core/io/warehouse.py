@@ -123,7 +123,7 @@ class Warehouse:
     def ensure_schema(self) -> None:
         """Create what is missing (schema, tables, publications, indexes, views); idempotent."""
         found = self._catalog()
-        wanted = {**serving.SCHEMAS, "publications": PUBLICATIONS}
+        wanted = {**serving.ALL_SCHEMAS, "publications": PUBLICATIONS}
         for logical, schema in wanted.items():
             name = self._names.table[logical]
             if name in found and found[name] != schema.names:
@@ -183,6 +183,30 @@ class Warehouse:
         log.info("published %s to the %s warehouse in %.1fs: %s", ds, self.kind, time.perf_counter() - start, counts)
         return counts
 
+    def publish_fresh(self, ds: dt.date, table: pa.Table, *, keep_days: int) -> int:
+        """Make ``table`` the intraday rows of day ``ds`` (replacing an earlier refresh of that day)
+        in one transaction, validated like a nightly publish; returns the rows published."""
+        if keep_days < 1:
+            raise ValueError("keep_days must be at least 1")
+        fresh = serving.FRESH
+        arrow = conform(ds, {fresh: table}, (fresh,))
+        self.ensure_schema()
+        s = self._sql
+        with self._transaction():
+            self._q(s.create_stage(fresh))
+            self._stage(fresh, arrow[fresh])
+            counts = self._validate(ds, arrow)
+            if self.kind == "postgres":
+                self._q(s.lock())
+            self._q(s.delete_day(fresh), [ds])
+            self._q(s.insert_staged(fresh))
+            cutoff = self._q(s.latest_fresh_ds()).fetchone()[0] - dt.timedelta(days=keep_days)
+            self._q(s.delete_before(fresh), [cutoff])
+            if self.kind == "duckdb":
+                self._q(s.drop_stage(fresh))
+        log.info("published the intraday rows of %s to the %s warehouse: %s", ds, self.kind, counts)
+        return counts[fresh]
+
     def _stage(self, name: str, table: pa.Table) -> None:
         if self.kind == "postgres":
             options = pacsv.WriteOptions(include_header=False)
@@ -235,6 +259,22 @@ class Warehouse:
             return {}
         row = self._q(self._sql.counts(), [ds] * (len(LOGICAL) + 1)).fetchone()
         return {} if row is None else dict(zip(LOGICAL, map(int, row), strict=True))
+
+    def fresh_days(self) -> list[dt.date]:
+        """Days with intraday rows."""
+        if not self._has_tables():
+            return []
+        return [r[0] for r in self._q(self._sql.fresh_days()).fetchall()]
+
+    def current_recommendations(self, user_id: str, k: int = 10) -> list[dict]:
+        """What ``user_id`` should see now: the ``_current`` view's rows by rank."""
+        if k < 1:
+            raise ValueError("k must be at least 1")
+        if not self._has_tables():
+            return []
+        cur = self._q(self._sql.current(), [user_id, k])
+        columns = [c[0] for c in cur.description]
+        return [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]
 
     def user_recommendations(self, user_id: str, ds: dt.date | None = None, k: int = 10) -> list[dict]:
         return self._top("user_recommendations", user_id, ds, k)

@@ -21,8 +21,9 @@ PUBLICATIONS = pa.schema([
 ])
 SQL_TYPES = {
     pa.date32(): "DATE", pa.string(): "TEXT", pa.int32(): "INTEGER", pa.int64(): "BIGINT",
-    pa.float64(): "DOUBLE PRECISION", pa.timestamp("us"): "TIMESTAMP",
+    pa.float64(): "DOUBLE PRECISION", pa.timestamp("us"): "TIMESTAMP", pa.timestamp("us", tz="UTC"): "TIMESTAMP WITH TIME ZONE",
 }
+FRESH = tables.FRESH
 # Staging tables are temporary, private to the publishing connection.
 STAGE_PREFIX = "llmrec_stage_"
 
@@ -77,14 +78,19 @@ class Names:
 
     @classmethod
     def from_settings(cls, wh) -> Names:
-        return cls(wh.schema_name, {name: wh.table(name) for name in (*LOGICAL, "publications")})
+        return cls(wh.schema_name, {name: wh.table(name) for name in (*LOGICAL, FRESH, "publications")})
 
     def view(self, logical: str) -> str:
         return f"{self.table[logical]}_latest"
 
+    @property
+    def current(self) -> str:
+        """The view of what each user should see now: fresh rows where they are newer than the nightly ones."""
+        return f"{self.table['user_recommendations']}_current"
+
     def objects(self) -> list[str]:
         """Every table and view that a complete warehouse has."""
-        return [*self.table.values(), *(self.view(name) for name in LOGICAL)]
+        return [*self.table.values(), *(self.view(name) for name in LOGICAL), self.current]
 
 
 class Statements:
@@ -126,42 +132,63 @@ class Statements:
         pub_table = self.table("publications")
         create_pub = d.sql("CREATE TABLE IF NOT EXISTS {t} ({c}, PRIMARY KEY (ds))", t=pub_table, c=pub)
         out.append((create_pub, []))
-        for name in LOGICAL:
-            coldefs = self._coldefs(tables.SCHEMAS[name], True)
+        for name in (*LOGICAL, FRESH):
+            coldefs = self._coldefs(tables.ALL_SCHEMAS[name], True)
             out.append((d.sql("CREATE TABLE IF NOT EXISTS {t} ({c})", t=self.table(name), c=coldefs), []))
             if d.kind == "postgres":
                 index = d.ident(f"{names.table[name]}_ds_{tables.KEYS[name][0]}_idx"[:63])
                 cols = self.cols(("ds", tables.KEYS[name][0], "rank"))
                 create_index = d.sql("CREATE INDEX IF NOT EXISTS {i} ON {t} ({c})", i=index, t=self.table(name), c=cols)
                 out.append((create_index, []))
+            if name == FRESH:
+                continue
             view = d.ident(names.schema, names.view(name))
             out.append((d.sql(
                 "CREATE OR REPLACE VIEW {v} AS SELECT {c} FROM {t} WHERE ds = (SELECT max(ds) FROM {p})",
                 v=view, c=self.cols(tables.SCHEMAS[name].names), t=self.table(name), p=self.table("publications"),
             ), []))
+        out.append((self._current_view(), []))
         return out
+
+    def _current_view(self):
+        """Per user, the newest day's fresh rows that are newer than the newest nightly day, else
+        the nightly rows of that day: fresh rows of day D drop out once D's nightly rows exist."""
+        d, names = self.d, self.names
+        nightly = tables.SCHEMAS["user_recommendations"].names
+        return d.sql(
+            "CREATE OR REPLACE VIEW {v} AS"
+            " WITH nightly AS (SELECT max(ds) AS ds FROM {p}),"
+            " fresh AS (SELECT {fc}, max(ds) OVER (PARTITION BY user_id) AS newest FROM {f}"
+            " WHERE ds > coalesce((SELECT ds FROM nightly), DATE '0001-01-01'))"
+            " SELECT {fc} FROM fresh WHERE ds = newest"
+            " UNION ALL"
+            " SELECT {nc}, CAST(NULL AS TIMESTAMP WITH TIME ZONE) AS refreshed_at, 0 AS fresh_events FROM {u} AS n"
+            " WHERE n.ds = (SELECT ds FROM nightly) AND NOT EXISTS (SELECT 1 FROM fresh WHERE fresh.user_id = n.user_id)",
+            v=d.ident(names.schema, names.current), p=self.table("publications"), f=self.table(FRESH), u=self.table("user_recommendations"),
+            fc=self.cols(tables.ALL_SCHEMAS[FRESH].names), nc=self.d.join([d.sql("n.{c}", c=d.ident(c)) for c in nightly]),
+        )
 
     # -- staging and checks --------------------------------------------------------------------
     def create_stage(self, logical: str):
         tail = " ON COMMIT DROP" if self.d.kind == "postgres" else ""
-        coldefs = self._coldefs(tables.SCHEMAS[logical], False)
+        coldefs = self._coldefs(tables.ALL_SCHEMAS[logical], False)
         return self.d.sql("CREATE TEMP TABLE {t} ({c})" + tail, t=self.stage(logical), c=coldefs)
 
     def drop_stage(self, logical: str):
         return self.d.sql("DROP TABLE IF EXISTS {t}", t=self.stage(logical))
 
     def copy_in(self, logical: str):
-        cols = self.cols(tables.SCHEMAS[logical].names)
+        cols = self.cols(tables.ALL_SCHEMAS[logical].names)
         return self.d.sql("COPY {t} ({c}) FROM STDIN (FORMAT csv)", t=self.stage(logical), c=cols)
 
     def insert_from(self, logical: str, relation: str):
-        cols = self.cols(tables.SCHEMAS[logical].names)
+        cols = self.cols(tables.ALL_SCHEMAS[logical].names)
         source = self.d.ident(relation)
         return self.d.sql("INSERT INTO {t} ({c}) SELECT {c} FROM {r}", t=self.stage(logical), c=cols, r=source)
 
     def stats(self, logical: str):
         """One row: staged rows, rows whose ds is not the parameter, rows with a NULL, then NULLs per column."""
-        d, names = self.d, tables.SCHEMAS[logical].names
+        d, names = self.d, tables.ALL_SCHEMAS[logical].names
         any_null = d.join([d.sql("{c} IS NULL", c=d.ident(c)) for c in names], " OR ")
         per_column = d.join([d.sql("count(*) FILTER (WHERE {c} IS NULL)", c=d.ident(c)) for c in names])
         return d.sql(
@@ -188,7 +215,7 @@ class Statements:
         return self.d.sql("DELETE FROM {t} WHERE ds < %s", t=self.table(name))
 
     def insert_staged(self, logical: str):
-        cols = self.cols(tables.SCHEMAS[logical].names)
+        cols = self.cols(tables.ALL_SCHEMAS[logical].names)
         stage = self.stage(logical)
         return self.d.sql("INSERT INTO {t} ({c}) SELECT {c} FROM {s}", t=self.table(logical), c=cols, s=stage)
 
@@ -208,6 +235,19 @@ class Statements:
     def latest_ds(self):
         return self.d.sql("SELECT max(ds) FROM {t}", t=self.table("publications"))
 
+    def fresh_days(self):
+        return self.d.sql("SELECT DISTINCT ds FROM {t} ORDER BY ds", t=self.table(FRESH))
+
+    def latest_fresh_ds(self):
+        return self.d.sql("SELECT max(ds) FROM {t}", t=self.table(FRESH))
+
+    def current(self):
+        """One user's rows of the ``_current`` view by rank; parameters: user, LIMIT."""
+        return self.d.sql(
+            "SELECT {c} FROM {v} WHERE user_id = %s ORDER BY rank LIMIT %s",
+            c=self.cols(tables.ALL_SCHEMAS[FRESH].names), v=self.d.ident(self.names.schema, self.names.current),
+        )
+
     def counts(self):
         """Rows per logical table on a day (the day once per table, then once more); no row if unpublished."""
         sub = [self.d.sql("(SELECT count(*) FROM {t} WHERE ds = %s)", t=self.table(name)) for name in LOGICAL]
@@ -220,5 +260,5 @@ class Statements:
         day = " AND ds = %s" if by_ds else ""
         return self.d.sql(
             "SELECT {c} FROM {t} WHERE {k} = %s" + day + " ORDER BY rank LIMIT %s",
-            c=self.cols(tables.SCHEMAS[logical].names), t=source, k=self.d.ident(tables.KEYS[logical][0]),
+            c=self.cols(tables.ALL_SCHEMAS[logical].names), t=source, k=self.d.ident(tables.KEYS[logical][0]),
         )

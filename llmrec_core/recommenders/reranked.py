@@ -31,12 +31,15 @@ log = logging.getLogger(__name__)
 HISTORY_BEHAVIOURS = 10
 
 
-def history_texts(users: np.ndarray, history: History, snap: Snapshot, render: TextRenderer) -> list[str]:
-    """Each user's newest behaviours as text (the left side of the cross-encoder's pairs)."""
+def history_texts(users: np.ndarray, history: History, snap: Snapshot, render: TextRenderer,
+                  since: np.ndarray | None = None, most: int = HISTORY_BEHAVIOURS) -> list[str]:
+    """Each user's newest ``most`` behaviours as text (the left side of the cross-encoder's pairs);
+    with ``since`` (a flat position in ``history.events`` per user), only behaviours from there on."""
     out = []
     ev = history.events
     for u in users:
-        rows = range(max(int(history.indptr[u]), int(history.indptr[u + 1]) - HISTORY_BEHAVIOURS), int(history.indptr[u + 1]))
+        first = int(history.indptr[u]) if since is None else max(int(history.indptr[u]), int(since[u]))
+        rows = range(max(first, int(history.indptr[u + 1]) - most), int(history.indptr[u + 1]))
         behaviours = [render.behaviour(ev.event_type[r], None if np.isnan(ev.value[r]) else float(ev.value[r]), snap.item_titles[ev.item[r]]) for r in rows]
         out.append(render.history(behaviours) or snap.profile_texts[u] or "new user")
     return out
@@ -52,6 +55,10 @@ class Reranked(Recommender):
         self.probabilistic = base.probabilistic
         self.weights_: dict | None = None
         self._loaded = None
+        # The intraday refresh re-ranks over today's behaviours only: per user, the flat position
+        # in the history of its first fresh behaviour, and how many of the newest to read.
+        self.left_since: np.ndarray | None = None
+        self.left_most = HISTORY_BEHAVIOURS
 
     def params(self) -> dict[str, object]:
         return {**self.settings.model_dump(), "max_pairs": self.max_pairs, "encoder": self.encoder}
@@ -104,7 +111,7 @@ class Reranked(Recommender):
         pairs = np.argwhere(top >= 0)
         ce = np.full(top.shape, -np.inf, np.float32)
         if len(pairs):
-            left = history_texts(users, history, self.snap_, self.render)
+            left = history_texts(users, history, self.snap_, self.render, self.left_since, self.left_most)
             model, tok = self._model()
             ce[pairs[:, 0], pairs[:, 1]] = cross_scores(
                 model, tok, [left[r] for r in pairs[:, 0]], [self.snap_.item_texts[top[r, c]] for r, c in pairs],

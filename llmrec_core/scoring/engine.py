@@ -50,6 +50,7 @@ class Scoring:
     user_block: int = 4096
     item_block: int = 65536
     device: str = "cpu"
+    fresh: np.ndarray | None = None  # bool over ``history.events``: behaviours of today (intraday refresh)
 
     @property
     def n_users(self) -> int:
@@ -81,7 +82,8 @@ def recommend(users: np.ndarray, sc: Scoring) -> pa.Table:
         scores[r, : len(keep)] = sc.popular_scores[keep]
     recent_ptr, recent = sc.recent(users)
     choice = pick_behaviours(sc.vectors, items, (recent_ptr, ev.item[recent]), ev.label[recent])
-    reasons = reason_texts(sc.text, choice, kind, ev.item[recent], ev.event_type[recent].astype(str), sc.titles)
+    reasons = reason_texts(sc.text, choice, kind, ev.item[recent], ev.event_type[recent].astype(str), sc.titles,
+                           fresh=None if sc.fresh is None else sc.fresh[recent], hist_values=ev.value[recent])
     valid = items >= 0
     rows, ranks = np.nonzero(valid)
     source = SOURCES[kind[rows]]

@@ -14,10 +14,14 @@ import torch
 
 from llmrec_core.io.serving_schema import COLD_TEXT, POPULAR
 from llmrec_core.settings import TextSettings
-from llmrec_core.text import cap, clean_text
+from llmrec_core.text import cap, clean_text, format_number
 
 
-def because(settings: TextSettings, event_type: str, title: str) -> str:
+def because(settings: TextSettings, event_type: str, title: str, *, fresh: bool = False, value: float | None = None) -> str:
+    """The reason text of one behaviour; ``fresh``: a behaviour of today (the intraday refresh)."""
+    if fresh:
+        template = settings.fresh_reason_templates.get(event_type, settings.fresh_reason_default)
+        return cap(template.format(title=clean_text(title), value=format_number(value)), settings.max_behaviour_chars)
     template = settings.reason_templates.get(event_type, settings.reason_default)
     return cap(template.format(title=clean_text(title)), settings.max_behaviour_chars)
 
@@ -53,19 +57,25 @@ def pick_behaviours(item_vectors: np.ndarray | None, recs: np.ndarray, hist: tup
 
 
 def reason_texts(settings: TextSettings, choice: np.ndarray, kind: np.ndarray, hist_items: np.ndarray,
-                 hist_types: np.ndarray, titles: list[str]) -> np.ndarray:
-    """The reason of each row ([users, k] object array) from :func:`pick_behaviours`'s choice."""
+                 hist_types: np.ndarray, titles: list[str], fresh: np.ndarray | None = None,
+                 hist_values: np.ndarray | None = None) -> np.ndarray:
+    """The reason of each row ([users, k] object array) from :func:`pick_behaviours`'s choice.
+
+    ``fresh`` (bool, like ``hist_items``) marks today's behaviours: their reason says so, with
+    the rating from ``hist_values`` ("Because you just rated Fargo (1996) 5 stars")."""
     out = np.empty(choice.shape, dtype=object)
     out[:] = settings.reason_history
     out[kind == POPULAR] = settings.reason_popular
     out[kind == COLD_TEXT] = settings.reason_profile
-    cache: dict[tuple[str, int], str] = {}
+    cache: dict[tuple, str] = {}
     rows, cols = np.nonzero(choice >= 0)
     for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
         p = choice[r, c]
-        key = (hist_types[p], int(hist_items[p]))
+        now = fresh is not None and bool(fresh[p])
+        value = None if not now or hist_values is None or np.isnan(hist_values[p]) else float(hist_values[p])
+        key = (hist_types[p], int(hist_items[p]), now, value)
         text = cache.get(key)
         if text is None:
-            text = cache[key] = because(settings, key[0], titles[key[1]])
+            text = cache[key] = because(settings, key[0], titles[key[1]], fresh=now, value=value)
         out[r, c] = text
     return out

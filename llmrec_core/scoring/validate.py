@@ -60,13 +60,11 @@ def _short(expected: np.ndarray, got: np.ndarray) -> int:
     return int((got < expected).sum())
 
 
-def validate(recs: pa.Table, similar: pa.Table, audience: pa.Table, *, seen: tuple[np.ndarray, np.ndarray], allowed: np.ndarray,
-             k: int, similar_k: int, previous: dict[str, int], tolerance: float) -> list[Failure]:
-    """Every failed check; an empty list means the tables may be published.
-
-    ``seen`` is the CSR (indptr over users, item indices) of what each user already engaged
-    with; ``allowed`` the items that may be recommended (available and passing the filters).
-    """
+def user_row_failures(recs: pa.Table, *, seen: tuple[np.ndarray, np.ndarray], allowed: np.ndarray, k: int,
+                      users: np.ndarray | None = None) -> tuple[list[Failure], np.ndarray]:
+    """The checks of the user rows (and the (user, item) pairs already seen, as ``user * n_items +
+    item``). ``users``: the users that must have rows (default: every user of ``seen``); no other
+    user may have any."""
     n_users, n_items = len(seen[0]) - 1, len(allowed)
     user, item, rank = (recs[c].to_numpy() for c in ("user", "item", "rank"))
     score = recs["score"].to_numpy()
@@ -80,6 +78,12 @@ def validate(recs: pa.Table, similar: pa.Table, audience: pa.Table, *, seen: tup
     # K rows for every known user, or all there is when fewer items are left to recommend.
     seen_allowed = np.bincount(seen_pairs // n_items, weights=allowed[seen_pairs % n_items], minlength=n_users)
     expected = np.minimum(k, int(allowed.sum()) - seen_allowed.astype(np.int64))
+    if users is not None:
+        wanted = np.zeros(n_users, bool)
+        wanted[users] = True
+        expected = np.where(wanted, expected, 0)
+        if (n := int((~wanted[user]).sum())) > 0:
+            fails.append(Failure("user_recommendations", "rows only for the users asked for", n))
     if (n := _short(expected, np.bincount(user, minlength=n_users))) > 0:
         fails.append(Failure("user_recommendations", f"{k} rows per known user", n, "users"))
     reasons = recs["reason"].to_pylist()
@@ -87,6 +91,18 @@ def validate(recs: pa.Table, similar: pa.Table, audience: pa.Table, *, seen: tup
         fails.append(Failure("user_recommendations", "a reason on every row", n))
     if (n := int((~np.isin(recs["source"].to_numpy(zero_copy_only=False), SOURCES)).sum())) > 0:
         fails.append(Failure("user_recommendations", "known source", n))
+    return fails, seen_pairs
+
+
+def validate(recs: pa.Table, similar: pa.Table, audience: pa.Table, *, seen: tuple[np.ndarray, np.ndarray], allowed: np.ndarray,
+             k: int, similar_k: int, previous: dict[str, int], tolerance: float) -> list[Failure]:
+    """Every failed check; an empty list means the tables may be published.
+
+    ``seen`` is the CSR (indptr over users, item indices) of what each user already engaged
+    with; ``allowed`` the items that may be recommended (available and passing the filters).
+    """
+    n_users, n_items = len(seen[0]) - 1, len(allowed)
+    fails, seen_pairs = user_row_failures(recs, seen=seen, allowed=allowed, k=k)
 
     s_item, s_rec, s_rank = (similar[c].to_numpy() for c in ("item", "rec_item", "rank"))
     fails += _ranked("item_recommendations", s_item, s_rec, s_rank, similar["score"].to_numpy(), n_items)

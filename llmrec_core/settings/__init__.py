@@ -35,6 +35,7 @@ from llmrec_core.settings.model import ModelSettings, RerankSettings, TrainSetti
 from llmrec_core.settings.orchestration import OrchestrationSettings
 from llmrec_core.settings.serving import (
     FilterSettings,
+    RefreshSettings,
     ScoringSettings,
     WarehouseSettings,
 )
@@ -43,7 +44,7 @@ from llmrec_core.settings.tracking import TrackingSettings
 
 __all__ = [
     "CleanSettings", "EvaluationSettings", "FeedbackSettings", "FilterSettings", "ModelSettings", "OrchestrationSettings",
-    "RerankSettings", "ScoringSettings", "Section", "SequenceSettings", "Settings", "SettingsError", "SparkSettings",
+    "RefreshSettings", "RerankSettings", "ScoringSettings", "Section", "SequenceSettings", "Settings", "SettingsError", "SparkSettings",
     "TextSettings", "TrackingSettings", "TrainSettings", "WarehouseSettings", "check_identifier", "load_settings",
 ]
 
@@ -66,6 +67,7 @@ class Settings(Section):
     evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
+    refresh: RefreshSettings = Field(default_factory=RefreshSettings)
     warehouse: WarehouseSettings = Field(default_factory=WarehouseSettings)
     orchestration: OrchestrationSettings = Field(default_factory=OrchestrationSettings)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from llmrec_core.settings.base import Section
 
@@ -14,6 +14,8 @@ class OrchestrationSettings(Section):
     train_schedule: str = "asset"
     # The Airflow queue of the training task (a GPU worker listens on it).
     gpu_queue: str = "default"
+    # How often llmrec_refresh looks for events that landed during the day.
+    refresh_every_minutes: int = Field(15, ge=1, le=24 * 60)
 
     @model_validator(mode="after")
     def _check(self) -> OrchestrationSettings:

@@ -47,6 +47,18 @@ class ScoringSettings(Section):
     filters: FilterSettings = Field(default_factory=FilterSettings)
 
 
+class RefreshSettings(Section):
+    """The intraday refresh (``llmrec refresh``, DAG ``llmrec_refresh``): the nightly list of users
+    who acted today, re-ranked with today's behaviours."""
+
+    # Cross-encoder re-rank over "fresh behaviours as text [SEP] candidate": auto = when a GPU is present.
+    rerank: Literal["auto", "on", "off"] = "auto"
+    # The newest fresh behaviours the cross-encoder reads (its left side).
+    text_behaviours: int = Field(10, ge=1, le=100)
+    # Users re-ranked at once (memory: user_block x rerank.top_n pairs).
+    user_block: int = Field(2048, ge=1)
+
+
 class WarehouseSettings(Section):
     # Postgres schema / DuckDB schema of the serving tables; None = the default (public / main).
     schema_name: str | None = None
@@ -54,13 +66,16 @@ class WarehouseSettings(Section):
     item_recommendations: str = "item_recommendations"
     item_audience: str = "item_audience"
     publications: str = "publications"
+    # The intraday refresh's rows; the view <user_recommendations>_current merges them with the nightly ones.
+    user_recommendations_fresh: str = "user_recommendations_fresh"
     # Published days older than this many days before the newest are dropped.
     keep_days: int = Field(30, ge=1)
     # A day's row count may differ from the previous published day's by at most this share.
     row_count_tolerance: float = Field(0.5, ge=0.0)
     parquet_copies: bool = True
 
-    @field_validator("schema_name", "user_recommendations", "item_recommendations", "item_audience", "publications")
+    @field_validator("schema_name", "user_recommendations", "item_recommendations", "item_audience", "publications",
+                     "user_recommendations_fresh")
     @classmethod
     def _identifier(cls, value: str | None) -> str | None:
         return None if value is None else check_identifier(value)

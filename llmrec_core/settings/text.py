@@ -31,6 +31,15 @@ class TextSettings(Section):
         "purchase": "Because you bought {title}",
     }
     reason_default: str = "Because of your interest in {title}"
+    # The same for a behaviour of today that the intraday refresh used ({value}: a rating).
+    fresh_reason_templates: dict[str, str] = {
+        "rate": "Because you just rated {title} {value} stars",
+        "click": "Because you just clicked {title}",
+        "view": "Because you just viewed {title}",
+        "add_to_cart": "Because you just added {title} to your cart",
+        "purchase": "Because you just bought {title}",
+    }
+    fresh_reason_default: str = "Because of your interest today in {title}"
     reason_popular: str = "Popular this week"
     reason_profile: str = "Picked for your profile"
     # A user with history but no behaviour that can be a reason (only explicit negatives).
@@ -51,6 +60,7 @@ class TextSettings(Section):
             ("behaviour_templates", [*self.behaviour_templates.values(), self.behaviour_default], {"event_type", "value", "title"}),
             ("reason_templates", [*self.reason_templates.values(), self.reason_default, self.reason_popular,
                                   self.reason_profile, self.reason_history], {"title"}),
+            ("fresh_reason_templates", [*self.fresh_reason_templates.values(), self.fresh_reason_default], {"title", "value"}),
         ):
             for template in templates:
                 try:

@@ -257,7 +257,7 @@ def test_an_existing_table_with_other_columns_is_reported(tmp_path):
 
 def test_configured_schema_and_table_names_are_used(wh_env):
     names = {"USER_RECOMMENDATIONS": "recs_users", "ITEM_RECOMMENDATIONS": "recs_items",
-             "ITEM_AUDIENCE": "audiences", "PUBLICATIONS": "pubs", "SCHEMA_NAME": "serving"}
+             "ITEM_AUDIENCE": "audiences", "PUBLICATIONS": "pubs", "USER_RECOMMENDATIONS_FRESH": "recs_fresh", "SCHEMA_NAME": "serving"}
     settings = load_settings(environ={**wh_env, **{f"LLMREC_WAREHOUSE__{k}": v for k, v in names.items()}})
     day = day_tables(D1)
     with Warehouse.open(settings) as wh:
@@ -269,8 +269,8 @@ def test_configured_schema_and_table_names_are_used(wh_env):
     found = sql_rows(settings, "SELECT table_schema, table_name FROM information_schema.tables"
                                " WHERE table_schema NOT IN ('information_schema', 'pg_catalog')")
     tables_found = {name for schema, name in found if schema == "serving"}
-    assert tables_found == {"recs_users", "recs_items", "audiences", "pubs", "recs_users_latest",
-                            "recs_items_latest", "audiences_latest"}
+    assert tables_found == {"recs_users", "recs_items", "audiences", "pubs", "recs_fresh", "recs_users_latest",
+                            "recs_items_latest", "audiences_latest", "recs_users_current"}
     assert not {"user_recommendations", "publications"} & {name for _, name in found}
     columns = sql_rows(settings, "SELECT table_name, column_name, data_type FROM information_schema.columns"
                                  " WHERE table_schema = 'serving' ORDER BY table_name, ordinal_position")
@@ -420,3 +420,50 @@ def test_a_writer_killed_mid_publish_leaves_the_previous_day(wh_settings, wh_env
             assert sql_rows(wh_settings, f"SELECT count(*) FROM {name} WHERE ds = %s", (D2,)) == [(0,)]
         assert wh.publish(D2, second, **META, keep_days=30) == sizes(second)
         assert wh.latest_ds() == D2 and wh.user_recommendations("u0")[0]["model_version"] == "killed"
+
+
+def fresh_rows(ds: dt.date, users: list[str], *, tag: str = "f", at: str = "12:00") -> pa.Table:
+    """Intraday rows of ``users``: the nightly columns plus refreshed_at and fresh_events."""
+    when = dt.datetime.fromisoformat(f"{ds}T{at}:00+00:00")
+    rows = [{**r, "refreshed_at": when, "fresh_events": 2} for r in
+            day_tables(ds, users=4, tag=tag)["user_recommendations"].to_pylist() if r["user_id"] in users]
+    return pa.Table.from_pylist(rows, tables.USER_RECOMMENDATIONS_FRESH)
+
+
+def test_current_view_prefers_fresh_rows_until_the_nightly_catches_up(wh_settings):
+    """The _current view: per user the newest fresh rows that are newer than the newest nightly
+    day, else the nightly rows; a later refresh of the day replaces the earlier one."""
+    current = wh_settings.warehouse.user_recommendations + "_current"
+
+    def view() -> dict[str, tuple]:
+        rows = sql_rows(wh_settings, f"SELECT user_id, ds, reason, fresh_events, refreshed_at FROM {current} ORDER BY user_id, rank")
+        return {u: (d, reason.split(":")[0], n, at is not None) for u, d, reason, n, at in rows}
+
+    with Warehouse.open(wh_settings) as wh:
+        wh.publish(D1, day_tables(D1, users=4), **META, keep_days=30)
+        assert wh.publish_fresh(D2, fresh_rows(D2, ["u0", "u1"], tag="f1"), keep_days=30) == 6
+        assert view() == {"u0": (D2, "f1", 2, True), "u1": (D2, "f1", 2, True), "u2": (D1, "a", 0, False), "u3": (D1, "a", 0, False)}
+        # A later refresh of D2 supersedes the earlier one, for every user.
+        wh.publish_fresh(D2, fresh_rows(D2, ["u1", "u2"], tag="f2", at="12:15"), keep_days=30)
+        assert view() == {"u0": (D1, "a", 0, False), "u1": (D2, "f2", 2, True), "u2": (D2, "f2", 2, True), "u3": (D1, "a", 0, False)}
+        assert [r["reason"][:2] for r in wh.current_recommendations("u1", k=2)] == ["f2", "f2"]
+        assert wh.fresh_days() == [D2]
+        # D2's nightly rows arrive: D2's fresh rows stop showing; D3's show again over them.
+        wh.publish(D2, day_tables(D2, users=4, tag="b"), **META, keep_days=30)
+        assert {v[:2] for v in view().values()} == {(D2, "b")}
+        wh.publish_fresh(D3, fresh_rows(D3, ["u3"], tag="f3"), keep_days=30)
+        assert view()["u3"] == (D3, "f3", 2, True) and view()["u0"] == (D2, "b", 0, False)
+        assert wh.fresh_days() == [D2, D3]
+
+
+def test_fresh_rows_are_validated_like_the_nightly_ones(wh_settings):
+    with Warehouse.open(wh_settings) as wh:
+        wh.publish_fresh(D2, fresh_rows(D2, ["u0"]), keep_days=30)
+        bad = fresh_rows(D2, ["u1"])
+        bad = pa.concat_tables([bad, bad.slice(0, 1)])
+        with pytest.raises(PublishError, match="duplicate_rank"):
+            wh.publish_fresh(D2, bad, keep_days=30)
+        with pytest.raises(PublishError, match="missing columns"):
+            wh.publish_fresh(D2, bad.drop_columns(["fresh_events"]), keep_days=30)
+        assert {r["user_id"] for r in wh.current_recommendations("u0")} == {"u0"}  # the earlier refresh stays
+        assert wh.current_recommendations("u1") == []
