@@ -36,10 +36,11 @@ from llmrec_core.data.snapshot import load_item_facets, load_snapshot
 from llmrec_core.days import resolve_day
 from llmrec_core.errors import DataQualityError, LlmrecError, MissingInputError
 from llmrec_core.etl import reconcile
-from llmrec_core.etl.intraday import DaySoFar, clean_so_far, landed
+from llmrec_core.etl.intraday import DaySoFar, clean_so_far
 from llmrec_core.io import lake
 from llmrec_core.io.serving_schema import USER_RECOMMENDATIONS_FRESH
 from llmrec_core.io.warehouse import Warehouse
+from llmrec_core.orchestration.tasks import landed, refresh_pending
 from llmrec_core.recommenders.portable import restore
 from llmrec_core.recommenders.reranked import Reranked
 from llmrec_core.scoring.filters import allowed_items
@@ -49,26 +50,6 @@ from llmrec_core.settings import Settings, load_settings
 
 log = logging.getLogger("jobs.refresh")
 JOB = "refresh"
-
-
-def last_record(settings: Settings, ds: dt.date) -> dict | None:
-    return lake.read_run_summary(settings.runs_dir, JOB, ds)
-
-
-def pending(settings: Settings, ds: dt.date, version: str | None) -> str | None:
-    """Why a refresh of ``ds`` with ``version`` would change nothing (a reason to skip), or None.
-
-    Cheap: lists files and reads one JSON record; no Spark, no model."""
-    files, mark = landed(settings, ds)
-    if not files:
-        return f"no event file has landed under raw/events/ds={ds} yet"
-    previous = ds - dt.timedelta(days=1)
-    if not lake.partition(settings.lake_table("users"), previous).is_dir():
-        return f"no lake snapshot of {previous} yet: the refresh of {ds} starts from it (run the ETL of {previous})"
-    last = last_record(settings, ds)
-    if last and last.get("watermark") == mark and last.get("model_version") == version and last.get("until") is None:
-        return f"nothing new since the refresh at {last['refreshed_at']} ({len(files)} file(s), version {version})"
-    return None
 
 
 def _parse_until(value: str | None, ds: dt.date) -> dt.datetime | None:
@@ -199,7 +180,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             from llmrec_core.orchestration.tasks import champion_version
 
             version = args.model_version or champion_version(settings)
-            if (why := pending(settings, ds, version)) is not None:
+            if (why := refresh_pending(ds, version, settings)) is not None:
                 print(f"skipped: {why}")
                 return
         print(summary(run(settings, ds, args.until, args.model_version)))

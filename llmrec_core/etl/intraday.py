@@ -1,9 +1,6 @@
 """The day in progress: the event files that have landed so far under ``raw/events/ds=D``,
-cleaned with the nightly rules.
+cleaned with the nightly rules (their watermark: ``orchestration.tasks.landed``).
 
-- :func:`landed` lists the files and fingerprints them (name, size, modification time): the
-  watermark the refresh keeps with its run record, so a scheduler can skip cheaply when nothing
-  new has landed.
 - :func:`clean_so_far` parses and checks every line with :mod:`llmrec_core.etl.clean` (the same
   checks, reason codes, duplicate and bot rules as ``clean_logs``) and returns the clean events
   and the quarantine. With ``until``, lines whose timestamp is at or after that moment are set
@@ -15,32 +12,18 @@ cleaned with the nightly rules.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 import pyarrow as pa
 from pyspark.sql import functions as F
 
 from llmrec_core.errors import LlmrecError
 from llmrec_core.etl import clean
-from llmrec_core.io import lake
 from llmrec_core.settings import Settings
 
 log = logging.getLogger(__name__)
 CLEAN_COLUMNS = ["event_id", "user_id", "item_id", "event_type", "value", "ts"]
-
-
-def landed(settings: Settings, ds: dt.date) -> tuple[list[Path], str]:
-    """The raw event files of ``ds`` so far and their fingerprint (changes when a file lands,
-    grows or is replaced)."""
-    files = lake.raw_files(settings.raw_table("events"), ds)
-    digest = hashlib.sha256()
-    for f in files:
-        st = f.stat()
-        digest.update(f"{f.name}\x1f{st.st_size}\x1f{st.st_mtime_ns}\n".encode())
-    return files, digest.hexdigest()[:32]
 
 
 @dataclass

@@ -9,6 +9,7 @@ partitions it computed (never appends) and a reader never lists a half-written p
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import os
@@ -53,6 +54,16 @@ def raw_files(table_dir: Path, ds: dt.date) -> list[Path]:
     if not part.is_dir():
         return []
     return sorted(p for p in part.iterdir() if p.is_file() and p.name.endswith(RAW_SUFFIXES))
+
+
+def fingerprint(files: list[Path]) -> str:
+    """A watermark of a set of files (name, size, modification time): it changes when a file
+    lands, grows or is replaced, and reading it costs one ``stat`` per file."""
+    digest = hashlib.sha256()
+    for f in files:
+        st = f.stat()
+        digest.update(f"{f.name}\x1f{st.st_size}\x1f{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:32]
 
 
 @dataclass

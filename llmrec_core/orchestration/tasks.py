@@ -89,6 +89,35 @@ def champion_version(settings: Settings | None = None) -> str | None:
     return None if current is None else str(current.version)
 
 
+def landed(settings: Settings, ds: dt.date) -> tuple[list[Path], str]:
+    """The raw event files of ``ds`` that have landed so far, and their watermark."""
+    files = lake.raw_files(settings.raw_table("events"), ds)
+    return files, lake.fingerprint(files)
+
+
+def refresh_day(param: str | None, run_after: dt.datetime | None) -> dt.date:
+    """The day an intraday refresh is for: the ``ds`` param, else the UTC day the run started."""
+    if param:
+        return days.resolve_day(param, load_settings().raw_table("events"))
+    return (run_after or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).date()
+
+
+def refresh_pending(ds: dt.date, version: str | None, settings: Settings | None = None) -> str | None:
+    """Why a refresh of ``ds`` with model ``version`` would change nothing (a reason to skip), or
+    None. Cheap: lists files and reads one JSON record; no Spark, no model."""
+    settings = settings or load_settings()
+    files, mark = landed(settings, ds)
+    if not files:
+        return f"no event file has landed under raw/events/ds={ds} yet"
+    previous = ds - dt.timedelta(days=1)
+    if not lake.partition(settings.lake_table("users"), previous).is_dir():
+        return f"no lake snapshot of {previous} yet: the refresh of {ds} starts from it (run the ETL of {previous})"
+    last = lake.read_run_summary(settings.runs_dir, "refresh", ds)
+    if last and last.get("watermark") == mark and last.get("model_version") == version and last.get("until") is None:
+        return f"nothing new since the refresh at {last['refreshed_at']} ({len(files)} file(s), version {version})"
+    return None
+
+
 def run_job(module: str, args: list[str], env: dict[str, str] | None = None) -> None:
     """``python -m <module> <args>`` with this interpreter; its output streams into the task log,
     and a failure raises with the last lines (the task log shows them, the run turns failed).

@@ -12,7 +12,7 @@ import pytest
 
 from llmrec_stack.airflow_env import DAGS
 
-DAG_IDS = {"llmrec_etl", "llmrec_train", "llmrec_score"}
+DAG_IDS = {"llmrec_etl", "llmrec_train", "llmrec_score", "llmrec_refresh"}
 HEAVY = ("torch", "pyspark", "mlflow", "transformers", "duckdb", "pyarrow", "numpy")
 
 
@@ -23,7 +23,7 @@ def dags(airflow_settings):
     return load_dags()
 
 
-def test_three_dags_with_tags_docs_retries_and_timeouts(dags):
+def test_four_dags_with_tags_docs_retries_and_timeouts(dags):
     assert DAG_IDS <= set(dags)
     for dag_id in DAG_IDS:
         dag = dags[dag_id]
@@ -61,8 +61,11 @@ def test_params_are_validated(dags):
     check("llmrec_train", ds="1998-04-22", finetune="lora", epochs=5)
     check("llmrec_score", ds=None, model_version="3", k=50, engine="spark")
     check("llmrec_etl", ds="latest")  # one meaning everywhere: the newest day with raw events
+    check("llmrec_refresh", ds="1998-04-22", until="1998-04-22T12:00:00Z", model_version="2", k=50, force=True)
+    check("llmrec_refresh", until="1998-04-22 12:00")
     for dag_id, bad in (("llmrec_etl", {"ds": "22/04/1998"}), ("llmrec_train", {"ds": "1998-13-01"}), ("llmrec_score", {"ds": "newest"}), ("llmrec_train", {"finetune": "qlora"}), ("llmrec_train", {"epochs": 0}),
-                        ("llmrec_score", {"k": 0}), ("llmrec_score", {"model_version": "latest"})):
+                        ("llmrec_score", {"k": 0}), ("llmrec_score", {"model_version": "latest"}),
+                        ("llmrec_refresh", {"until": "noon"}), ("llmrec_refresh", {"force": "yes"})):
         with pytest.raises(ParamValidationError, match="Failed validating"):
             check(dag_id, **bad)
 
@@ -79,7 +82,8 @@ def _parse_in_subprocess(path, extra_env=None) -> dict:
         f"heavy = [m for m in {HEAVY!r} if m in sys.modules]\n"
         "d = next(iter(bag.dags.values()), None)\n"
         "print(json.dumps({'seconds': s, 'heavy': heavy, 'errors': list(bag.import_errors.values()),"
-        " 'timetable': type(d.timetable).__name__ if d else None}))\n"
+        " 'timetable': type(d.timetable).__name__ if d else None,"
+        " 'interval': getattr(getattr(d, 'timetable', None), 'delta', None) and d.timetable.delta.total_seconds()}))\n"
     )
     env = {**os.environ, **(extra_env or {})}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120, cwd=DAGS)
@@ -87,12 +91,20 @@ def _parse_in_subprocess(path, extra_env=None) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("name", ["llmrec_etl.py", "llmrec_train.py", "llmrec_score.py"])
+@pytest.mark.parametrize("name", ["llmrec_etl.py", "llmrec_train.py", "llmrec_score.py", "llmrec_refresh.py"])
 def test_each_dag_file_parses_in_under_two_seconds_without_heavy_imports(airflow_settings, name):
     result = _parse_in_subprocess(DAGS / name)
     assert result["errors"] == []
     assert result["seconds"] < 2.0, result
     assert result["heavy"] == [], f"{name} imports {result['heavy']} at parse time"
+
+
+def test_refresh_runs_every_few_minutes_one_at_a_time(dags, airflow_settings):
+    dag = dags["llmrec_refresh"]
+    assert dag.max_active_runs == 1 and [t.task_id for t in dag.tasks] == ["check", "refresh"]
+    assert type(dag.timetable).__name__ == "DeltaTriggerTimetable" and dag.timetable.delta == timedelta(minutes=15)
+    every5 = _parse_in_subprocess(DAGS / "llmrec_refresh.py", {"LLMREC_ORCHESTRATION__REFRESH_EVERY_MINUTES": "5"})
+    assert every5["errors"] == [] and every5["interval"] == 300, every5
 
 
 def test_training_schedule_comes_from_configuration(airflow_settings):

@@ -46,6 +46,8 @@ def test_scoring_before_any_champion_is_skipped_not_failed(world):
     settings, last, dags = world
     states = run_dag(dags["llmrec_score"], {"ds": str(last)}, settings.home / "score-first.log")
     assert states == {"champion_exists": "skipped", "score": "skipped"}
+    states = run_dag(dags["llmrec_refresh"], {"ds": str(last)}, settings.home / "refresh-first.log")
+    assert states == {"check": "skipped", "refresh": "skipped"}
 
 
 def test_etl_train_score_publish_every_user(world):
@@ -76,6 +78,33 @@ def test_etl_train_score_publish_every_user(world):
     assert serving_line(settings) == (f"Serving llmrec@champion = version {champion.version} ({champion.tags['model']}), "
                                       f"{champion.tags['promotion']}")
     assert champion.tags["promotion"].startswith("promoted: first champion")
+
+
+def test_refresh_runs_when_a_file_lands_and_skips_when_nothing_new_has(world, request):
+    import shutil
+
+    import duckdb
+
+    from llmrec_core.data.snapshot import load_snapshot
+    from llmrec_stack.pipeline import run_dag
+    from tests.conftest import write_raw
+
+    settings, last, dags = world
+    today = last + dt.timedelta(days=1)
+    log = settings.home / "refresh.log"
+    assert run_dag(dags["llmrec_refresh"], {"ds": str(today)}, log) == {"check": "skipped", "refresh": "skipped"}  # nothing landed
+    snap = load_snapshot(settings, last)
+    users, items = [str(u) for u in snap.user_ids[:3]], [str(i) for i in snap.item_ids[:2]]
+    landed = write_raw(settings.home, "events", today, [{"user_id": u, "item_id": i, "event_type": "click", "ts": f"{today}T08:0{n}:00Z"}
+                                                         for n, (u, i) in enumerate((u, i) for u in users for i in items)])
+    request.addfinalizer(lambda: shutil.rmtree(landed.parent))  # other tests expect `latest` to be the last ETL day
+    assert run_dag(dags["llmrec_refresh"], {"ds": str(today), "k": K}, log) == {"check": "success", "refresh": "success"}
+    assert run_dag(dags["llmrec_refresh"], {"ds": str(today), "k": K}, log) == {"check": "skipped", "refresh": "skipped"}
+    assert run_dag(dags["llmrec_refresh"], {"ds": str(today), "k": K, "force": True}, log) == {"check": "success", "refresh": "success"}
+    with duckdb.connect(str(settings.home / "warehouse.duckdb"), read_only=True) as con:
+        fresh = con.sql("SELECT user_id, count(*), min(fresh_events) FROM user_recommendations_current"
+                        " WHERE refreshed_at IS NOT NULL GROUP BY user_id ORDER BY user_id").fetchall()
+    assert fresh == [(u, K, 2) for u in sorted(users)]
 
 
 def test_a_failing_task_fails_the_dag_run(world):

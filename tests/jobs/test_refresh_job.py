@@ -13,6 +13,7 @@ import pytest
 from jobs import clean_logs, refresh, score, train
 from llmrec_core.errors import DataQualityError, LlmrecError
 from llmrec_core.io import lake
+from llmrec_core.orchestration.tasks import refresh_pending
 from llmrec_core.settings import load_settings
 from tests.conftest import write_raw
 from tests.toy import isolated_home, make_tiny, write_toy_lake
@@ -129,9 +130,9 @@ def test_bad_lines_are_quarantined_as_the_nightly_clean_does(world, tmp_path):
 def test_a_later_file_supersedes_and_until_replays_the_past(world):
     home, settings, last, today, spark = world
     version = refresh.run(settings, today, spark=spark)["model_version"]
-    assert refresh.pending(settings, today, version).startswith("nothing new since")
+    assert refresh_pending(today, version, settings).startswith("nothing new since")
     write_raw(home, "events", today, [_rate("u4", "i2", 5, "10:00:00", today), _rate("u4", "i6", 5, "10:01:00", today)], name="part-1.jsonl")
-    assert refresh.pending(settings, today, version) is None
+    assert refresh_pending(today, version, settings) is None
     out = refresh.run(settings, today, spark=spark)
     assert out["behaviours"]["users"] == 4 and out["files"] == 2
     assert {u for u, rows in _view(home).items() if rows[0]["refreshed_at"] is not None} == {"u1", "u2", "u4", "u_new"}
