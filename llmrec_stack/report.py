@@ -1,9 +1,11 @@
 """What ``llmrec pipeline`` prints when the three DAGs succeeded: a few users' recommendations
-read back from the warehouse, the MLflow validation table of the training run, where the UIs are."""
+read back from the warehouse, the MLflow validation table of the training run, the intraday
+refresh, where the UIs are."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pyarrow.dataset as pads
 
@@ -43,9 +45,24 @@ def serving_line(settings: Settings) -> str:
             f"({current.tags.get('model', 'llmrec')}), {current.tags.get('promotion', '')}")
 
 
+def refresh_line(settings: Settings, ds: dt.date) -> str:
+    """The intraday refresh: when it runs, what it last did, and how to run it by hand."""
+    every = settings.orchestration.refresh_every_minutes
+    head = (f"Intraday: DAG llmrec_refresh runs every {every} min on the day in progress and re-ranks the lists of "
+            "users who acted today (table user_recommendations_fresh, view user_recommendations_current).")
+    records = sorted((settings.runs_dir / "refresh").glob("ds=*.json"))
+    record = json.loads(records[-1].read_text(encoding="utf-8")) if records else None
+    if record:
+        head += (f"\n  last refresh: {record['ds']} at {record['refreshed_at']}, {record['behaviours']['users']:,} users, "
+                 f"{record['rows']:,} rows, {record['seconds']['total']:.1f}s")
+    nxt = ds + dt.timedelta(days=1)
+    return head + f"\n  by hand, once events of {nxt} land in raw/events/ds={nxt}: llmrec refresh --ds {nxt} [--until {nxt}T12:00:00Z]"
+
+
 def summary(settings: Settings, ds: dt.date, users: int = 3, k: int = 5) -> str:
     parts = [lookup(settings, "recommend", u, ds, k) for u in some_users(settings, ds, users)]
     parts.append(serving_line(settings) + "\n" + metrics_table(settings, ds))
+    parts.append(refresh_line(settings, ds))
     home = settings.home
     parts.append("\n".join([
         "Next:",

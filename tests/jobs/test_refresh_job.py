@@ -127,10 +127,14 @@ def test_bad_lines_are_quarantined_as_the_nightly_clean_does(world, tmp_path):
     assert _fresh(home) == before
 
 
-def test_a_later_file_supersedes_and_until_replays_the_past(world):
+def test_a_later_file_supersedes_and_until_replays_the_past(world, capsys):
+    from llmrec_core import cli
+
     home, settings, last, today, spark = world
     version = refresh.run(settings, today, spark=spark)["model_version"]
     assert refresh_pending(today, version, settings).startswith("nothing new since")
+    assert cli.main(["refresh", "--ds", str(today), "--if-changed"]) == 0
+    assert capsys.readouterr().out.startswith("skipped: nothing new since the refresh at")
     write_raw(home, "events", today, [_rate("u4", "i2", 5, "10:00:00", today), _rate("u4", "i6", 5, "10:01:00", today)], name="part-1.jsonl")
     assert refresh_pending(today, version, settings) is None
     out = refresh.run(settings, today, spark=spark)
@@ -140,5 +144,9 @@ def test_a_later_file_supersedes_and_until_replays_the_past(world):
     out = refresh.run(settings, today, until=f"{today}T09:01:00Z", spark=spark)
     assert out["lines"]["later"] == 6 and out["behaviours"]["users"] == 2
     assert {u for u, rows in _view(home).items() if rows[0]["refreshed_at"] is not None} == {"u1", "u_new"}
+    from llmrec_stack.report import refresh_line
+
+    line = refresh_line(settings, last)
+    assert "every 15 min" in line and f"last refresh: {today} at" in line and ", 2 users," in line and f"llmrec refresh --ds {today}" in line
     with pytest.raises(LlmrecError, match="not within the day"):
         refresh.run(settings, today, until=f"{last}T09:01:00Z", spark=spark)
