@@ -389,7 +389,10 @@ class LlmRecommender(Recommender):
             # Profiles were always encoded by the frozen base model.
             if state["encoder_tuned"]:
                 enc = _saved_encoder(state, rec.device, tuned=False)
-            rec.profile_text_ = lm.encode_all(enc, lm.TextTokens(tok, [t or "" for t in snap.profile_texts], ms.max_text_tokens), ts.text_batch_size, rec.device).to(rec.device)
+            # Many users share a profile text (or have none): each distinct text is encoded once.
+            distinct, which = np.unique(np.array([t or "" for t in snap.profile_texts], dtype=object).astype(str), return_inverse=True)
+            vecs = lm.encode_all(enc, lm.TextTokens(tok, list(distinct), ms.max_text_tokens), ts.text_batch_size, rec.device)
+            rec.profile_text_ = vecs[torch.from_numpy(which.reshape(-1))].to(rec.device)
         return rec
 
 

@@ -96,11 +96,13 @@ def with_fresh(settings: Settings, snap: Snapshot, events: pa.Table, in_lake: np
     return FreshDay(extended, flag, np.flatnonzero(per_user > 0), per_user, since, counts)
 
 
-def fresh_lists(settings: Settings, day: FreshDay, rec: Recommender, allowed: np.ndarray, moment: int) -> tuple[pa.Table, engine.Scoring]:
+def fresh_lists(settings: Settings, day: FreshDay, rec: Recommender, allowed: np.ndarray,
+                moment: int | np.ndarray) -> tuple[pa.Table, engine.Scoring]:
     """The user rows (``engine.USER_ROWS``, indices into ``day.snap``) of every user who acted
-    today, ranked as of ``moment`` (epoch seconds), and the scoring inputs they came from."""
+    today, ranked as of ``moment`` (epoch seconds; one for all, or one per user of ``day.snap``),
+    and the scoring inputs they came from."""
     sc = scoring_inputs(settings, day.snap, rec, allowed)
-    sc.asof = np.full(day.snap.n_users, moment, np.int64)
+    sc.asof = np.broadcast_to(np.asarray(moment, np.int64), (day.snap.n_users,)).copy()
     sc.fresh = day.fresh
     if isinstance(rec, Reranked):
         rec.left_since, rec.left_most = day.since, settings.refresh.text_behaviours
