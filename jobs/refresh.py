@@ -143,7 +143,7 @@ def run(settings: Settings, ds: dt.date, until: str | None = None, model_version
                "total": time.perf_counter() - started}
     sources = dict(zip(*np.unique(rows["source"].to_numpy(zero_copy_only=False), return_counts=True), strict=True)) if len(rows) else {}
     record = {"ds": str(ds), "until": None if moment is None else moment.isoformat(), "watermark": mark, "files": len(files),
-              "model_version": str(mv.version), "refreshed_at": now.isoformat(), "run_id": run_id, "lines": so_far.counts(),
+              "model_version": str(mv.version), "model": bundle.meta.get("model", "llmrec"), "refreshed_at": now.isoformat(), "run_id": run_id, "lines": so_far.counts(),
               "quarantine_reasons": so_far.reasons(), "behaviours": day.counts, "rows": published,
               "sources": {k: int(v) for k, v in sources.items()}, "reranked": isinstance(rec, Reranked),
               "seconds": {k: round(v, 3) for k, v in seconds.items()}, "warehouse": target}
@@ -156,7 +156,7 @@ def summary(out: dict) -> str:
     lines, beh = out["lines"], out["behaviours"]
     until = f" until {out['until']}" if out["until"] else ""
     return "\n".join([
-        f"refreshed {out['ds']}{until} with version {out['model_version']} into {out['warehouse']}:",
+        f"refreshed {out['ds']}{until} with version {out['model_version']} ({out['model']}) into {out['warehouse']}:",
         f"  lines    read={lines['read']:,} clean={lines['clean']:,} quarantined={lines['quarantined']:,} "
         f"duplicates={lines['duplicates']:,} later={lines['later']:,}",
         f"  today    {beh['users']:,} users with {beh['fresh']:,} new behaviours ({beh['new_users']:,} new users; "
