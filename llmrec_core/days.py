@@ -6,6 +6,10 @@ run, an asset event) into a :class:`datetime.date` here, and passes dates from t
 - A day is an ISO date, ``YYYY-MM-DD``, in UTC.
 - ``latest`` is the newest day that has landed: the newest ``raw/events/ds=...`` partition.
   A job that needs that day's lake snapshot says so when the ETL has not built it yet.
+- A day after today (UTC, plus ``FUTURE_TOLERANCE``) is never a day to process: naming one is
+  refused, and a partition of one is skipped with a warning when looking for ``latest`` or
+  ``--all``. One stray ``raw/events/ds=2099-01-01`` would otherwise become the newest day for
+  training, scoring and retention.
 - Anything else is a :class:`DayError`: ``not a day: '1998-13-01' (YYYY-MM-DD or 'latest')``.
 
 A scheduled DAG run without a ``ds`` param processes the day before its logical date (the
@@ -24,6 +28,33 @@ from llmrec_core.io import lake
 
 log = logging.getLogger(__name__)
 LATEST = "latest"
+# How far past the current UTC time a day may start: clocks of producers drift.
+FUTURE_TOLERANCE = dt.timedelta(hours=1)
+
+
+def last_allowed_day(now: dt.datetime | None = None) -> dt.date:
+    """The newest day that may be processed: today (UTC), or tomorrow within the tolerance of midnight."""
+    return ((now or dt.datetime.now(dt.UTC)) + FUTURE_TOLERANCE).astimezone(dt.UTC).date()
+
+
+def refuse_future(ds: dt.date, now: dt.datetime | None = None) -> dt.date:
+    """``ds``, or a clear error when it lies in the future."""
+    if ds > last_allowed_day(now):
+        today = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).date()
+        raise LlmrecError(f"{ds} is in the future (today is {today} UTC): refused; "
+                          "a raw partition of a future day is a producer's mistake, move or delete it")
+    return ds
+
+
+def landed_days(raw_events: Path, now: dt.datetime | None = None) -> list[dt.date]:
+    """The days with a raw events partition, without days in the future (each skipped with a warning)."""
+    days = lake.list_partitions(raw_events)
+    limit = last_allowed_day(now)
+    future = [d for d in days if d > limit]
+    if future:
+        log.warning("skipping %d raw events partition(s) in the future (after %s UTC): %s", len(future), limit,
+                    ", ".join(str(lake.partition(raw_events, d)) for d in future[:3]))
+    return [d for d in days if d <= limit]
 
 
 class DayError(LlmrecError):
@@ -47,8 +78,8 @@ def parse_day(value: str | dt.date) -> dt.date:
 
 
 def latest_day(raw_events: Path) -> dt.date:
-    """The newest day with a raw events partition."""
-    days = lake.list_partitions(raw_events)
+    """The newest day with a raw events partition (days in the future are not candidates)."""
+    days = landed_days(raw_events)
     if not days:
         raise MissingInputError(f"no raw events partitions under {raw_events}: run `llmrec ingest` first")
     return days[-1]
@@ -59,9 +90,10 @@ def resolve_day(value: str | dt.date | None, raw_events: Path) -> dt.date:
     if value is None or (isinstance(value, str) and value.strip() in ("", LATEST)):
         return latest_day(raw_events)
     try:
-        return parse_day(value)
+        day = parse_day(value)
     except DayError:
         raise DayError(value) from None
+    return refuse_future(day)
 
 
 def scheduled_day(param: str | None, logical_date: dt.datetime | None, raw_events: Path) -> dt.date:
@@ -94,7 +126,7 @@ def day_range(start: dt.date, end: dt.date) -> list[dt.date]:
 
 def resolve_days(args: argparse.Namespace, raw_events: Path) -> list[dt.date]:
     """The days of ``--ds``/``--start --end``/``--all``; a single ``--ds`` must have its raw partition."""
-    present = lake.list_partitions(raw_events)
+    present = landed_days(raw_events)
     if args.ds:
         if args.end:
             raise LlmrecError("--end goes with --start, not with --ds")
@@ -109,7 +141,7 @@ def resolve_days(args: argparse.Namespace, raw_events: Path) -> list[dt.date]:
     else:
         if not args.end:
             raise LlmrecError("--start needs --end")
-        start, end = parse_day(args.start), parse_day(args.end)
+        start, end = parse_day(args.start), refuse_future(parse_day(args.end))
     if end < start:
         raise LlmrecError(f"--end {end} is before --start {start}")
     days = day_range(start, end)

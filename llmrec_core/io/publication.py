@@ -49,7 +49,8 @@ def write_parquet_copies(lake_dir: Path, ds: dt.date, tables: dict[str, pa.Table
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         days = list_partitions(table_dir)
-        cutoff = max(days) - dt.timedelta(days=keep_days)
+        # As in the warehouse: from the newest day, and never the day before it.
+        cutoff = min(days[-1] - dt.timedelta(days=keep_days), days[-2] if len(days) > 1 else days[-1])
         for day in days:
             if day < cutoff:
                 # Nothing staged: the partition is renamed away, then deleted.

@@ -171,8 +171,10 @@ class Warehouse:
                 self._q(s.insert_staged(name))
             now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
             self._q(s.upsert_publication(), [ds, now, run_id, model_name, model_version, *(counts[n] for n in LOGICAL)])
-            # Retention counts from the newest day, so backfilling an old day keeps the newer ones.
-            cutoff = self._q(s.latest_ds()).fetchone()[0] - dt.timedelta(days=keep_days)
+            # Retention counts from the newest day, so backfilling an old day keeps the newer ones,
+            # and it never takes the day before the newest: a jump in days keeps the last good one.
+            newest = [row[0] for row in self._q(s.newest_days(), [2]).fetchall()]
+            cutoff = min(newest[0] - dt.timedelta(days=keep_days), newest[-1])
             for name in (*LOGICAL, "publications"):
                 self._q(s.delete_before(name), [cutoff])
             if self.kind == "duckdb":

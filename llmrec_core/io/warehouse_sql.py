@@ -235,6 +235,10 @@ class Statements:
     def latest_ds(self):
         return self.d.sql("SELECT max(ds) FROM {t}", t=self.table("publications"))
 
+    def newest_days(self):
+        """Published days, newest first, LIMIT %s."""
+        return self.d.sql("SELECT ds FROM {t} ORDER BY ds DESC LIMIT %s", t=self.table("publications"))
+
     def fresh_days(self):
         return self.d.sql("SELECT DISTINCT ds FROM {t} ORDER BY ds", t=self.table(FRESH))
 

@@ -52,6 +52,7 @@ def etl_plan(ds: dt.date, settings: Settings | None = None) -> dict[str, str]:
     """The days the ETL run for ``ds`` must clean: from the first raw day that never had a
     passing clean run (a backfill, in one Spark application) up to ``ds``."""
     settings = settings or load_settings()
+    days.refuse_future(ds)
     raw = lake.list_partitions(settings.raw_table("events"))
     if ds not in raw:
         raise MissingInputError(f"raw partition not found: {lake.partition(settings.raw_table('events'), ds)}")
