@@ -144,9 +144,10 @@ def test_a_later_file_supersedes_and_until_replays_the_past(world, capsys):
     out = refresh.run(settings, today, until=f"{today}T09:01:00Z", spark=spark)
     assert out["lines"]["later"] == 6 and out["behaviours"]["users"] == 2
     assert {u for u, rows in _view(home).items() if rows[0]["refreshed_at"] is not None} == {"u1", "u_new"}
-    from llmrec_stack.report import refresh_line
+    from llmrec_stack.report import refresh_line, summary
 
     line = refresh_line(settings, last)
     assert "every 15 min" in line and f"last refresh: {today} at" in line and ", 2 users," in line and f"llmrec refresh --ds {today}" in line
+    assert line in summary(settings, last)  # what `llmrec pipeline` prints
     with pytest.raises(LlmrecError, match="not within the day"):
         refresh.run(settings, today, until=f"{last}T09:01:00Z", spark=spark)
