@@ -51,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, machine, write_section  # noqa: E402
 from quality import DATASETS, Dataset, fit_sequence  # noqa: E402
 
+from llmrec_core import metrics  # noqa: E402
 from llmrec_core.data import protocols  # noqa: E402
 from llmrec_core.data.snapshot import day_start, load_snapshot  # noqa: E402
 from llmrec_core.metrics import paired_bootstrap  # noqa: E402
@@ -103,12 +104,6 @@ def fresh_table(snap, cases: list[dict]) -> pa.Table:
     })
 
 
-def ndcg_hr(items: list[str], truth: set[str]) -> tuple[float, float]:
-    gains = [1.0 / np.log2(r + 2) for r, i in enumerate(items[:K]) if i in truth]
-    ideal = sum(1.0 / np.log2(r + 2) for r in range(min(len(truth), K)))
-    return float(sum(gains) / ideal), float(bool(gains))
-
-
 def lists_of(rows: pa.Table, snap) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for u, i in zip(rows["user"].to_numpy().tolist(), rows["item"].to_numpy().tolist(), strict=True):
@@ -145,7 +140,7 @@ def replay_day(settings, state: dict, full, day: dt.date, fresh_n: int) -> list[
         lists = {"nightly": served[:K], "nightly_unseen": [i for i in served if i not in c["met"]][:K], "refreshed": refreshed.get(uid, [])}
         row = {"day": str(day), "user": uid, "warm": c["warm"], "truth": len(c["truth"])}
         for name, items in lists.items():
-            row[f"ndcg_{name}"], row[f"hr_{name}"] = ndcg_hr(items, c["truth"])
+            row[f"ndcg_{name}"], row[f"hr_{name}"] = metrics.ndcg(items, c["truth"], K), metrics.hit_rate(items, c["truth"], K)
         out.append(row)
     return out
 

@@ -35,7 +35,6 @@ from jobs.score import load_version, rerank_head, user_table
 from llmrec_core.data.snapshot import load_item_facets, load_snapshot
 from llmrec_core.days import resolve_day
 from llmrec_core.errors import DataQualityError, LlmrecError, MissingInputError
-from llmrec_core.etl import reconcile
 from llmrec_core.etl.intraday import DaySoFar, clean_so_far
 from llmrec_core.io import lake
 from llmrec_core.io.serving_schema import USER_RECOMMENDATIONS_FRESH
@@ -112,9 +111,9 @@ def run(settings: Settings, ds: dt.date, until: str | None = None, model_version
     spark_ready = time.perf_counter()
     so_far = clean_so_far(spark, settings, ds, moment)
     _write_intraday(settings, ds, so_far)
-    invalid = so_far.quarantined - so_far.reasons().get(reconcile.BOT_REASON, 0)
-    if reconcile.over_threshold(so_far.read - so_far.later, invalid, settings.clean.max_bad_share):
-        raise DataQualityError(f"raw/events/ds={ds} so far: {invalid} of {so_far.read - so_far.later} lines invalid, above "
+    judged = so_far.summary(ds, settings.clean.max_bad_share)
+    if not judged.passed:
+        raise DataQualityError(f"raw/events/ds={ds} so far: {judged.invalid} of {judged.read} lines invalid, above "
                                f"clean.max_bad_share={settings.clean.max_bad_share}; quarantine in lake/intraday/quarantine/ds={ds}")
     cleaned = time.perf_counter()
     day = with_fresh(settings, snap, so_far.events, _in_lake(settings, previous, so_far.events["event_id"]))

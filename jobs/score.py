@@ -54,38 +54,36 @@ def rerank_head(mode: str, bundle, device: str) -> dict | None:
     return bundle.reranker
 
 
+def _const(value, n: int, type_=pa.string()) -> pa.Array:
+    return pa.repeat(pa.scalar(value, type_), n)
+
+
+def _ids(column: pa.Array, index: np.ndarray) -> pa.Array:
+    """Indices of ``column`` as the IDs of ``index``."""
+    return pa.array(index[column.to_numpy()], pa.string())
+
+
 def tables(snap: Snapshot, ds: date, recs: pa.Table, similar: pa.Table, audience: pa.Table, *,
            model_name: str, version: str, run_id: str) -> dict[str, pa.Table]:
     """The serving tables of docs/data-contract.md, with IDs in place of indices."""
-    def const(value, n, type_=None):
-        return pa.repeat(pa.scalar(value, type_ or pa.string()), n)
-
     uid, iid = snap.user_ids, snap.item_ids
-
-    def ids(column, index):
-        return pa.array(index[column.to_numpy()], pa.string())
-
     m, a = len(similar), len(audience)
     return {
         "user_recommendations": user_table(snap, ds, recs, model_name=model_name, version=version, run_id=run_id),
-        "item_recommendations": pa.table([const(ds, m, pa.date32()), ids(similar["item"], iid), similar["rank"],
-                                          ids(similar["rec_item"], iid), similar["score"], const(version, m)],
+        "item_recommendations": pa.table([_const(ds, m, pa.date32()), _ids(similar["item"], iid), similar["rank"],
+                                          _ids(similar["rec_item"], iid), similar["score"], _const(version, m)],
                                          schema=SCHEMAS["item_recommendations"]),
-        "item_audience": pa.table([const(ds, a, pa.date32()), ids(audience["item"], iid), audience["rank"], ids(audience["user"], uid),
-                                   audience["score"], const(version, a)], schema=SCHEMAS["item_audience"]),
+        "item_audience": pa.table([_const(ds, a, pa.date32()), _ids(audience["item"], iid), audience["rank"], _ids(audience["user"], uid),
+                                   audience["score"], _const(version, a)], schema=SCHEMAS["item_audience"]),
     }
 
 
 def user_table(snap: Snapshot, ds: date, recs: pa.Table, *, model_name: str, version: str, run_id: str) -> pa.Table:
     """The ``user_recommendations`` columns of engine rows (``USER_ROWS``), with IDs in place of indices."""
     n = len(recs)
-
-    def const(value, type_=pa.string()):
-        return pa.repeat(pa.scalar(value, type_), n)
-
-    return pa.table([const(ds, pa.date32()), pa.array(snap.user_ids[recs["user"].to_numpy()], pa.string()), recs["rank"],
-                     pa.array(snap.item_ids[recs["item"].to_numpy()], pa.string()), recs["score"], recs["reason"], recs["source"],
-                     const(model_name), const(version), const(run_id)], schema=SCHEMAS["user_recommendations"])
+    return pa.table([_const(ds, n, pa.date32()), _ids(recs["user"], snap.user_ids), recs["rank"], _ids(recs["item"], snap.item_ids),
+                     recs["score"], recs["reason"], recs["source"], _const(model_name, n), _const(version, n), _const(run_id, n)],
+                    schema=SCHEMAS["user_recommendations"])
 
 
 def load_version(settings: Settings, model_version: str | None, ds: date):

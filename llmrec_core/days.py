@@ -39,8 +39,9 @@ def last_allowed_day(now: dt.datetime | None = None) -> dt.date:
 
 def refuse_future(ds: dt.date, now: dt.datetime | None = None) -> dt.date:
     """``ds``, or a clear error when it lies in the future."""
+    now = now or dt.datetime.now(dt.UTC)
     if ds > last_allowed_day(now):
-        today = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).date()
+        today = now.astimezone(dt.UTC).date()
         raise LlmrecError(f"{ds} is in the future (today is {today} UTC): refused; "
                           "a raw partition of a future day is a producer's mistake, move or delete it")
     return ds

@@ -19,7 +19,7 @@ import pyarrow as pa
 from pyspark.sql import functions as F
 
 from llmrec_core.errors import LlmrecError
-from llmrec_core.etl import clean
+from llmrec_core.etl import clean, reconcile
 from llmrec_core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,11 @@ class DaySoFar:
         return {"read": self.read, "clean": self.events.num_rows, "quarantined": self.quarantined,
                 "duplicates": self.duplicates, "later": self.later}
 
+    def summary(self, ds: dt.date, max_bad_share: float) -> reconcile.PartitionSummary:
+        """The lines that have happened, judged as ``clean_logs`` judges a day (bad share, reconciliation)."""
+        return reconcile.PartitionSummary("events", ds, self.read - self.later, self.events.num_rows, self.quarantined,
+                                          self.duplicates, self.reasons(), max_bad_share)
+
 
 def clean_so_far(spark, settings: Settings, ds: dt.date, until: dt.datetime | None = None) -> DaySoFar:
     """Clean every event line of ``raw/events/ds=D`` that has landed (see the module docstring)."""
@@ -65,7 +70,7 @@ def clean_so_far(spark, settings: Settings, ds: dt.date, until: dt.datetime | No
     quarantine = split.quarantine.select("reason", "raw_line", "source_file").toArrow()
     duplicates = sum(int(r["count"]) for r in split.duplicates.collect())
     out = DaySoFar(events.sort_by([("event_id", "ascending")]), quarantine, read, duplicates, later)
-    if read != events.num_rows + quarantine.num_rows + duplicates + later:
+    if not out.summary(ds, settings.clean.max_bad_share).reconciled:
         raise LlmrecError(f"raw/events/ds={ds}: {out.counts()} does not reconcile (read = clean + quarantined + duplicates + later)")
     log.info("raw/events/ds=%s so far: %s", ds, out.counts())
     return out
