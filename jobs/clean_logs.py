@@ -99,6 +99,10 @@ def clean_source(spark, settings: Settings, source: Source, days: list[dt.date])
         summaries = reconcile.summarize(source.name, present, read_counts, status_counts, settings.clean.max_bad_share)
         if {s.ds for s in summaries if not s.passed} != too_bad:
             raise LlmrecError(f"{source.name}: invalid rows counted before and after writing disagree")
+        # Until the new summaries are written, these days count as never cleaned: a crash from
+        # here on makes the next run clean them again rather than trust the previous summary.
+        for d in present:
+            lake.run_summary_path(settings.runs_dir, f"{JOB}/{source.name}", d).unlink(missing_ok=True)
         # A failed day keeps its previous clean output but gets its quarantine written for inspection.
         clean_written.commit(only=[lake.ds_dir(d) for d in present if d not in too_bad])
         quarantine_written.commit()

@@ -6,7 +6,8 @@ import argparse
 import datetime as dt
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from llmrec_core.errors import LlmrecError
@@ -28,6 +29,19 @@ def run_main(fn: Callable[[], object]) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0
+
+
+@contextmanager
+def guarded(settings: Settings, job: str, days: Iterable[dt.date]) -> Iterator[None]:
+    """Run as the only writer of ``job`` for ``days`` in this home (or fail at once, naming the
+    other run), after finishing any partition commit that a crash interrupted."""
+    from llmrec_core.io import lake, locks
+
+    with locks.hold(settings.home, job, days):
+        for root in (settings.raw_dir, settings.lake_dir):
+            if root.is_dir():
+                lake.recover(root)
+        yield
 
 
 def ds_parser(name: str, doc: str, ds_help: str, prog: str | None = None) -> argparse.ArgumentParser:
@@ -52,4 +66,6 @@ def day_job(name: str, doc: str, run: Callable[[Any, Settings, list[dt.date]], A
     args = parser.parse_args(argv)
     settings = load_settings(args.config)
     days = resolve_days(args, settings.raw_table("events"))
-    return run(get_spark(settings.spark, f"llmrec-{name}"), settings, days)
+    # The cleaning and the snapshot build write the same lake partitions: one lock for both.
+    with guarded(settings, "etl", days):
+        return run(get_spark(settings.spark, f"llmrec-{name}"), settings, days)

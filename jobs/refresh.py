@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
-from jobs.common import ds_parser, run_main
+from jobs.common import ds_parser, guarded, run_main
 from jobs.score import load_version, rerank_head, user_table
 from llmrec_core.data.snapshot import load_item_facets, load_snapshot
 from llmrec_core.days import resolve_day
@@ -182,7 +182,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             if (why := refresh_pending(ds, version, settings)) is not None:
                 print(f"skipped: {why}")
                 return
-        print(summary(run(settings, ds, args.until, args.model_version)))
+        with guarded(settings, JOB, [ds]):
+            print(summary(run(settings, ds, args.until, args.model_version)))
     return run_main(go)
 
 

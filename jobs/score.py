@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from jobs.common import ds_parser, run_main
+from jobs.common import ds_parser, guarded, run_main
 from llmrec_core.data.snapshot import Snapshot, load_item_facets, load_snapshot
 from llmrec_core.days import parse_day, resolve_day
 from llmrec_core.errors import MissingInputError
@@ -164,7 +164,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         settings = load_settings(args.config)
         if args.engine:
             settings.scoring.engine = args.engine
-        print(summary(run(settings, resolve_day(args.ds, settings.raw_table("events")), args.model_version), settings))
+        ds = resolve_day(args.ds, settings.raw_table("events"))
+        with guarded(settings, "score", [ds]):
+            print(summary(run(settings, ds, args.model_version), settings))
     return run_main(go)
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jobs.common import ds_parser, run_main
+from jobs.common import ds_parser, guarded, run_main
 from llmrec_core import plots, tuning
 from llmrec_core.data import protocols
 from llmrec_core.data.snapshot import load_snapshot
@@ -276,7 +276,10 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             settings.model.finetune = args.finetune
         if args.epochs:
             settings.train.epochs = args.epochs
-        out = run(settings, resolve_day(args.ds, settings.raw_table("events")), progress=not args.no_progress)
+        ds = resolve_day(args.ds, settings.raw_table("events"))
+        # Under torchrun the first process holds the lock for the whole group.
+        with guarded(settings, "train", [ds] if os.environ.get("RANK", "0") == "0" else []):
+            out = run(settings, ds, progress=not args.no_progress)
         if out:
             print(summary(out, settings))
     return run_main(go)

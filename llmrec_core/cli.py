@@ -52,13 +52,14 @@ def _ingest_synthetic(args: argparse.Namespace, settings: Settings) -> None:
 
 def _etl(args: argparse.Namespace, settings: Settings) -> None:
     from jobs import etl
+    from jobs.common import guarded
     from llmrec_core.days import resolve_days
     from llmrec_core.etl import reconcile
     from llmrec_core.io.spark import get_spark
 
     days = resolve_days(args, settings.raw_table("events"))
-    spark = get_spark(settings.spark, "llmrec-etl")
-    summaries, snapshots = etl.run(spark, settings, days)
+    with guarded(settings, "etl", days):
+        summaries, snapshots = etl.run(get_spark(settings.spark, "llmrec-etl"), settings, days)
     print(f"ETL {days[0]}..{days[-1]} ({len(days)} day(s)) into {settings.lake_dir}")
     for source in ("events", "items", "users"):
         t = reconcile.total([s for s in summaries if s.source == source])
@@ -70,12 +71,14 @@ def _etl(args: argparse.Namespace, settings: Settings) -> None:
 
 def _pipeline(args: argparse.Namespace, settings: Settings) -> None:
     from llmrec_core.days import resolve_day
+    from llmrec_core.io import locks
     from llmrec_stack import report
     from llmrec_stack.pipeline import run_pipeline
 
     ds = resolve_day(args.ds, settings.raw_table("events"))
     train = {k: v for k, v in (("finetune", args.finetune), ("epochs", args.epochs)) if v}
-    run_pipeline(settings, ds, train_conf=train, score_conf={"k": args.k} if args.k else None)
+    with locks.hold(settings.home, "pipeline", [ds]):
+        run_pipeline(settings, ds, train_conf=train, score_conf={"k": args.k} if args.k else None)
     print(report.summary(settings, ds))
 
 

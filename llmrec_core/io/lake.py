@@ -2,8 +2,9 @@
 
 Tables are Parquet directories partitioned by ``ds=YYYY-MM-DD`` (and, for quarantine, a second
 level ``source=...``). A job writes its whole output to a staging directory in one Spark write,
-then swaps each partition directory into place with renames, so a rerun replaces exactly the
-partitions it computed (never appends) and a reader never lists a half-written partition.
+then swaps each partition directory into place in one atomic step (:func:`swap_dir`), so a rerun
+replaces exactly the partitions it computed (never appends), a reader never lists a half-written
+partition, and a crash never leaves one missing.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 import os
 import re
 import shutil
+import socket
 import time
 import uuid
 from collections.abc import Iterable
@@ -122,14 +124,110 @@ def _count_staged(spark, staging: Path, by: list[str]) -> list[tuple]:
 
 
 def swap_dir(staged: Path, target: Path) -> None:
-    """Replace ``target`` by ``staged`` (or remove it when nothing was staged) with renames."""
-    trash = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
-    if target.exists():
-        os.replace(target, trash)
-    if staged.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
+    """Make ``staged`` the content of ``target`` (or remove ``target`` when nothing was staged)
+    in one atomic step: a reader, or a process killed at any instant, sees either the old
+    partition or the new one, never neither.
+
+    A new partition is one rename. Replacing one exchanges the two directories with one
+    ``renameat2(RENAME_EXCHANGE)`` (``renamex_np(RENAME_SWAP)`` on macOS), after which the old
+    content sits at ``staged`` and is deleted. Where the filesystem cannot exchange (NFS, some
+    FUSE mounts), the two renames are journaled first, and :func:`recover` finishes or undoes
+    a commit a crash interrupted; every job calls it before it reads the lake."""
+    staged, target = Path(staged), Path(target)
+    if not staged.exists():
+        if target.exists():
+            trash = target.with_name(f"_removed.{target.name}.{uuid.uuid4().hex[:8]}")
+            os.replace(target, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists():
+        os.rename(staged, target)
+        return
+    if _exchange(staged, target):
+        shutil.rmtree(staged, ignore_errors=True)
+        return
+    _journaled_swap(staged, target)
+
+
+_RENAME_EXCHANGE = 2  # linux/fs.h; RENAME_SWAP has the same value on macOS
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically; False where the platform or filesystem cannot."""
+    import ctypes
+    import ctypes.util
+    import errno
+    import sys
+
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    if sys.platform == "darwin" and hasattr(libc, "renamex_np"):
+        result = libc.renamex_np(os.fsencode(a), os.fsencode(b), ctypes.c_uint(_RENAME_EXCHANGE))
+    elif sys.platform.startswith("linux") and hasattr(libc, "renameat2"):
+        result = libc.renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), ctypes.c_uint(_RENAME_EXCHANGE))
+    else:
+        return False
+    if result == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(a), None, str(b))
+
+
+_JOURNAL = "_commit.{name}.json"
+
+
+def _alive(intent: dict) -> bool:
+    if intent.get("host") != socket.gethostname() or intent.get("pid") in (None, os.getpid()):
+        return False
+    try:
+        os.kill(intent["pid"], 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _journaled_swap(staged: Path, target: Path) -> None:
+    """Two renames behind an intent record: ``recover`` rolls an interrupted one forward."""
+    trash = target.with_name(f"_replaced.{target.name}.{uuid.uuid4().hex[:8]}")
+    journal = target.parent / _JOURNAL.format(name=target.name)
+    write_json_atomic(journal, {"target": str(target), "staged": str(staged), "trash": str(trash),
+                                "pid": os.getpid(), "host": socket.gethostname()})
+    os.replace(target, trash)
+    try:
         os.replace(staged, target)
+    except BaseException:
+        os.replace(trash, target)
+        journal.unlink()
+        raise
+    journal.unlink()
     shutil.rmtree(trash, ignore_errors=True)
+
+
+def recover(root: Path) -> list[Path]:
+    """Finish the journaled commits under ``root`` that a crash interrupted; returns the
+    partitions repaired. Idempotent, and cheap when there is nothing to do."""
+    repaired = []
+    for journal in sorted(Path(root).rglob(_JOURNAL.format(name="*"))):
+        intent = json.loads(journal.read_text(encoding="utf-8"))
+        if _alive(intent):
+            continue  # a commit in progress, not an interrupted one
+        target, staged, trash = (Path(intent[k]) for k in ("target", "staged", "trash"))
+        if not target.exists():
+            # Killed between the two renames: the new content is complete, roll forward; the
+            # staging may have been cleaned up by an exception handler, then roll back.
+            source = staged if staged.exists() else trash
+            if source.exists():
+                os.replace(source, target)
+                repaired.append(target)
+                log.warning("recovered %s from an interrupted commit (%s)", target, "new" if source == staged else "previous")
+        journal.unlink()
+        shutil.rmtree(trash, ignore_errors=True)
+    return repaired
 
 
 def write_json_atomic(path: Path, payload: dict) -> None:
