@@ -7,6 +7,7 @@ texts rendered from them. Event copies that landed in two partitions are kept on
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
@@ -144,3 +145,16 @@ def item_titles(settings: Settings, ds: date, item_ids: list[str]) -> dict[str, 
     table = pads.dataset(path, format="parquet").to_table(columns=["item_id", "title"],
                                                           filter=pc.field("item_id").isin(pa.array(item_ids, pa.string())))
     return dict(zip(table["item_id"].to_pylist(), table["title"].to_pylist(), strict=True))
+
+
+def data_fingerprint(snap: Snapshot, train: Interactions) -> str:
+    """A digest of everything a model trains on: every training event (who, what, kind, label,
+    value, when) and every id and text of the catalogue and the users. A checkpoint records it,
+    so a rerun after any data fix starts over instead of resuming a stale model."""
+    digest = hashlib.sha256()
+    for column in (train.user, train.item, train.kind, train.label, train.ts, train.value):
+        digest.update(np.ascontiguousarray(column).tobytes())
+    for strings in (snap.item_ids, snap.item_texts, snap.user_ids, snap.profile_texts):
+        digest.update("\x1e".join(map(str, strings)).encode("utf-8", "surrogatepass"))
+        digest.update(b"\x1d")
+    return digest.hexdigest()

@@ -10,8 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import signal
 import subprocess
 import sys
+import threading
 from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
@@ -123,16 +125,86 @@ def run_job(module: str, args: list[str], env: dict[str, str] | None = None) -> 
     """``python -m <module> <args>`` with this interpreter; its output streams into the task log,
     and a failure raises with the last lines (the task log shows them, the run turns failed).
 
+    The job never outlives its task. It runs in its own process group (with the Spark JVM or
+    torchrun workers it starts), which is ended when the task times out or fails, when Airflow
+    asks the task to stop (SIGTERM, as ``on_kill`` does), and, on Linux, when the task process
+    itself is killed outright: otherwise a killed training could still promote a model later.
+
     Lines go straight to file descriptor 1, which is the task log under a worker and the
     pipeline's log file under ``llmrec pipeline``, whatever ``sys.stdout`` is at the time."""
     cmd = [sys.executable, "-m", module, *args]
     log.info("running %s", " ".join(cmd))
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, bufsize=1)
+                            stderr=subprocess.STDOUT, text=True, bufsize=1, start_new_session=True,
+                            preexec_fn=_die_with_parent())
     assert proc.stdout is not None
-    for line in proc.stdout:
-        tail.append(line.rstrip("\n"))
-        os.write(1, line.encode("utf-8", "replace"))
-    if proc.wait() != 0:
+    previous = _stop_on_sigterm(proc)
+    try:
+        for line in proc.stdout:
+            tail.append(line.rstrip("\n"))
+            os.write(1, line.encode("utf-8", "replace"))
+        proc.wait()
+    except BaseException:  # a timeout, an interrupt, a failure while streaming
+        stop_group(proc)
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    if proc.returncode != 0:
         raise LlmrecError(f"{module} exited with {proc.returncode}; last lines:\n" + "\n".join(tail))
+
+
+STOP_GRACE_S = 20
+
+
+def stop_group(proc: subprocess.Popen) -> None:
+    """End a job started by :func:`run_job` and everything it started: SIGTERM to its process
+    group, then SIGKILL after ``STOP_GRACE_S`` seconds."""
+    if proc.poll() is not None:
+        return
+    log.warning("stopping %s (pid %d) and its process group", " ".join(map(str, proc.args[2:4])), proc.pid)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=STOP_GRACE_S)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _stop_on_sigterm(proc: subprocess.Popen):
+    """Chain a SIGTERM handler that ends the job's group before the task's own handler runs
+    (Airflow's calls the operator's ``on_kill``); returns the handler to restore."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def handler(signum, frame):
+        stop_group(proc)
+        if callable(previous):
+            previous(signum, frame)
+        elif previous == signal.SIG_DFL:
+            raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+    return previous
+
+
+def _die_with_parent():
+    """A ``preexec_fn`` that makes the kernel SIGKILL the job when the task process dies
+    (``PR_SET_PDEATHSIG``); None where the platform has no such thing."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1
+
+    def arm() -> None:
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+    return arm

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from llmrec_core.data.interactions import Interactions
-from llmrec_core.data.snapshot import Snapshot
+from llmrec_core.data.snapshot import Snapshot, data_fingerprint
 from llmrec_core.models import encoder as lm
 from llmrec_core.models.batches import history_batch, make_segments, train_batch
 from llmrec_core.models.losses import click_bce, sampled_softmax
@@ -159,7 +159,7 @@ class LlmRecommender(Recommender):
         if epochs is not None and epochs < 1:
             raise ValueError(f"epochs must be at least 1, not {epochs}")
         config = {"cfg": cfg.to_dict(), "epochs": ts.epochs if epochs is None else epochs, **{k: str(v) for k, v in self.params().items()}, "n_train": len(train),
-                  "fingerprint": int(train.ts.sum() % 1_000_000_007) ^ int(train.item.astype(np.int64).sum())}
+                  "fingerprint": data_fingerprint(snap, train)}
         self.result_ = run_epochs(
             net, optimizer, batches, self._step, epochs=ts.epochs if epochs is None else epochs, config=config, validate=validate,
             patience=ts.patience, checkpoint=checkpoint, progress=self.progress, on_epoch=on_epoch, name=self.name,
