@@ -97,7 +97,7 @@ def fit_and_evaluate(rec: Recommender, r: Round) -> None:
     started = time.perf_counter()
     with tracking.run(rec.name, tags={**r.tags, "model": rec.name}, params=rec.params(), nested=True):
         if isinstance(rec, LlmRecommender):
-            rec.fit(r.snap, r.ranking.train, checkpoint=r.checkpoints / f"{rec.name}{r.suffix}.pt",
+            rec.fit(r.snap, r.ranking.train, checkpoint=r.checkpoints / f"{rec.name}{r.suffix}",
                     validate=lambda: evaluate(rec, r.ranking, r.snap, ks, r.vectors)[metric],
                     on_epoch=lambda e, row: tracking.log_metrics(
                         {"epoch_train_loss": row["train_loss"], f"epoch_val_{metric}": row.get("val_metric", float("nan"))}, step=e))
@@ -144,7 +144,7 @@ def refit(model: LlmRecommender, r: Round, progress: bool) -> LlmRecommender:
         return model
     serving = zoo.sequence_models(r.settings, progress=progress, ablations=False)[0]
     started = time.perf_counter()
-    serving.fit(r.snap, r.snap.events, epochs=model.result_.best_epoch, checkpoint=r.checkpoints / f"llmrec-refit{r.suffix}.pt")
+    serving.fit(r.snap, r.snap.events, epochs=model.result_.best_epoch, checkpoint=r.checkpoints / f"llmrec-refit{r.suffix}")
     serving.calibration = model.calibration  # the refit has no held-out window: the validation model's
     r.seconds["llmrec_refit"] = time.perf_counter() - started
     return serving

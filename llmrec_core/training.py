@@ -2,7 +2,7 @@
 a checkpoint after each epoch, and resume from the last checkpoint.
 
 The checkpoint is one dict ``{model, optimizer, epoch, best_metric, best_epoch, best_model,
-curves, config}``, written atomically. A run killed mid-training and started again with the
+curves, config}``, written as safetensors plus JSON, never a pickle. A run killed mid-training and started again with the
 same config continues after its last finished epoch; a checkpoint of another config is ignored.
 """
 
@@ -11,13 +11,14 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
+
+from llmrec_core.io import tensorfile
 
 log = logging.getLogger(__name__)
 
@@ -62,20 +63,22 @@ def _agreed(value: float) -> float:
     return float(t.item())
 
 
-def save_atomic(path: Path, obj: object) -> None:
-    """``torch.save`` so that a concurrent reader sees the whole file or none."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Write a checkpoint as ``path.safetensors`` plus ``path.json``, never a pickle; a
+    concurrent reader sees a whole pair or refuses a mixed one."""
+    tensorfile.save(state, path)
 
 
 def load_checkpoint(path: Path | None, config: dict) -> dict | None:
-    if path is None or not path.is_file():
+    if path is None or not tensorfile.exists(path):
         return None
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        state = tensorfile.load(path)
+    except tensorfile.UnsafeFileError as err:
+        log.warning("ignoring checkpoint %s: %s", path, err)
+        return None
     if state.get("config") != config:
-        log.warning("ignoring checkpoint %s: it was written for another config", path)
+        log.warning("ignoring checkpoint %s: it was written for another config or other data", path)
         return None
     return state
 
@@ -138,7 +141,7 @@ def run_epochs(
         if on_epoch is not None:
             on_epoch(epoch, row)
         if checkpoint is not None:
-            save_atomic(checkpoint, {
+            save_checkpoint(checkpoint, {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
                 "best_metric": best, "best_epoch": best_epoch, "best_model": best_state,
                 "curves": curves, "config": config,

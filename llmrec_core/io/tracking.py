@@ -85,12 +85,12 @@ def log_dict(data: dict, path: str) -> None:
     mlflow.log_dict(data, path)
 
 
-def register_bundle(bundle_dir: Path, settings: Settings, example, tags: Mapping[str, str], *, python_model, signature) -> str:
-    """Log the bundle as the pyfunc model (``python_model``) of the active run and register it;
-    returns the version."""
+def register_bundle(bundle_dir: Path, settings: Settings, example, tags: Mapping[str, str], *, python_model: Path, signature) -> str:
+    """Log the bundle as the pyfunc model of the active run and register it; returns the
+    version. ``python_model`` is the file of code that defines the model (never a pickle)."""
     package = Path(__file__).resolve().parents[1]
     info = mlflow.pyfunc.log_model(
-        name="model", python_model=python_model, artifacts={"bundle": str(bundle_dir)},
+        name="model", python_model=str(python_model), artifacts={"bundle": str(bundle_dir)},
         code_paths=[str(package)], pip_requirements=PIP_REQUIREMENTS, signature=signature,
         input_example=example, registered_model_name=settings.tracking.registered_model,
     )

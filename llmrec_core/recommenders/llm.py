@@ -20,6 +20,7 @@ import torch
 
 from llmrec_core.data.interactions import Interactions
 from llmrec_core.data.snapshot import Snapshot, data_fingerprint
+from llmrec_core.io import tensorfile
 from llmrec_core.models import encoder as lm
 from llmrec_core.models.batches import history_batch, make_segments, train_batch
 from llmrec_core.models.losses import click_bce, sampled_softmax
@@ -27,7 +28,7 @@ from llmrec_core.models.two_tower import TwoTower, TwoTowerConfig, gap_bucket
 from llmrec_core.recommenders.base import History, Recommender
 from llmrec_core.settings import ModelSettings, TrainSettings
 from llmrec_core.topk import blocked_topk, transpose_csr
-from llmrec_core.training import LoopResult, run_epochs, save_atomic
+from llmrec_core.training import LoopResult, run_epochs
 
 log = logging.getLogger(__name__)
 USER_BLOCK = 4096  # users whose vectors are computed and ranked at once
@@ -65,13 +66,13 @@ class LlmRecommender(Recommender):
         # A random encoder's weights depend on the seed, so its vectors do too.
         seed = str(self.train_settings.seed) if self.model_settings.encoder.startswith("random:") else ""
         key = hashlib.sha256("\x1f".join([self.model_settings.encoder, seed, str(self.model_settings.max_text_tokens), *texts]).encode()).hexdigest()[:24]
-        path = self.cache_dir / f"text-{key}.pt" if self.cache_dir else None
-        if path is not None and path.is_file():
-            return torch.load(path)
+        path = self.cache_dir / f"text-{key}" if self.cache_dir else None
+        if path is not None and tensorfile.exists(path):
+            return tensorfile.load(path)
         vecs = lm.encode_all(self.encoder_, lm.TextTokens(self.tokenizer_, texts, self.model_settings.max_text_tokens),
                              self.train_settings.text_batch_size, self.device)
         if path is not None:
-            save_atomic(path, vecs)
+            tensorfile.save(vecs, path)
         return vecs
 
     def _prepare_text(self, snap: Snapshot) -> None:

@@ -1,11 +1,16 @@
 """The trained artifact of one training run, as files in a directory.
 
-- ``model.pt``: the serving model (refit on everything up to D), as its ``export()`` dict (with
+- ``model``: the serving model (refit on everything up to D), as its ``export()`` dict (with
   a ``kind``: any recommender of :mod:`llmrec_core.recommenders.portable` can be served);
-- ``gate.pt``: the validation model (trained before the validation window), which the
+- ``gate``: the validation model (trained before the validation window), which the
   promotion gate re-evaluates later without leakage;
-- ``reranker.pt``: the cross-encoder weights, when one was trained;
+- ``reranker``: the cross-encoder weights, when one was trained;
 - ``meta.json``: ds, data counts, metrics, settings.
+
+Each model is a ``.safetensors`` file of tensors and a ``.json`` file of everything else
+(:mod:`llmrec_core.io.tensorfile`). Nothing in a bundle is a pickle, and :func:`load_bundle`
+refuses a directory that holds anything but these files, so a forged registry version cannot
+run code in scoring, the gate or the pyfunc.
 
 MLflow stores this directory as the artifacts of the registered pyfunc model.
 """
@@ -17,9 +22,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
-from llmrec_core.io import tracking
+from llmrec_core.io import tensorfile, tracking
 from llmrec_core.settings import Settings
 
 
@@ -31,27 +34,39 @@ class Bundle:
     meta: dict
 
 
+PARTS = ("model", "gate", "reranker")
+ALLOWED = {"meta.json", *(f"{part}{suffix}" for part in PARTS for suffix in tensorfile.SUFFIXES)}
+
+
 def save_bundle(path: Path, bundle: Bundle) -> Path:
     path.mkdir(parents=True, exist_ok=True)
-    torch.save(bundle.model, path / "model.pt")
-    torch.save(bundle.gate, path / "gate.pt")
+    tensorfile.save(bundle.model, path / "model")
+    tensorfile.save(bundle.gate, path / "gate")
     if bundle.reranker is not None:
-        torch.save(bundle.reranker, path / "reranker.pt")
+        tensorfile.save(bundle.reranker, path / "reranker")
     (path / "meta.json").write_text(json.dumps(bundle.meta, indent=2, sort_keys=True, default=str), encoding="utf-8")
     return path
 
 
 def load_bundle(path: str | Path, *, gate: bool = True) -> Bundle:
+    """The bundle in ``path``; :class:`tensorfile.UnsafeFileError` when the directory holds
+    any file but a bundle's own (a pickle, most of all), before anything is read."""
     path = Path(path)
+    foreign = sorted(p.name for p in path.iterdir() if p.name not in ALLOWED) if path.is_dir() else []
+    if foreign or not tensorfile.exists(path / "model") or not (path / "meta.json").is_file():
+        raise tensorfile.UnsafeFileError(
+            f"refusing to load the model bundle in {path}: "
+            + (f"unexpected file(s) {foreign} (llmrec stores models as safetensors and JSON, never pickles)" if foreign
+               else "it has no model.safetensors/model.json and meta.json")
+            + "; a version registered by an older llmrec must be retrained (llmrec train)")
 
     def load(name: str) -> dict | None:
-        f = path / name
-        return torch.load(f, map_location="cpu", weights_only=False) if f.is_file() else None
+        return tensorfile.load(path / name) if tensorfile.exists(path / name) else None
 
     return Bundle(
-        model=load("model.pt"),
-        gate=load("gate.pt") if gate else None,
-        reranker=load("reranker.pt"),
+        model=load("model"),
+        gate=load("gate") if gate else None,
+        reranker=load("reranker"),
         meta=json.loads((path / "meta.json").read_text(encoding="utf-8")),
     )
 
@@ -59,8 +74,8 @@ def load_bundle(path: str | Path, *, gate: bool = True) -> Bundle:
 def register(settings: Settings, bundle: Bundle, example, tags: dict[str, str]) -> str:
     """Save the bundle, log it as the pyfunc model of the active run and register it; returns
     the new version."""
-    from llmrec_core.registry.pyfunc import SIGNATURE, LlmrecPyfunc
+    from llmrec_core.registry.pyfunc import SIGNATURE
 
     with tempfile.TemporaryDirectory() as tmp:
         bundle_dir = save_bundle(Path(tmp) / "bundle", bundle)
-        return tracking.register_bundle(bundle_dir, settings, example, tags, python_model=LlmrecPyfunc(), signature=SIGNATURE)
+        return tracking.register_bundle(bundle_dir, settings, example, tags, python_model=Path(__file__).with_name("pyfunc_model.py"), signature=SIGNATURE)

@@ -79,7 +79,7 @@ def trained(toy_home, tiny_settings, tmp_path):
     snap = load_snapshot(tiny_settings, last)
     train = snap.events.mask(snap.events.ts < snap.end_ts - 3 * protocols.DAY)
     tiny_settings.train.epochs = 2
-    ckpt = tmp_path / "ckpt.pt"
+    ckpt = tmp_path / "ckpt"
     _llm(tiny_settings).fit(snap, train, checkpoint=ckpt)
     return tiny_settings, snap, train, ckpt
 

@@ -13,7 +13,7 @@ import pytest
 
 from jobs import train
 from llmrec_core.data.snapshot import load_snapshot
-from llmrec_core.io import tracking
+from llmrec_core.io import tensorfile, tracking
 
 
 @pytest.fixture
@@ -184,8 +184,8 @@ def test_torchrun_two_processes_train_in_step_and_register_once(toy_home, tmp_pa
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("registered llmrec version 1") == 1  # only the first process records
     ckpt = home / "models" / "checkpoints" / f"ds={last}"
-    a = torch.load(ckpt / "llmrec.rank0.pt", weights_only=False)["model"]
-    b = torch.load(ckpt / "llmrec.rank1.pt", weights_only=False)["model"]
+    a = tensorfile.load(ckpt / "llmrec.rank0")["model"]
+    b = tensorfile.load(ckpt / "llmrec.rank1")["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)  # gradients were averaged: identical weights
 
 

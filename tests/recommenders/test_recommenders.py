@@ -9,6 +9,7 @@ import torch
 from llmrec_core.data import protocols
 from llmrec_core.data.snapshot import load_snapshot
 from llmrec_core.evaluation import evaluate
+from llmrec_core.io import tensorfile
 from llmrec_core.recommenders.base import History
 from llmrec_core.recommenders.classic import ItemKNN, Popularity
 from llmrec_core.recommenders.llm import LlmRecommender
@@ -65,7 +66,7 @@ def test_killed_run_resumes_from_its_last_checkpoint(toy, tmp_path):
     train = snap.events.mask(snap.events.ts < cutoff)
     settings.train.epochs = 4
     whole = _scores(_llm(settings).fit(snap, train), snap, train)
-    ckpt = tmp_path / "ckpt.pt"
+    ckpt = tmp_path / "ckpt"
 
     def die(epoch, row):
         if epoch == 2:
@@ -73,7 +74,7 @@ def test_killed_run_resumes_from_its_last_checkpoint(toy, tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         _llm(settings).fit(snap, train, checkpoint=ckpt, on_epoch=die)
-    assert torch.load(ckpt, weights_only=False)["epoch"] == 1  # epoch 2 died before its checkpoint
+    assert tensorfile.load(ckpt)["epoch"] == 1  # epoch 2 died before its checkpoint
     resumed = _llm(settings).fit(snap, train, checkpoint=ckpt)
     assert resumed.result_.resumed_from == 1 and resumed.result_.epochs_run == 4
     assert np.allclose(_scores(resumed, snap, train), whole, atol=1e-5)
