@@ -3,13 +3,17 @@
 
 Daily at 01:00 UTC, for the day that just ended (or the `ds` given in the trigger form):
 
-1. **plan**: the raw events partition of the day must be there (the task retries with backoff
-   while it is late). Days before it that were never cleaned are added to the run, so a first
-   run backfills in one Spark application instead of hundreds of DAG runs.
-2. **clean_logs** (Spark, `spark_default`): schema, dedupe, bots, quarantine with reasons,
-   reconciled counts; a day over `clean.max_bad_share` fails the task.
-3. **build_sequences** (Spark): per-day snapshots of sequences, items and users.
-4. **data_checks**: the snapshots exist and are not empty, the counts reconciled; then the
+1. **wait_for_raw** (a sensor in reschedule mode: it frees its worker slot between checks):
+   waits up to 12 hours for the raw events partition of the day and its producer's `_SUCCESS`
+   marker (`clean.require_success_marker`). A day in the future fails at once.
+2. **plan**: days before it that were never cleaned, or whose raw files changed since they were
+   cleaned (a file that landed late), are added to the run, so a first run backfills in one
+   Spark application instead of hundreds of DAG runs.
+3. **clean_logs** (Spark, `spark_default`): schema, dedupe, bots, quarantine with reasons,
+   reconciled counts; a day over `clean.max_bad_share`, or without a single event (unless its
+   producer declared it empty), fails the task.
+4. **build_sequences** (Spark): per-day snapshots of sequences, items and users.
+5. **data_checks**: the snapshots exist and are not empty, the counts reconciled; then the
    `llmrec_sequences` asset is updated, which schedules training and scoring.
 
 Point `spark_default` at a cluster to run the Spark steps there (see `infra/README.md`).
@@ -22,7 +26,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, PokeReturnValue, dag, get_current_context, task
 
 from llmrec_core.orchestration.assets import SEQUENCES
 from llmrec_core.orchestration.dag_defaults import DAY_PATTERN, START, default_args
@@ -30,6 +34,7 @@ from llmrec_core.orchestration.dag_defaults import DAY_PATTERN, START, default_a
 JOBS = Path(__file__).resolve().parents[1] / "jobs"
 # The driver and the Python workers use this environment's interpreter (it has the package).
 SPARK_ENV = {"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+RAW_POKE, RAW_WAIT = timedelta(minutes=5), timedelta(hours=12)
 DAY_RANGE = ["--start", "{{ ti.xcom_pull(task_ids='plan')['start'] }}", "--end", "{{ ti.xcom_pull(task_ids='plan')['end'] }}"]
 
 
@@ -48,7 +53,17 @@ DAY_RANGE = ["--start", "{{ ti.xcom_pull(task_ids='plan')['start'] }}", "--end",
     doc_md=__doc__,
 )
 def llmrec_etl():
-    @task(retries=6, retry_delay=timedelta(minutes=10))
+    @task.sensor(mode="reschedule", poke_interval=RAW_POKE.total_seconds(), timeout=RAW_WAIT.total_seconds())
+    def wait_for_raw() -> PokeReturnValue:
+        from llmrec_core.orchestration.tasks import etl_day, raw_not_ready
+
+        ctx = get_current_context()
+        why = raw_not_ready(etl_day(ctx["params"]["ds"], ctx.get("logical_date")))
+        if why is not None:
+            print(f"waiting: {why}")
+        return PokeReturnValue(is_done=why is None)
+
+    @task
     def plan() -> dict[str, str]:
         from llmrec_core.orchestration.tasks import etl_day, etl_plan
 
@@ -71,7 +86,7 @@ def llmrec_etl():
         ctx["outlet_events"][SEQUENCES].extra = {"ds": day.isoformat(), **counts}
         return counts
 
-    plan() >> clean >> build >> data_checks()
+    wait_for_raw() >> plan() >> clean >> build >> data_checks()
 
 
 llmrec_etl()

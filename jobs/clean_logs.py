@@ -70,14 +70,28 @@ SOURCES = (
 
 def clean_source(spark, settings: Settings, source: Source, days: list[dt.date]) -> list[reconcile.PartitionSummary]:
     raw_dir = settings.raw_table(source.name)
-    # Only days that have a raw partition of this source are (re)placed.
-    present = [d for d in days if (raw_dir / lake.ds_dir(d)).is_dir()]
+    # Only days whose raw partition of this source exists and is complete are (re)placed.
+    present = []
+    for d in days:
+        if (raw_dir / lake.ds_dir(d)).is_dir():
+            if (why := lake.not_ready(raw_dir, d, settings.clean.require_success_marker)) is None:
+                present.append(d)
+            else:
+                log.warning("%s: left as it is: %s", source.name, why)
+    watermarks = {d: lake.fingerprint(lake.raw_files(raw_dir, d)) for d in present}
     raw = clean.read_raw_lines(spark, raw_dir, present)
     with lake.Staging(settings.lake_dir / "_staging", f"{JOB}-{source.name}") as staging:
         split = source.split(raw, settings, staging.stage)
         # The staged parse holds one row per raw line: reads and invalid rows are counted there.
         pre = split.parsed.groupBy("ds").agg(F.count("*").alias("read"), F.count("reason").alias("invalid")).collect()
         read_counts = {r["ds"]: r["read"] for r in pre}
+        if source.name == "events" and not settings.clean.allow_empty_days:
+            empty = [d for d in present if not read_counts.get(d) and not lake.declared_empty(raw_dir, d)]
+            if empty:
+                raise DataQualityError(
+                    f"no events in {', '.join(str(lake.partition(raw_dir, d)) for d in empty)}: refusing to replace "
+                    "the clean data of a day with nothing (a producer declares a day without events with an "
+                    f"{lake.EMPTY} marker; clean.allow_empty_days: true accepts any empty day)")
         too_bad = {r["ds"] for r in pre if reconcile.over_threshold(r["read"], r["invalid"], settings.clean.max_bad_share)}
         clean_written = lake.write_staged(
             split.clean, staging.path / "clean", settings.lake_table(source.table), [lake.ds_dir(d) for d in present], ["ds"]
@@ -107,7 +121,9 @@ def clean_source(spark, settings: Settings, source: Source, days: list[dt.date])
         clean_written.commit(only=[lake.ds_dir(d) for d in present if d not in too_bad])
         quarantine_written.commit()
     for s in summaries:
-        lake.write_json_atomic(lake.run_summary_path(settings.runs_dir, f"{JOB}/{source.name}", s.ds), s.to_dict())
+        # The raw files as cleaned: files that land later change it, and the day is cleaned again.
+        lake.write_json_atomic(lake.run_summary_path(settings.runs_dir, f"{JOB}/{source.name}", s.ds),
+                               {**s.to_dict(), "raw_watermark": watermarks[s.ds]})
         if s.passed:
             log.debug("%s", s.line())
         else:

@@ -44,6 +44,16 @@ def guarded(settings: Settings, job: str, days: Iterable[dt.date]) -> Iterator[N
         yield
 
 
+def refuse_unready(settings: Settings, ds: dt.date) -> None:
+    """The day a cleaning run is for must be complete (earlier days of a range that are not
+    are left as they are, with a warning)."""
+    from llmrec_core.errors import MissingInputError
+    from llmrec_core.orchestration.tasks import raw_not_ready
+
+    if (why := raw_not_ready(ds, settings)) is not None:
+        raise MissingInputError(why)
+
+
 def ds_parser(name: str, doc: str, ds_help: str, prog: str | None = None) -> argparse.ArgumentParser:
     """The arguments every single-day job takes: ``--ds`` (a day or 'latest') and ``--config``."""
     from llmrec_core.days import add_day_arg
@@ -66,6 +76,8 @@ def day_job(name: str, doc: str, run: Callable[[Any, Settings, list[dt.date]], A
     args = parser.parse_args(argv)
     settings = load_settings(args.config)
     days = resolve_days(args, settings.raw_table("events"))
+    if name in ("clean_logs", "etl"):
+        refuse_unready(settings, days[-1])
     # The cleaning and the snapshot build write the same lake partitions: one lock for both.
     with guarded(settings, "etl", days):
         return run(get_spark(settings.spark, f"llmrec-{name}"), settings, days)

@@ -52,12 +52,13 @@ def _ingest_synthetic(args: argparse.Namespace, settings: Settings) -> None:
 
 def _etl(args: argparse.Namespace, settings: Settings) -> None:
     from jobs import etl
-    from jobs.common import guarded
+    from jobs.common import guarded, refuse_unready
     from llmrec_core.days import resolve_days
     from llmrec_core.etl import reconcile
     from llmrec_core.io.spark import get_spark
 
     days = resolve_days(args, settings.raw_table("events"))
+    refuse_unready(settings, days[-1])
     with guarded(settings, "etl", days):
         summaries, snapshots = etl.run(get_spark(settings.spark, "llmrec-etl"), settings, days)
     print(f"ETL {days[0]}..{days[-1]} ({len(days)} day(s)) into {settings.lake_dir}")

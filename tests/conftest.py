@@ -46,10 +46,13 @@ def settings(home):
 
 
 def write_raw(home: Path, table: str, ds: dt.date | str, lines: list, *, name: str = "part-0.jsonl",
-              gz: bool = False, newline: bytes = b"\n") -> Path:
-    """Write raw lines (dicts become JSON, str/bytes are written as given) into a raw partition."""
+              gz: bool = False, newline: bytes = b"\n", success: bool = True) -> Path:
+    """Write raw lines (dicts become JSON, str/bytes are written as given) into a raw partition,
+    and its ``_SUCCESS`` marker unless ``success`` is false (a producer still writing)."""
     part = home / "raw" / table / f"ds={ds}"
     part.mkdir(parents=True, exist_ok=True)
+    if success:
+        (part / "_SUCCESS").touch()
     body = b""
     for line in lines:
         if isinstance(line, dict):

@@ -11,12 +11,14 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from llmrec_core.io import tensorfile
 from llmrec_core.settings import FeedbackSettings
 
 PAD = 0
 RATING_BUCKETS = 11
 
 
+@tensorfile.storable
 @dataclass(frozen=True)
 class KindVocab:
     event_types: tuple[str, ...]

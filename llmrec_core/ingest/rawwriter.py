@@ -17,7 +17,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import IO, Any
 
-from llmrec_core.io.lake import ds_dir, swap_dir
+from llmrec_core.io.lake import EMPTY, SUCCESS, ds_dir, swap_dir
 
 _MAX_OPEN = 64
 
@@ -94,7 +94,9 @@ class RawWriter:
         done = sorted(self._written)
         for table, ds in done:
             staged = self.staging / table / ds_dir(ds)
-            (staged / "_SUCCESS").touch()
+            if not any(staged.iterdir()):
+                (staged / EMPTY).touch()  # a declared day without rows, not a partition still filling
+            (staged / SUCCESS).touch()
             swap_dir(staged, self.raw_dir / table / ds_dir(ds))
         shutil.rmtree(self.staging, ignore_errors=True)
         return done

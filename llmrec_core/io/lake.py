@@ -58,6 +58,26 @@ def raw_files(table_dir: Path, ds: dt.date) -> list[Path]:
     return sorted(p for p in part.iterdir() if p.is_file() and p.name.endswith(RAW_SUFFIXES))
 
 
+SUCCESS, EMPTY = "_SUCCESS", "_EMPTY"
+
+
+def not_ready(table_dir: Path, ds: dt.date, require_marker: bool) -> str | None:
+    """Why the raw partition of ``ds`` must not be read yet, or None when it can be: it must
+    exist and, with ``require_marker``, hold its producer's ``_SUCCESS`` marker."""
+    part = partition(table_dir, ds)
+    if not part.is_dir():
+        return f"raw partition not found: {part}"
+    if require_marker and not (part / SUCCESS).is_file():
+        return (f"{part} has no {SUCCESS} marker: its producer has not finished writing it "
+                "(producers that cannot write one: set clean.require_success_marker: false)")
+    return None
+
+
+def declared_empty(table_dir: Path, ds: dt.date) -> bool:
+    """The producer marked the partition of ``ds`` as a day that had no rows (``_EMPTY``)."""
+    return (partition(table_dir, ds) / EMPTY).is_file()
+
+
 def fingerprint(files: list[Path]) -> str:
     """A watermark of a set of files (name, size, modification time): it changes when a file
     lands, grows or is replaced, and reading it costs one ``stat`` per file."""

@@ -2,7 +2,7 @@
 
 ``save(obj, path)`` writes ``path.safetensors`` (every tensor and numeric array in ``obj``) and
 ``path.json`` (the rest: dicts, lists, tuples, strings, numbers, booleans, None, and the few
-plain data classes listed in ``_CLASSES``, with each tensor replaced by a reference), and
+plain data classes marked :func:`storable`, with each tensor replaced by a reference), and
 ``load(path)`` puts the object back together. Neither file can carry code: loading one never
 runs anything but the JSON and safetensors parsers, so a forged registry version or checkpoint
 can at worst fail to load. ``save`` refuses any other type instead of pickling it.
@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from safetensors.torch import load_file, save_file
 
 from llmrec_core.errors import LlmrecError
+
+# torch and safetensors are imported where a file is written or read: marking a data class
+# storable (at import of the data layer) must not load them.
 
 FORMAT = "llmrec-tensorfile/1"
 SUFFIXES = (".json", ".safetensors")
@@ -35,13 +36,20 @@ class UnsafeFileError(LlmrecError):
     """A model file that is not safetensors plus JSON (a pickle, say), or a damaged pair."""
 
 
-def _classes() -> dict[str, type]:
-    from llmrec_core.data.interactions import KindVocab
-
-    return {"KindVocab": KindVocab}
+_CLASSES: dict[str, type] = {}
 
 
-def _encode(obj: Any, tensors: dict[str, torch.Tensor], seen: set[int], where: str) -> Any:
+def storable(cls: type) -> type:
+    """Class decorator: a plain data class whose instances may be stored (by field, as JSON)."""
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"{cls.__name__} is not a dataclass")
+    _CLASSES[cls.__name__] = cls
+    return cls
+
+
+def _encode(obj: Any, tensors: dict, seen: set[int], where: str) -> Any:
+    import torch
+
     if obj is None or isinstance(obj, bool | int | float | str):
         return obj
     if isinstance(obj, np.generic):
@@ -72,13 +80,13 @@ def _encode(obj: Any, tensors: dict[str, torch.Tensor], seen: set[int], where: s
         if all(isinstance(k, str | int) and not isinstance(k, bool) for k in obj):
             return {"__items__": [[k, _encode(v, tensors, seen, f"{where}[{k!r}]")] for k, v in obj.items()]}
     name = type(obj).__name__
-    if dataclasses.is_dataclass(obj) and _classes().get(name) is type(obj):
+    if dataclasses.is_dataclass(obj) and _CLASSES.get(name) is type(obj):
         fields = {f.name: _encode(getattr(obj, f.name), tensors, seen, f"{where}.{f.name}") for f in dataclasses.fields(obj)}
         return {"__class__": name, "fields": fields}
     raise TypeError(f"{where or 'value'}: a {type(obj).__module__}.{name} cannot be stored without pickling it")
 
 
-def _decode(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+def _decode(obj: Any, tensors: dict) -> Any:
     if isinstance(obj, list):
         return [_decode(v, tensors) for v in obj]
     if not isinstance(obj, dict):
@@ -94,7 +102,7 @@ def _decode(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
     if "__items__" in obj:
         return {k: _decode(v, tensors) for k, v in obj["__items__"]}
     if "__class__" in obj:
-        cls = _classes().get(obj["__class__"])
+        cls = _CLASSES.get(obj["__class__"])
         if cls is None:
             raise UnsafeFileError(f"unknown class {obj['__class__']!r} in a model file")
         return cls(**{k: _decode(v, tensors) for k, v in obj["fields"].items()})
@@ -112,9 +120,11 @@ def _sha256(path: Path) -> str:
 def save(obj: Any, path: Path) -> None:
     """Write ``obj`` as ``path.safetensors`` and ``path.json``; each file appears whole (a
     temporary name, then a rename), the JSON last."""
+    from safetensors.torch import save_file
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tensors: dict[str, torch.Tensor] = {}
+    tensors: dict = {}
     tree = _encode(obj, tensors, set(), "")
     tag = uuid.uuid4().hex[:8]
     tmp_tensors, tmp_json = path.with_name(f".{path.name}.{tag}.safetensors"), path.with_name(f".{path.name}.{tag}.json")
@@ -139,6 +149,8 @@ def exists(path: Path) -> bool:
 
 def load(path: Path) -> Any:
     """The object :func:`save` wrote at ``path``; :class:`UnsafeFileError` for anything else."""
+    from safetensors.torch import load_file
+
     path = Path(path)
     meta_path, tensor_path = file(path, ".json"), file(path, ".safetensors")
     if not exists(path):

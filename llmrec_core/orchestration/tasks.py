@@ -55,13 +55,35 @@ def etl_plan(ds: dt.date, settings: Settings | None = None) -> dict[str, str]:
     passing clean run (a backfill, in one Spark application) up to ``ds``."""
     settings = settings or load_settings()
     days.refuse_future(ds)
-    raw = lake.list_partitions(settings.raw_table("events"))
-    if ds not in raw:
-        raise MissingInputError(f"raw partition not found: {lake.partition(settings.raw_table('events'), ds)}")
-    pending = [d for d in raw if d <= ds and not (lake.read_run_summary(settings.runs_dir, "clean_logs/events", d) or {}).get("passed")]
+    table = settings.raw_table("events")
+    if (why := raw_not_ready(ds, settings)) is not None:
+        raise MissingInputError(why)
+    pending = [d for d in lake.list_partitions(table) if d <= ds and needs_cleaning(d, settings)]
     start = min(pending, default=ds)
-    log.info("ETL for %s cleans %s..%s (%d day(s) never cleaned)", ds, start, ds, len(pending))
+    log.info("ETL for %s cleans %s..%s (%d day(s) never cleaned or changed since)", ds, start, ds, len(pending))
     return {"start": start.isoformat(), "end": ds.isoformat()}
+
+
+def raw_not_ready(ds: dt.date, settings: Settings | None = None) -> str | None:
+    """Why the raw events of ``ds`` cannot be cleaned yet (missing, no ``_SUCCESS``), or None."""
+    settings = settings or load_settings()
+    return lake.not_ready(settings.raw_table("events"), ds, settings.clean.require_success_marker)
+
+
+def needs_cleaning(ds: dt.date, settings: Settings) -> bool:
+    """A complete raw day that never had a passing clean run, or whose files changed since its
+    last one (a file that landed late, or was replaced)."""
+    table = settings.raw_table("events")
+    if lake.not_ready(table, ds, settings.clean.require_success_marker) is not None:
+        return False
+    summary = lake.read_run_summary(settings.runs_dir, "clean_logs/events", ds) or {}
+    if not summary.get("passed"):
+        return True
+    cleaned = summary.get("raw_watermark")  # absent in summaries written before it was recorded
+    if cleaned is not None and cleaned != lake.fingerprint(lake.raw_files(table, ds)):
+        log.warning("raw events of %s changed since they were cleaned (a file landed late): cleaning the day again", ds)
+        return True
+    return False
 
 
 def check_snapshots(ds: dt.date, settings: Settings | None = None) -> dict[str, int]:

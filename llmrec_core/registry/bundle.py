@@ -22,6 +22,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from llmrec_core.data import interactions  # noqa: F401  (registers the data classes a bundle stores)
 from llmrec_core.io import tensorfile, tracking
 from llmrec_core.settings import Settings
 

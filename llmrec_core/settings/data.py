@@ -50,6 +50,14 @@ class CleanSettings(Section):
     # Clock skew allowed past the end of a partition's day before an event counts as "in the future".
     future_tolerance_hours: float = Field(1.0, ge=0.0)
     max_text_length: int = Field(10_000, ge=1)
+    # A raw partition is read only once its producer has written the `_SUCCESS` marker into it
+    # (llmrec's ingest does). Producers that cannot write one set this to false: a partition is
+    # then read as soon as it exists, and files that land later make the day be cleaned again.
+    require_success_marker: bool = True
+    # A day whose raw events partition holds no event is refused, so that a partition created
+    # before its files arrive cannot replace the day's clean data with nothing. A producer
+    # declares a day that really had no events with an `_EMPTY` marker; true accepts any empty day.
+    allow_empty_days: bool = False
 
 
 class SequenceSettings(Section):

@@ -35,7 +35,11 @@ def test_four_dags_with_tags_docs_retries_and_timeouts(dags):
             assert t.retry_exponential_backoff, (dag_id, t.task_id)
             assert isinstance(t.execution_timeout, timedelta), (dag_id, t.task_id)
     chain = {t.task_id: sorted(t.downstream_task_ids) for t in dags["llmrec_etl"].tasks}
-    assert chain == {"plan": ["clean_logs"], "clean_logs": ["build_sequences"], "build_sequences": ["data_checks"], "data_checks": []}
+    assert chain == {"wait_for_raw": ["plan"], "plan": ["clean_logs"], "clean_logs": ["build_sequences"],
+                     "build_sequences": ["data_checks"], "data_checks": []}
+    # Late raw data is waited for without holding a worker slot, not failed and retried.
+    sensor = dags["llmrec_etl"].get_task("wait_for_raw")
+    assert sensor.mode == "reschedule" and sensor.timeout == 12 * 3600 and sensor.poke_interval == 300
     clean = dags["llmrec_etl"].get_task("clean_logs")
     assert type(clean).__name__ == "SparkSubmitOperator" and clean._conn_id == "spark_default"
     train = dags["llmrec_train"].get_task("train")

@@ -57,7 +57,7 @@ def test_etl_train_score_publish_every_user(world):
 
     settings, last, _ = world
     states = run_pipeline(settings, last, score_conf={"k": K})
-    assert set(states["llmrec_etl"].values()) == {"success"} and len(states["llmrec_etl"]) == 4
+    assert set(states["llmrec_etl"].values()) == {"success"} and len(states["llmrec_etl"]) == 5  # the sensor found the day ready
     assert set(states["llmrec_train"].values()) == {"success"} and set(states["llmrec_score"].values()) == {"success"}
     # The ETL run for the last day backfilled all 12 never-cleaned days in one application.
     assert len(list((settings.lake_table("clean_events")).glob("ds=*"))) == 12

@@ -15,8 +15,8 @@ import torch
 
 from jobs import score
 from llmrec_core.io import tensorfile, tracking
-from llmrec_core.registry.bundle import Bundle, load_bundle, register, save_bundle
 from llmrec_core.registry import pyfunc
+from llmrec_core.registry.bundle import Bundle, load_bundle, register, save_bundle
 from llmrec_core.registry.pyfunc import SIGNATURE, input_example
 
 
