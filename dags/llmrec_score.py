@@ -39,6 +39,8 @@ from llmrec_core.orchestration.dag_defaults import DAY_PATTERN, START, default_a
                                description="Registered version of `llmrec` to use. Empty: the champion."),
         "k": Param(20, type="integer", minimum=1, maximum=1000, title="Recommendations per user"),
         "engine": Param("local", type="string", enum=["local", "spark"], title="Scoring engine"),
+        "force": Param(False, type="boolean", title="Force",
+                       description="Serve the version even though the promotion gate refused it. The scoring run records who forced it."),
     },
     doc_md=__doc__,
 )
@@ -59,8 +61,12 @@ def llmrec_score():
     def score(day: str) -> None:
         from llmrec_core.orchestration.tasks import run_job
 
-        p = get_current_context()["params"]
+        ctx = get_current_context()
+        p = ctx["params"]
         args = ["--ds", day, *(["--model-version", p["model_version"]] if p["model_version"] else [])]
+        if p["force"]:
+            who = getattr(ctx["dag_run"], "triggering_user_name", None) or "airflow"
+            args += ["--force", "--forced-by", f"{who} (Airflow run {ctx['dag_run'].run_id})"]
         run_job("jobs.score", args, env={"LLMREC_SCORING__K": str(p["k"]), "LLMREC_SCORING__ENGINE": p["engine"]})
 
     score(champion_exists())

@@ -14,6 +14,7 @@ under ``lake/serving/`` -> metrics of the run in MLflow.
 
 from __future__ import annotations
 
+import getpass
 import logging
 import tempfile
 import time
@@ -26,10 +27,10 @@ import pyarrow as pa
 from jobs.common import ds_parser, guarded, run_main
 from llmrec_core.data.snapshot import Snapshot, load_item_facets, load_snapshot
 from llmrec_core.days import parse_day, resolve_day
-from llmrec_core.errors import MissingInputError
+from llmrec_core.errors import LlmrecError, MissingInputError
 from llmrec_core.io import tracking
 from llmrec_core.io.serving_schema import SCHEMAS
-from llmrec_core.io.warehouse import Warehouse, write_parquet_copies
+from llmrec_core.io.warehouse import Warehouse, reconcile_parquet_copies, write_parquet_copies
 from llmrec_core.recommenders.llm import pick_device
 from llmrec_core.recommenders.portable import restore
 from llmrec_core.recommenders.reranked import Reranked
@@ -86,15 +87,21 @@ def user_table(snap: Snapshot, ds: date, recs: pa.Table, *, model_name: str, ver
                     schema=SCHEMAS["user_recommendations"])
 
 
-def load_version(settings: Settings, model_version: str | None, ds: date):
-    """The registered version to serve (the champion unless named) and its bundle; refuses a
-    version trained on data after ``ds``."""
+def load_version(settings: Settings, model_version: str | None, ds: date, force: bool = False):
+    """The registered version to serve (the champion unless named) and its bundle. Refuses a
+    version trained on data after ``ds``, and one the promotion gate did not promote unless
+    ``force`` (however it got there: an alias moved by hand is no promotion)."""
     tracking.setup(settings)
     mv = tracking.model_version(settings, model_version)
     name = settings.tracking.registered_model
     if mv is None:
         raise MissingInputError(f"no model version {model_version} of {name!r}" if model_version else
                                 f"no '{settings.tracking.champion_alias}' version of {name!r}: run `llmrec train` first")
+    if (why := tracking.not_promoted(mv)) is not None:
+        if not force:
+            raise LlmrecError(f"{name} version {mv.version} was not promoted by the gate ({why}): serving it anyway "
+                              "needs --force (the DAG form's `force`), and is recorded as forced")
+        log.warning("serving %s version %s although the gate did not promote it (%s): forced", name, mv.version, why)
     with tempfile.TemporaryDirectory() as tmp:
         bundle = load_bundle(tracking.download_bundle(settings, mv.version, Path(tmp)), gate=False)
     trained = parse_day(bundle.meta["ds"])
@@ -104,10 +111,18 @@ def load_version(settings: Settings, model_version: str | None, ds: date):
     return mv, bundle
 
 
-def run(settings: Settings, ds: date, model_version: str | None = None, spark=None) -> dict:
+def run(settings: Settings, ds: date, model_version: str | None = None, spark=None, force: bool = False,
+        forced_by: str | None = None) -> dict:
+    """Score ``ds`` with a version and publish it. ``force`` serves a version the gate refused;
+    the scoring run then carries ``forced``, ``forced_by`` and ``forced_reason`` tags."""
     sc = settings.scoring
     started = time.perf_counter()
-    mv, bundle = load_version(settings, model_version, ds)
+    mv, bundle = load_version(settings, model_version, ds, force=force)
+    if settings.warehouse.parquet_copies:
+        with Warehouse.open(settings) as wh:
+            reconcile_parquet_copies(settings.lake_dir, wh, settings.warehouse.keep_days)
+    why = tracking.not_promoted(mv)
+    forced = {"forced": "true", "forced_by": forced_by or getpass.getuser(), "forced_reason": why} if why is not None else {}
     name = settings.tracking.registered_model
     snap = load_snapshot(settings, ds)
     rec = restore(bundle.model, snap, sc.device, reranker=rerank_head(sc.rerank, bundle, sc.device), text=settings.text)
@@ -123,7 +138,8 @@ def run(settings: Settings, ds: date, model_version: str | None = None, spark=No
     similar = engine.similar_items(inputs, sc.similar_k)
     scored = time.perf_counter() - started
     history = inputs.history
-    with Warehouse.open(settings) as wh, tracking.run(f"score {ds}", tags={"kind": "scoring", "ds": str(ds), "model_version": str(mv.version)}) as run_id:
+    with Warehouse.open(settings) as wh, tracking.run(f"score {ds}", tags={"kind": "scoring", "ds": str(ds), "model_version": str(mv.version), **forced},
+                                                      close_quietly=True) as run_id:
         wh.ensure_schema()
         before = [d for d in wh.published_days() if d < ds]
         previous = wh.counts(before[-1]) if before else {}
@@ -138,16 +154,19 @@ def run(settings: Settings, ds: date, model_version: str | None = None, spark=No
         counts = wh.publish(ds, out, run_id=run_id, model_name=name, model_version=str(mv.version), keep_days=settings.warehouse.keep_days)
         target = f"{wh.kind} {wh.where}"
     if settings.warehouse.parquet_copies:
-        write_parquet_copies(settings.lake_dir, ds, out, settings.warehouse.keep_days)
+        # After the commit; a crash in between is repaired by the next run's reconcile.
+        write_parquet_copies(settings.lake_dir, ds, out, settings.warehouse.keep_days, run_id)
     seconds = time.perf_counter() - started
     log.info("published %s for %s in %.1fs: %s", counts, ds, seconds, sources)
     return {"ds": str(ds), "version": str(mv.version), "counts": counts, "sources": {k: int(v) for k, v in sources.items()},
             "users": snap.n_users, "items": snap.n_items, "seconds": seconds, "scoring_seconds": scored,
-            "warehouse": target, "run_id": run_id, "reranked": isinstance(rec, Reranked)}
+            "warehouse": target, "run_id": run_id, "reranked": isinstance(rec, Reranked), **forced}
 
 
 def summary(out: dict, settings: Settings) -> str:
     lines = [f"published {out['ds']} with {settings.tracking.registered_model} version {out['version']} to {out['warehouse']}:"]
+    if out.get("forced"):
+        lines.append(f"  FORCED by {out['forced_by']}: the gate did not promote this version ({out['forced_reason']})")
     lines += [f"  {table:22s} {rows:>10,} rows" for table, rows in out["counts"].items()]
     lines.append(f"  {out['users']:,} users by source: " + ", ".join(f"{k} {v:,} rows" for k, v in out["sources"].items()))
     lines.append(f"  re-ranked: {'yes' if out['reranked'] else 'no'}; {out['seconds']:.1f}s in all, {out['scoring_seconds']:.1f}s scoring")
@@ -158,6 +177,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser = ds_parser("score", __doc__, "score as of this day", prog)
     parser.add_argument("--model-version", help="registered version to use (default: the champion)")
     parser.add_argument("--engine", choices=["local", "spark"], help="override scoring.engine")
+    parser.add_argument("--force", action="store_true", help="serve a version the promotion gate refused (recorded in the scoring run)")
+    parser.add_argument("--forced-by", help="who forces it, for the record (default: this OS user)")
     args = parser.parse_args(argv)
 
     def go():
@@ -166,7 +187,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             settings.scoring.engine = args.engine
         ds = resolve_day(args.ds, settings.raw_table("events"))
         with guarded(settings, "score", [ds]):
-            print(summary(run(settings, ds, args.model_version), settings))
+            print(summary(run(settings, ds, args.model_version, force=args.force, forced_by=args.forced_by), settings))
     return run_main(go)
 
 

@@ -201,23 +201,54 @@ def run(settings: Settings, ds: date, progress: bool = True) -> dict:
         gate_export, serving = model.export(), refit(model, r, progress)
         if not leader:
             return {}
-        decisions, champion = gate.judge(settings, r.results, zoo.MODEL, [b for b in r.baselines if b in settings.tracking.gate_baselines],
-                                          snap, ranking, r.vectors)
+        def judge():
+            return gate.judge(settings, r.results, zoo.MODEL, [b for b in r.baselines if b in settings.tracking.gate_baselines],
+                              snap, ranking, r.vectors)
+
+        decisions, champion, compared = judge()
         log_round(r, decisions, champion)
         versions = register_versions(r, decisions, Bundle(serving.export(), gate_export, reranker.head() if reranker else None,
                                                           _meta(r, zoo.MODEL, parent, best_epoch=model.result_.best_epoch)), parent)
+        versions = settle(r, versions, decisions, compared, judge)
     return {**versions[0], "versions": versions, "results": r.results, "run_id": parent, "fit_seconds": r.seconds,
             "champion": next((v["version"] for v in versions if v["promoted"]), None)}
 
 
 def register_versions(r: Round, decisions: list[tuple[str, gate.GateDecision]], product: Bundle, parent: str) -> list[dict]:
     """Register the language model's bundle and, when a baseline won validation, that baseline
-    refit on everything up to D; promote each or tag why not."""
+    refit on everything up to D (promoted or refused afterwards, by :func:`settle`)."""
     versions = []
-    for name, decision in decisions:
+    for name, _ in decisions:
         made = product if name == zoo.MODEL else Bundle(refit_baseline(name, r).export(), r.fitted[name].export(), None,
                                                         _meta(r, name, parent))
-        versions.append({"model": name, **register_version(r, made, name, decision, parent)})
+        versions.append({"model": name, "version": register_version(r, made, name, parent)})
+    return versions
+
+
+ATTEMPTS = 3
+
+
+def settle(r: Round, versions: list[dict], decisions: list[tuple[str, gate.GateDecision]], compared: str | None, judge) -> list[dict]:
+    """Promote or refuse each registered version. The promotion is a compare-and-set on the
+    champion the decision was made against: when another run moved the champion meanwhile, the
+    gate judges again against the new one instead of overwriting it."""
+    for attempt in range(1, ATTEMPTS + 1):
+        verdict = dict(decisions)
+        try:
+            for v in versions:
+                decision = verdict.get(v["model"]) or gate.GateDecision(False, "not a candidate when judged again")
+                if decision.promote:
+                    tracking.promote(r.settings, v["version"], decision.reason, expected=compared)
+                else:
+                    tracking.refuse(r.settings, v["version"], decision.reason)
+                v.update(promoted=decision.promote, reason=decision.reason)
+                log.info("version %s (%s): %s", v["version"], v["model"], decision.reason)
+            return versions
+        except tracking.ChampionMoved as moved:
+            if attempt == ATTEMPTS:
+                raise
+            log.warning("%s: judging again against the new champion", moved)
+            decisions, _, compared = judge()
     return versions
 
 
@@ -226,15 +257,12 @@ def _meta(r: Round, name: str, parent: str, **extra) -> dict:
             "settings": r.settings.model_dump(mode="json"), "parent_run_id": parent, **extra}
 
 
-def register_version(r: Round, made: Bundle, name: str, decision: gate.GateDecision, parent: str) -> dict:
-    """Register one bundle as a new version and promote it or tag why not."""
+def register_version(r: Round, made: Bundle, name: str, parent: str) -> str:
+    """Register one bundle as a new version (not yet promoted or refused)."""
     metric = r.settings.evaluation.metric
     with tracking.run(f"registered {name}", tags={**r.tags, "model": f"{name}_registered"}, nested=True):
-        version = bundle.register(r.settings, made, _example(r.snap),
-                                  {**r.tags, "model": name, f"val_{metric}": f"{r.results[name][metric]:.5f}", "training_run": parent})
-    (tracking.promote if decision.promote else tracking.refuse)(r.settings, version, decision.reason)
-    log.info("version %s (%s): %s", version, name, decision.reason)
-    return {"version": version, "promoted": decision.promote, "reason": decision.reason}
+        return bundle.register(r.settings, made, _example(r.snap),
+                               {**r.tags, "model": name, f"val_{metric}": f"{r.results[name][metric]:.5f}", "training_run": parent})
 
 
 def _vectors(rec: LlmRecommender) -> np.ndarray:

@@ -14,6 +14,7 @@ import fcntl
 import json
 import os
 import socket
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -40,12 +41,16 @@ def _one(path: Path, job: str, ds: dt.date) -> Iterator[None]:
             holder = _read_holder(fd)
             raise BusyError(f"another llmrec {job} for {ds} is running ({holder}); wait for it to finish, "
                             "or stop it, then run again") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                  "since": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}).encode(), 0)
+        _write_holder(fd)
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+def _write_holder(fd: int) -> None:
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                              "since": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}).encode(), 0)
 
 
 def _read_holder(fd: int) -> str:
@@ -54,6 +59,29 @@ def _read_holder(fd: int) -> str:
         return f"pid {who['pid']} on {who['host']} since {who['since']}"
     except (ValueError, KeyError, OSError):
         return "holder unknown"
+
+
+@contextmanager
+def exclusive(home: Path, name: str, timeout: float = 60.0) -> Iterator[None]:
+    """A lock on ``$LLMREC_HOME/_locks/<name>.lock`` that waits (up to ``timeout`` seconds)
+    instead of failing: for short critical sections such as moving an alias."""
+    path = Path(home) / "_locks" / f"{name}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise BusyError(f"{path} stayed locked for {timeout:.0f}s ({_read_holder(fd)})") from None
+                time.sleep(0.05)
+        _write_holder(fd)
+        yield
+    finally:
+        os.close(fd)
 
 
 @contextmanager

@@ -8,6 +8,7 @@ Used by :mod:`llmrec_core.io.warehouse`, which re-exports ``PublishError`` and
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import shutil
 import uuid
@@ -18,7 +19,7 @@ import pyarrow.parquet as pq
 
 from llmrec_core.errors import LlmrecError
 from llmrec_core.io import serving_schema as serving
-from llmrec_core.io.lake import ds_dir, list_partitions, swap_dir
+from llmrec_core.io.lake import ds_dir, list_partitions, swap_dir, write_json_atomic
 
 log = logging.getLogger(__name__)
 LOGICAL = tuple(serving.SCHEMAS)
@@ -33,9 +34,18 @@ class PublishError(LlmrecError):
         super().__init__(f"publish of {ds} refused, nothing was published: {detail}")
 
 
-def write_parquet_copies(lake_dir: Path, ds: dt.date, tables: dict[str, pa.Table], keep_days: int) -> None:
+MANIFEST = "_published.json"
+
+
+def _manifest(root: Path) -> dict[str, str]:
+    path = root / MANIFEST
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def write_parquet_copies(lake_dir: Path, ds: dt.date, tables: dict[str, pa.Table], keep_days: int, run_id: str | None = None) -> None:
     """Write ``lake/serving/<table>/ds=YYYY-MM-DD/part-0.parquet`` for each table, replacing the
-    partition by a rename, and remove partitions older than ``keep_days`` before the newest day.
+    partition in one atomic step, remove partitions older than ``keep_days`` before the newest
+    day, and record in ``lake/serving/_published.json`` which run's rows the copies of each day hold.
 
     ``ds`` lives in the directory name only, as in the Spark-written lake partitions."""
     root = Path(lake_dir) / "serving"
@@ -55,7 +65,34 @@ def write_parquet_copies(lake_dir: Path, ds: dt.date, tables: dict[str, pa.Table
             if day < cutoff:
                 # Nothing staged: the partition is renamed away, then deleted.
                 swap_dir(root / "_staging" / "nothing", table_dir / ds_dir(day))
+    kept = set(list_partitions(root / LOGICAL[0]))
+    manifest = {d: r for d, r in _manifest(root).items() if dt.date.fromisoformat(d) in kept}
+    write_json_atomic(root / MANIFEST, {**manifest, str(ds): run_id})
     log.info("wrote the Parquet copies of %s under %s", ds, root)
+
+
+def reconcile_parquet_copies(lake_dir: Path, warehouse, keep_days: int) -> list[dt.date]:
+    """Make the Parquet copies hold exactly what the warehouse publishes: a day whose copies
+    are missing or hold another run's rows (a crash between the warehouse commit and the copies)
+    is written again from the warehouse, and a copy of a day the warehouse does not publish is
+    removed. Returns the days repaired."""
+    root = Path(lake_dir) / "serving"
+    published = warehouse.publication_runs()
+    recorded = _manifest(root)
+    repaired = []
+    for ds, run_id in published.items():
+        if recorded.get(str(ds)) != run_id or any(not (root / name / ds_dir(ds)).is_dir() for name in LOGICAL):
+            write_parquet_copies(lake_dir, ds, warehouse.read_day(ds), keep_days, run_id)
+            repaired.append(ds)
+    for name in LOGICAL:
+        for day in list_partitions(root / name):
+            if day not in published:
+                swap_dir(root / "_staging" / "nothing", root / name / ds_dir(day))
+                repaired.append(day)
+    if repaired:
+        write_json_atomic(root / MANIFEST, {str(d): r for d, r in published.items()})
+        log.warning("Parquet copies under %s repaired to match the warehouse for %s", root, sorted(set(map(str, repaired))))
+    return sorted(set(repaired))
 
 
 def conform(ds: dt.date, tables: dict[str, pa.Table], logical: tuple[str, ...] = LOGICAL) -> dict[str, pa.Table]:

@@ -18,6 +18,7 @@ from pathlib import Path
 import mlflow
 from mlflow.tracking import MlflowClient
 
+from llmrec_core.errors import LlmrecError
 from llmrec_core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -64,11 +65,27 @@ def flatten(prefix: str, value: object, out: dict[str, str]) -> dict[str, str]:
 
 @contextmanager
 def run(name: str, *, tags: Mapping[str, str] | None = None, params: Mapping[str, object] | None = None,
-        nested: bool = False) -> Iterator[str]:
-    with mlflow.start_run(run_name=name, nested=nested, tags=dict(tags or {})) as active:
+        nested: bool = False, close_quietly: bool = False) -> Iterator[str]:
+    """An MLflow run around the body; yields its id. With ``close_quietly``, a failure to end
+    the run after the body succeeded (the tracking server went away) is logged, not raised: the
+    work the body did (a published day) stands."""
+    active = mlflow.start_run(run_name=name, nested=nested, tags=dict(tags or {}))
+    try:
         if params:
             mlflow.log_params(flatten("", dict(params), {}))
         yield active.info.run_id
+    except BaseException:
+        try:
+            mlflow.end_run("FAILED")
+        except Exception as err:  # the body's error is the one to report
+            log.warning("could not end MLflow run %s: %s", active.info.run_id, err)
+        raise
+    try:
+        mlflow.end_run()
+    except Exception as err:
+        if not close_quietly:
+            raise
+        log.warning("MLflow run %s could not be closed (%s); what it recorded so far is kept", active.info.run_id, err)
 
 
 def log_metrics(metrics: Mapping[str, float], step: int | None = None, prefix: str = "") -> None:
@@ -144,10 +161,37 @@ def download_bundle(settings: Settings, version: str, dst: Path) -> Path:
     return Path(local) / "artifacts" / "bundle"
 
 
-def promote(settings: Settings, version: str, reason: str) -> None:
-    client = MlflowClient()
-    client.set_registered_model_alias(settings.tracking.registered_model, settings.tracking.champion_alias, version)
-    client.set_model_version_tag(settings.tracking.registered_model, version, "promotion", f"promoted: {reason}")
+class ChampionMoved(LlmrecError):
+    """The champion alias is no longer on the version a promotion decision was made against."""
+
+
+def promote(settings: Settings, version: str, reason: str, *, expected: str | None) -> None:
+    """Move the champion alias to ``version`` if it still points at ``expected`` (None: there
+    is no champion), else raise :class:`ChampionMoved`: a compare-and-set, so a decision made
+    against one champion never overwrites another that was promoted meanwhile.
+
+    The check and the move run under a lock in ``$LLMREC_HOME`` (every llmrec process that
+    shares the home); the tag is set before the alias, so a champion always says why it is one."""
+    from llmrec_core.io import locks
+
+    name, alias = settings.tracking.registered_model, settings.tracking.champion_alias
+    with locks.exclusive(settings.home, f"registry-{name}"):
+        current = champion(settings)
+        now = None if current is None else str(current.version)
+        if now != (None if expected is None else str(expected)):
+            raise ChampionMoved(f"{alias} moved from {expected or 'none'} to {now or 'none'} while version {version} was judged")
+        client = MlflowClient()
+        client.set_model_version_tag(name, version, "promotion", f"promoted: {reason}")
+        client.set_registered_model_alias(name, alias, version)
+
+
+def not_promoted(mv) -> str | None:
+    """Why a registered version was not promoted by the gate (its ``promotion`` tag), or None
+    when it was."""
+    tag = (mv.tags or {}).get("promotion", "")
+    if tag.startswith("promoted:"):
+        return None
+    return tag.removeprefix("not promoted: ") if tag else "it carries no promotion decision"
 
 
 def refuse(settings: Settings, version: str, reason: str) -> None:

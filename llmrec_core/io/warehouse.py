@@ -37,6 +37,7 @@ from llmrec_core.io import serving_schema as serving
 from llmrec_core.io.publication import (
     PublishError,
     conform,
+    reconcile_parquet_copies,
     write_parquet_copies,
 )
 from llmrec_core.io.warehouse_sql import (
@@ -48,7 +49,7 @@ from llmrec_core.io.warehouse_sql import (
     Statements,
 )
 
-__all__ = ["PublishError", "Warehouse", "write_parquet_copies"]
+__all__ = ["PublishError", "Warehouse", "reconcile_parquet_copies", "write_parquet_copies"]
 log = logging.getLogger(__name__)
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 COPY_CHUNK_ROWS = 65_536
@@ -254,6 +255,20 @@ class Warehouse:
 
     def published_days(self) -> list[dt.date]:
         return [row[0] for row in self._q(self._sql.published_days()).fetchall()] if self._has_tables() else []
+
+    def publication_runs(self) -> dict[dt.date, str]:
+        """Each published day and the run that published it."""
+        return {row[0]: row[1] for row in self._q(self._sql.publication_runs()).fetchall()} if self._has_tables() else {}
+
+    def read_day(self, ds: dt.date) -> dict[str, pa.Table]:
+        """The published rows of day ``ds``, one Arrow table per logical table."""
+        out = {}
+        for name in LOGICAL:
+            schema = serving.ALL_SCHEMAS[name]
+            rows = self._q(self._sql.day_rows(name), [ds]).fetchall()
+            columns = list(zip(*rows, strict=True)) if rows else [()] * len(schema)
+            out[name] = pa.Table.from_arrays([pa.array(list(col), type=f.type) for col, f in zip(columns, schema, strict=True)], schema=schema)
+        return out
 
     def counts(self, ds: dt.date) -> dict[str, int]:
         """Rows per logical table of a published day; ``{}`` when the day is not published."""

@@ -235,6 +235,14 @@ class Statements:
     def latest_ds(self):
         return self.d.sql("SELECT max(ds) FROM {t}", t=self.table("publications"))
 
+    def publication_runs(self):
+        """Each published day with the scoring run that published it."""
+        return self.d.sql("SELECT ds, run_id FROM {t} ORDER BY ds", t=self.table("publications"))
+
+    def day_rows(self, logical: str):
+        """Every row of one logical table on day %s."""
+        return self.d.sql("SELECT {c} FROM {t} WHERE ds = %s", c=self.cols(tables.ALL_SCHEMAS[logical].names), t=self.table(logical))
+
     def newest_days(self):
         """Published days, newest first, LIMIT %s."""
         return self.d.sql("SELECT ds FROM {t} ORDER BY ds DESC LIMIT %s", t=self.table("publications"))

@@ -102,13 +102,14 @@ def champion_metric(settings: Settings, snap: Snapshot, ranking: EvalSplit,
 
 
 def judge(settings: Settings, results: dict[str, dict[str, float]], model: str, baselines: list[str], snap: Snapshot,
-          ranking: EvalSplit, item_vectors: np.ndarray | None) -> tuple[list[tuple[str, GateDecision]], float | None]:
+          ranking: EvalSplit, item_vectors: np.ndarray | None) -> tuple[list[tuple[str, GateDecision]], float | None, str | None]:
     """The decision for ``model``'s new version against the tuned ``baselines`` and the champion;
     when a baseline beat it and ``tracking.serve_baseline_winner`` is on, also the decision for
     that baseline (the best overall, or the best for users with history, or popularity for users
     without, whichever bar the model failed first), which then only has to beat the champion.
     Served, a baseline gives users it cannot score the popularity fallback, as every model does. Returns the decisions, the
-    language model's first, and the champion's metric (None without one)."""
+    language model's first, the champion's metric (None without one) and its version, which a
+    promotion must still find in place (``tracking.promote(expected=...)``)."""
     metric, margin = settings.evaluation.metric, settings.tracking.promote_margin
     champion, version, note = champion_metric(settings, snap, ranking, item_vectors)
     rivals = {b: results[b] for b in baselines if b in results}
@@ -118,4 +119,4 @@ def judge(settings: Settings, results: dict[str, dict[str, float]], model: str, 
         winner = decision.beaten_by  # the baseline that did better where the language model fell short
         won = decide(metric, results[winner], {}, champion, margin, version, note)
         out.append((winner, GateDecision(won.promote, f"{won.reason} ({model} was refused: {decision.reason})")))
-    return out, champion
+    return out, champion, version

@@ -63,12 +63,12 @@ def test_params_are_validated(dags):
             params.get_param(k).resolve(v)
 
     check("llmrec_train", ds="1998-04-22", finetune="lora", epochs=5)
-    check("llmrec_score", ds=None, model_version="3", k=50, engine="spark")
+    check("llmrec_score", ds=None, model_version="3", k=50, engine="spark", force=True)
     check("llmrec_etl", ds="latest")  # one meaning everywhere: the newest day with raw events
     check("llmrec_refresh", ds="1998-04-22", until="1998-04-22T12:00:00Z", model_version="2", k=50, force=True)
     check("llmrec_refresh", until="1998-04-22 12:00")
     for dag_id, bad in (("llmrec_etl", {"ds": "22/04/1998"}), ("llmrec_train", {"ds": "1998-13-01"}), ("llmrec_score", {"ds": "newest"}), ("llmrec_train", {"finetune": "qlora"}), ("llmrec_train", {"epochs": 0}),
-                        ("llmrec_score", {"k": 0}), ("llmrec_score", {"model_version": "latest"}),
+                        ("llmrec_score", {"k": 0}), ("llmrec_score", {"model_version": "latest"}), ("llmrec_score", {"force": "yes"}),
                         ("llmrec_refresh", {"until": "noon"}), ("llmrec_refresh", {"force": "yes"})):
         with pytest.raises(ParamValidationError, match="Failed validating"):
             check(dag_id, **bad)

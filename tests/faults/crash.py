@@ -7,7 +7,8 @@ POINT is one of:
 - ``after-exchange``: just after, before the previous content is deleted;
 - ``between-renames``: on a filesystem that cannot exchange, after the old partition is
   renamed away and before the new one is renamed in;
-- ``before-summary``: after every partition is committed, before the run summary is written.
+- ``before-summary``: after every partition is committed, before the run summary is written;
+- ``after-publish``: just after the warehouse commit of a scoring run, before anything else.
 """
 
 from __future__ import annotations
@@ -47,6 +48,16 @@ def arm(point: str) -> None:
             write_json(path, payload)
 
         lake.write_json_atomic = write_or_die
+    elif point == "after-publish":
+        from llmrec_core.io.warehouse import Warehouse
+
+        publish = Warehouse.publish
+
+        def publish_then_die(self, *args, **kwargs):
+            publish(self, *args, **kwargs)
+            die()
+
+        Warehouse.publish = publish_then_die
     else:
         raise SystemExit(f"unknown point {point}")
 

@@ -52,7 +52,7 @@ def test_a_forged_champion_is_refused_and_nothing_runs_or_publishes(registry, tm
         # As an attacker with write access to the registry would: any artifact, no input example.
         version = tracking.register_bundle(forged, settings, None, {"promotion": "promoted: forged"},
                                            python_model=Path(pyfunc.__file__).with_name("pyfunc_model.py"), signature=SIGNATURE)
-    tracking.promote(settings, version, "forged")
+    tracking.promote(settings, version, "forged", expected=None)
 
     assert score.main(["--ds", str(last)]) == 1
     err = capsys.readouterr().err
