@@ -21,7 +21,11 @@ def setup_logging(level: int = logging.INFO) -> None:
 
 
 def run_main(fn: Callable[[], object]) -> int:
-    """Run ``fn``; a user-facing error prints one clear line and exits 1, never a traceback."""
+    """Run ``fn``; a user-facing error prints one clear line and exits 1, never a traceback.
+    Files the job creates are its owner's only (``settings.private_files``)."""
+    from llmrec_core.settings import private_files
+
+    private_files()
     setup_logging()
     try:
         fn()
@@ -36,7 +40,12 @@ def guarded(settings: Settings, job: str, days: Iterable[dt.date]) -> Iterator[N
     """Run as the only writer of ``job`` for ``days`` in this home (or fail at once, naming the
     other run), after finishing any partition commit that a crash interrupted."""
     from llmrec_core.io import lake, locks
+    from llmrec_core.settings import private_files
 
+    private_files(settings.home)
+    # Created here, 0700: a Spark JVM that creates them has its launcher's umask.
+    for folder in (settings.lake_dir, settings.lake_dir / "_staging"):
+        folder.mkdir(mode=0o700, exist_ok=True)
     with locks.hold(settings.home, job, days):
         for root in (settings.raw_dir, settings.lake_dir):
             if root.is_dir():

@@ -40,7 +40,7 @@ from llmrec_core.recommenders.llm import LlmRecommender, pick_device
 from llmrec_core.recommenders.reranked import Reranked
 from llmrec_core.registry import bundle, gate
 from llmrec_core.registry.bundle import Bundle
-from llmrec_core.settings import Settings, load_settings
+from llmrec_core.settings import Settings, load_settings, redact_url
 
 log = logging.getLogger("jobs.train")
 
@@ -287,7 +287,7 @@ def summary(out: dict, settings: Settings) -> str:
         lines.append(f"registered {settings.tracking.registered_model} version {v['version']} ({v['model']}, "
                      f"{'promoted to ' + settings.tracking.champion_alias if v['promoted'] else 'not promoted'}): {v['reason']}")
     lines.append("fit seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in out["fit_seconds"].items()))
-    lines.append(f"MLflow run {out['run_id']} in {settings.tracking_uri}")
+    lines.append(f"MLflow run {out['run_id']} in {redact_url(settings.tracking_uri)}")
     return "\n".join(lines)
 
 

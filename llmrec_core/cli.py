@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 from llmrec_core.errors import LlmrecError
-from llmrec_core.settings import Settings, SettingsError, load_settings
+from llmrec_core.settings import Settings, SettingsError, load_settings, private_files
 
 log = logging.getLogger("llmrec")
 JOBS = {"train": "train the LLM model and the baselines for a day, register it in MLflow (llmrec train --help)",
@@ -90,7 +90,9 @@ def _up(args: argparse.Namespace, settings: Settings) -> None:
     print(f"Airflow  {info['airflow']}  (user admin; password in {info['password_file']})")
     if info["password"]:
         print(f"         admin password (shown once): {info['password']}")
-    print(f"MLflow   {info['mlflow']}")
+    print(f"MLflow   {info['mlflow']}  (user admin; password in {info['mlflow_password_file']})")
+    if info["mlflow_password"]:
+        print(f"         admin password (shown once): {info['mlflow_password']}")
     print("processes: " + ", ".join(f"{k} {v}" for k, v in info["pids"].items()) + "; stop with `make down`")
 
 
@@ -190,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     try:
         settings = load_settings(args.config)
+        private_files(settings.home)
         args.fn(args, settings)
     except (LlmrecError, SettingsError) as err:
         print(f"error: {err}", file=sys.stderr)

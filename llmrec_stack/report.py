@@ -11,7 +11,7 @@ import pyarrow.dataset as pads
 
 from llmrec_core.io import lake, tracking
 from llmrec_core.serving import lookup
-from llmrec_core.settings import Settings
+from llmrec_core.settings import Settings, redact_url
 
 COLUMNS = ("ndcg_10", "recall_20", "recall_20_cold_users", "auc", "coverage_10")
 
@@ -25,9 +25,9 @@ def some_users(settings: Settings, ds: dt.date, n: int) -> list[str]:
 def metrics_table(settings: Settings, ds: dt.date) -> str:
     found = tracking.training_results(settings, ds.isoformat())
     if found is None:
-        return f"no training run for {ds} in {settings.tracking_uri}"
+        return f"no training run for {ds} in {redact_url(settings.tracking_uri)}"
     run_id, results = found
-    lines = [f"MLflow training run {run_id} ({settings.tracking_uri}), validation metrics:",
+    lines = [f"MLflow training run {run_id} ({redact_url(settings.tracking_uri)}), validation metrics:",
              f"  {'model':16s}" + "".join(f"{c:>22s}" for c in COLUMNS)]
     for name in sorted(results, key=lambda m: -results[m].get("ndcg_10", float("-inf"))):
         lines.append(f"  {name:16s}" + "".join(f"{results[name].get(c, float('nan')):>22.4f}" for c in COLUMNS))

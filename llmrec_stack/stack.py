@@ -6,8 +6,12 @@ MLflow serves ``$LLMREC_HOME/mlflow.db`` and its artifacts. Each process starts 
 process group with a PID file under ``$LLMREC_HOME/airflow/run/`` and a log under
 ``$LLMREC_HOME/airflow/logs/stack/``; ``down`` sends each group TERM, waits, then KILL.
 
-Authentication is on: user ``admin`` with a password generated once, printed once and kept in
-``$LLMREC_HOME/airflow/passwords.json`` (0600), and a 64-byte JWT secret kept beside it.
+Authentication is on in both. Airflow: user ``admin`` with a password generated once, printed
+once and kept in ``$LLMREC_HOME/airflow/passwords.json`` (0600), and a 64-byte JWT secret kept
+beside it. MLflow runs its ``basic-auth`` app: user ``admin`` with its own generated password in
+``$LLMREC_HOME/mlflow-auth/admin_password`` (0600); without it, nobody reaching the server can
+read runs or move ``champion``. Secrets reach the servers through files and environment
+variables, never on a command line (where ``ps`` shows them).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import urllib.request
 from pathlib import Path
 
 from llmrec_core.errors import LlmrecError
-from llmrec_core.settings import Settings
+from llmrec_core.settings import Settings, private_files
 from llmrec_stack.airflow_env import airflow_home
 from llmrec_stack.pipeline import setup
 
@@ -35,15 +39,55 @@ STOP_WAIT_S = 20
 
 def _components(settings: Settings, airflow_port: int, mlflow_port: int) -> dict[str, list[str]]:
     bin_dir = Path(sys.executable).parent
-    airflow, home = str(bin_dir / "airflow"), settings.home
+    airflow = str(bin_dir / "airflow")
     return {
         "api-server": [airflow, "api-server", "--host", "127.0.0.1", "--port", str(airflow_port)],
         "scheduler": [airflow, "scheduler", "--skip-serve-logs"],
         "dag-processor": [airflow, "dag-processor"],
         "triggerer": [airflow, "triggerer", "--skip-serve-logs"],
-        "mlflow": [str(bin_dir / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(mlflow_port), "--workers", "1",
-                   "--backend-store-uri", f"sqlite:///{home / 'mlflow.db'}", "--artifacts-destination", str(home / "mlartifacts")],
+        "mlflow": mlflow_server(settings, mlflow_port),
     }
+
+
+def mlflow_server(settings: Settings, port: int) -> list[str]:
+    """The MLflow server's command: the tracking store and artifacts of the home, behind a login."""
+    home = settings.home
+    return [str(Path(sys.executable).parent / "mlflow"), "server", "--app-name", "basic-auth", "--host", "127.0.0.1",
+            "--port", str(port), "--workers", "1", "--backend-store-uri", f"sqlite:///{home / 'mlflow.db'}",
+            "--artifacts-destination", str(home / "mlartifacts")]
+
+
+def mlflow_auth(settings: Settings) -> tuple[dict[str, str], str, bool]:
+    """The MLflow login: the server's environment (its auth config file and Flask secret, both
+    0600 under ``$LLMREC_HOME/mlflow-auth``), the admin password and whether it was generated
+    just now."""
+    folder = settings.home / "mlflow-auth"
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(folder, 0o700)
+    password, generated = _secret(folder / "admin_password", lambda: secrets.token_urlsafe(18))
+    flask_secret, _ = _secret(folder / "flask_secret", lambda: secrets.token_hex(32))
+    config = folder / "basic_auth.ini"
+    body = ("[mlflow]\ndefault_permission = READ\n"
+            f"database_uri = sqlite:///{folder / 'basic_auth.db'}\n"
+            f"admin_username = admin\nadmin_password = {password}\n"
+            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+    fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(body)
+    env = {"MLFLOW_AUTH_CONFIG_PATH": str(config), "MLFLOW_FLASK_SERVER_SECRET_KEY": flask_secret}
+    return env, password, generated
+
+
+def _secret(path: Path, make) -> tuple[str, bool]:
+    """The secret kept in ``path`` (0600, created once with ``make()``) and whether it is new."""
+    if path.is_file():
+        return path.read_text().strip(), False
+    value = make()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value)
+    return value, True
 
 
 def _pid_dir(settings: Settings) -> Path:
@@ -103,7 +147,9 @@ def up(settings: Settings, airflow_port: int = 8080, mlflow_port: int = 5000) ->
     if already:
         raise LlmrecError(f"already running: {', '.join(f'{k} ({v})' for k, v in already.items())}; `make down` first")
     os.environ["AIRFLOW__API__PORT"] = str(airflow_port)
+    private_files(settings.home)
     password, generated = admin_password(settings)
+    mlflow_env, mlflow_password, mlflow_generated = mlflow_auth(settings)
     env = setup(settings)
     logs, pids = airflow_home(settings) / "logs" / "stack", _pid_dir(settings)
     logs.mkdir(parents=True, exist_ok=True)
@@ -111,7 +157,7 @@ def up(settings: Settings, airflow_port: int = 8080, mlflow_port: int = 5000) ->
     procs = {}
     for name, cmd in _components(settings, airflow_port, mlflow_port).items():
         with open(logs / f"{name}.log", "ab") as out:
-            proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
+            proc = subprocess.Popen(cmd, env={**os.environ, **env, **(mlflow_env if name == "mlflow" else {})}, stdout=out, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True, cwd=settings.home)
         (pids / f"{name}.pid").write_text(str(proc.pid))
         procs[name] = proc
@@ -124,6 +170,8 @@ def up(settings: Settings, airflow_port: int = 8080, mlflow_port: int = 5000) ->
         raise
     return {"airflow": f"http://127.0.0.1:{airflow_port}", "mlflow": f"http://127.0.0.1:{mlflow_port}", "user": "admin",
             "password": password if generated else None, "password_file": str(airflow_home(settings) / "passwords.json"),
+            "mlflow_password": mlflow_password if mlflow_generated else None,
+            "mlflow_password_file": str(settings.home / "mlflow-auth" / "admin_password"),
             "pids": {k: p.pid for k, p in procs.items()}}
 
 

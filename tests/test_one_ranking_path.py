@@ -51,7 +51,8 @@ def lake(tmp_path_factory, spark):
 def register(settings, snap, rec, reranker=None) -> str:
     with tracking.run(f"register {rec.name}"):
         return bundle.register(settings, bundle.Bundle(rec.export(), rec.export(), reranker, {"ds": str(snap.ds)}),
-                               input_example(list(snap.item_ids[:5])), {"model": rec.name})
+                               # Served by number, as a promoted version (the gate is tested elsewhere).
+                               input_example(list(snap.item_ids[:5])), {"model": rec.name, "promotion": "promoted: by the test"})
 
 
 def published(home) -> tuple[dict[str, list[str]], dict[str, list[float]]]:

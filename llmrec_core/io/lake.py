@@ -154,6 +154,8 @@ def swap_dir(staged: Path, target: Path) -> None:
     FUSE mounts), the two renames are journaled first, and :func:`recover` finishes or undoes
     a commit a crash interrupted; every job calls it before it reads the lake."""
     staged, target = Path(staged), Path(target)
+    if staged.exists():
+        private_tree(staged)
     if not staged.exists():
         if target.exists():
             trash = target.with_name(f"_removed.{target.name}.{uuid.uuid4().hex[:8]}")
@@ -168,6 +170,17 @@ def swap_dir(staged: Path, target: Path) -> None:
         shutil.rmtree(staged, ignore_errors=True)
         return
     _journaled_swap(staged, target)
+
+
+def private_tree(root: Path) -> None:
+    """Directories 0700 and files 0600 under ``root``, whatever wrote them with whatever umask
+    (a Spark JVM started by ``spark-submit`` has its launcher's): the lake holds user data."""
+    os.chmod(root, 0o700)
+    for folder, dirs, files in os.walk(root):
+        for name in dirs:
+            os.chmod(os.path.join(folder, name), 0o700)
+        for name in files:
+            os.chmod(os.path.join(folder, name), 0o600)
 
 
 _RENAME_EXCHANGE = 2  # linux/fs.h; RENAME_SWAP has the same value on macOS

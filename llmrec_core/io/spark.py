@@ -37,6 +37,9 @@ def base_conf(spark: SparkSettings) -> dict[str, str]:
         # throughput collector suits batch jobs on few cores better than G1 (about 10% here).
         "spark.driver.extraJavaOptions": JVM_OPTIONS,
         "spark.executor.extraJavaOptions": JVM_OPTIONS,
+        # Hadoop applies its own umask to the files Spark writes, not the process's: the lake
+        # is its owner's only, like everything else under $LLMREC_HOME.
+        "spark.hadoop.fs.permissions.umask-mask": "077",
     }
     conf.update(spark.conf)
     return conf

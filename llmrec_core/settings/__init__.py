@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_serializer
 
-from llmrec_core.settings.base import Section, SettingsError, check_identifier
+from llmrec_core.settings.base import Section, SettingsError, check_identifier, redact_url
 from llmrec_core.settings.data import (
     CleanSettings,
     FeedbackSettings,
@@ -46,6 +46,7 @@ __all__ = [
     "CleanSettings", "EvaluationSettings", "FeedbackSettings", "FilterSettings", "ModelSettings", "OrchestrationSettings",
     "RefreshSettings", "RerankSettings", "ScoringSettings", "Section", "SequenceSettings", "Settings", "SettingsError", "SparkSettings",
     "TextSettings", "TrackingSettings", "TrainSettings", "WarehouseSettings", "check_identifier", "load_settings",
+    "private_files", "redact_url",
 ]
 
 ENV_PREFIX = "LLMREC_"
@@ -70,6 +71,12 @@ class Settings(Section):
     refresh: RefreshSettings = Field(default_factory=RefreshSettings)
     warehouse: WarehouseSettings = Field(default_factory=WarehouseSettings)
     orchestration: OrchestrationSettings = Field(default_factory=OrchestrationSettings)
+
+    # Every dump (``llmrec config``, MLflow params, a bundle's meta.json) shows URLs without
+    # their passwords; code that connects reads the attribute itself.
+    @field_serializer("warehouse_url")
+    def _redact(self, url: str | None) -> str | None:
+        return redact_url(url)
 
     @property
     def raw_dir(self) -> Path:
@@ -149,6 +156,20 @@ def _format_error(err: ValidationError, origin: str) -> str:
         else:
             lines.append(f"setting '{key}': {e['msg']}")
     return f"invalid configuration ({origin}): " + "; ".join(lines)
+
+
+PRIVATE_UMASK = 0o077
+
+
+def private_files(home: Path | None = None) -> None:
+    """From here on, files and directories this process (and what it starts) creates are its
+    owner's only (0600/0700), whatever the user's umask; ``home`` itself becomes 0700. Every
+    llmrec entry point calls it, so user data and metadata under ``$LLMREC_HOME`` (the lake,
+    the MLflow store and artifacts, the warehouse, logs) are never readable by other users."""
+    os.umask(PRIVATE_UMASK)
+    if home is not None:
+        home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(home, 0o700)
 
 
 def load_settings(config: str | Path | None = None, environ: dict[str, str] | None = None) -> Settings:

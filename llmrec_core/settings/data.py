@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_serializer, model_validator
 
-from llmrec_core.settings.base import Section
+from llmrec_core.settings.base import REDACTED, Section, redact_url, secret_key
 
 
 class SparkSettings(Section):
@@ -12,8 +12,13 @@ class SparkSettings(Section):
     app_name: str = "llmrec"
     driver_memory: str = "2g"
     shuffle_partitions: int = Field(8, ge=1)
-    # Any further spark.* settings, passed through verbatim.
+    # Any further spark.* settings, passed through verbatim (values of keys that name a
+    # credential are shown as *** wherever settings are printed or logged).
     conf: dict[str, str] = Field(default_factory=dict)
+
+    @field_serializer("conf")
+    def _redact(self, conf: dict[str, str]) -> dict[str, str]:
+        return {k: REDACTED if secret_key(k) else redact_url(v) for k, v in conf.items()}
 
 
 class FeedbackSettings(Section):

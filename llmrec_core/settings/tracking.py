@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_serializer, field_validator
 
-from llmrec_core.settings.base import Section
+from llmrec_core.settings.base import Section, redact_url
 
 BASELINES = ("popularity", "item_knn", "ease", "als")
 
@@ -24,6 +24,10 @@ class TrackingSettings(Section):
     # The tuned baselines whose validation scores set the bar for the language model (all by
     # default; ["popularity"] is the weakest bar that still means something).
     gate_baselines: list[str] = ["popularity", "item_knn", "ease", "als"]
+
+    @field_serializer("tracking_uri")
+    def _redact(self, uri: str | None) -> str | None:
+        return redact_url(uri)
 
     @field_validator("gate_baselines")
     @classmethod
