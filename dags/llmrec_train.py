@@ -43,8 +43,10 @@ GPU_QUEUE = os.environ.get("LLMREC_ORCHESTRATION__GPU_QUEUE", "default")
         "ds": Param(None, type=["null", "string"], pattern=DAY_PATTERN, title="Day (UTC)",
                     description="Train on everything visible on this day, YYYY-MM-DD or `latest` (the newest day with raw events). "
                                 "Empty: the day of the ETL run that triggered this run, else `latest`."),
-        "encoder": Param("packaged", type="string", minLength=1, title="Language model",
-                         description="`packaged` (the offline all-MiniLM-L6-v2) or a local checkpoint directory."),
+        "encoder": Param("packaged", type="string", minLength=1, maxLength=4096, title="Language model",
+                         pattern=r"^(packaged|/[^\s]+|random:([89]|[1-9][0-9]|[1-9][0-9]{2}|10[01][0-9]|102[0-4])x([1-9]|1[0-9]|2[0-4]))$",
+                         description="`packaged` (the offline all-MiniLM-L6-v2), an absolute path to a local checkpoint "
+                                     "(at most 1.5B weights), or `random:<hidden>x<layers>` (hidden up to 1024, layers up to 24)."),
         "finetune": Param("none", type="string", enum=["none", "lora", "full"], title="Fine-tuning mode",
                           description="`none` (frozen, cached text vectors: the CPU default), `lora` or `full`."),
         "epochs": Param(None, type=["null", "integer"], minimum=1, maximum=500, title="Maximum epochs",

@@ -79,8 +79,8 @@ def clean_source(spark, settings: Settings, source: Source, days: list[dt.date])
             else:
                 log.warning("%s: left as it is: %s", source.name, why)
     watermarks = {d: lake.fingerprint(lake.raw_files(raw_dir, d)) for d in present}
-    raw = clean.read_raw_lines(spark, raw_dir, present)
     with lake.Staging(settings.lake_dir / "_staging", f"{JOB}-{source.name}") as staging:
+        raw = clean.read_raw_lines(spark, raw_dir, present, settings.clean.max_line_bytes, scratch=staging.path)
         split = source.split(raw, settings, staging.stage)
         # The staged parse holds one row per raw line: reads and invalid rows are counted there.
         pre = split.parsed.groupBy("ds").agg(F.count("*").alias("read"), F.count("reason").alias("invalid")).collect()

@@ -19,7 +19,14 @@ COLUMNS = ("ndcg_10", "recall_20", "recall_20_cold_users", "auc", "coverage_10")
 def some_users(settings: Settings, ds: dt.date, n: int) -> list[str]:
     """The first ``n`` user IDs of the day's snapshot, numerically when they are numbers."""
     ids = pads.dataset(lake.partition(settings.lake_table("users"), ds), format="parquet").to_table(columns=["user_id"])["user_id"].to_pylist()
-    return sorted(ids, key=lambda u: (not u.isdigit(), int(u) if u.isdigit() else 0, u))[:n]
+    return numbers_first(ids)[:n]
+
+
+def numbers_first(ids: list[str]) -> list[str]:
+    """IDs of ASCII digits in numeric order, then the rest in text order. ("²".isdigit() is
+    true and int("²") fails: any id is fine here.)"""
+    numeric = lambda u: u.isascii() and u.isdigit()  # noqa: E731
+    return sorted(ids, key=lambda u: (not numeric(u), int(u) if numeric(u) else 0, u))
 
 
 def metrics_table(settings: Settings, ds: dt.date) -> str:

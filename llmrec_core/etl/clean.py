@@ -221,16 +221,39 @@ def label_events(parsed: DataFrame, params: CleanParams) -> Split:
     return split_events(parsed, dups, bots)
 
 
-def read_raw_lines(spark, table_dir: Path, days: list[dt.date]):
+def read_raw_lines(spark, table_dir: Path, days: list[dt.date], max_line_bytes: int = 1 << 20, scratch: Path | None = None):
     """One row per raw line of the given partitions: (ds, source_file, line).
 
-    Files are listed here, not globbed by Spark, so only ``*.jsonl``/``*.jsonl.gz`` are read and a
-    day without a partition simply contributes nothing. Gzip and CRLF are handled by the reader.
+    Files are listed here, not globbed by Spark, so only ``*.jsonl``/``*.jsonl.gz`` are read, a
+    day without a partition simply contributes nothing, and a file name with glob characters is
+    read as itself. Gzip and CRLF are handled by the reader.
+
+    No line of ``max_line_bytes`` or more is ever held whole. A scan in bounded memory
+    (``lake.long_lines``) finds them; a file that has one is read from a copy under ``scratch``
+    in which each such line is replaced by ``jsonfields.TOO_LONG``, its size and its first KiB,
+    which the line checks quarantine as ``line_too_long``. ``source_file`` still names the
+    original, and every line is still one row, so the counts reconcile.
     """
-    files = [str(f) for d in days for f in lake.raw_files(table_dir, d)]
+    files = [f for d in days for f in lake.raw_files(table_dir, d)]
     if not files:
         return spark.createDataFrame([], RAW_LINES)
-    df = spark.read.text(files).select(F.col("value").alias("line"), F.col("_metadata.file_path").alias("source_file"))
+    read, copies = [], None
+    for f in files:
+        if lake.long_lines(f, max_line_bytes):
+            if scratch is None:
+                raise ValueError("raw lines longer than max_line_bytes need a scratch directory")
+            copies = Path(scratch) / "raw-lines"
+            copy = copies / f.parent.name / f.name
+            lake.without_long_lines(f, max_line_bytes, copy, J.TOO_LONG)
+            read.append(copy)
+        else:
+            read.append(f)
+    source = F.col("_metadata.file_path")
+    df = spark.read.text([lake.literal_path(f) for f in read]).select(F.col("value").alias("line"), source.alias("source_file"))
+    if copies is not None:
+        # The copies sit at <scratch>/raw-lines/ds=D/<name>: name the original file instead.
+        original = F.concat(F.lit("file://" + str(Path(table_dir).resolve()) + "/"), F.substring_index(source, "/", -2))
+        df = df.withColumn("source_file", F.when(source.contains(str(copies) + "/"), original).otherwise(F.col("source_file")))
     # .../ds=YYYY-MM-DD/file: string functions, not a regex per row.
     ds = F.to_date(F.substring_index(F.substring_index("source_file", "/ds=", -1), "/", 1))
     return df.select(ds.alias("ds"), "source_file", "line")

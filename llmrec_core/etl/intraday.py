@@ -20,6 +20,7 @@ from pyspark.sql import functions as F
 
 from llmrec_core.errors import LlmrecError
 from llmrec_core.etl import clean, reconcile
+from llmrec_core.io import lake
 from llmrec_core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -57,9 +58,10 @@ class DaySoFar:
 def clean_so_far(spark, settings: Settings, ds: dt.date, until: dt.datetime | None = None) -> DaySoFar:
     """Clean every event line of ``raw/events/ds=D`` that has landed (see the module docstring)."""
     params = clean.CleanParams.from_settings(settings)
-    raw = clean.read_raw_lines(spark, settings.raw_table("events"), [ds])
-    parsed = clean.parse_events(raw, params).localCheckpoint()
-    read = parsed.count()
+    with lake.Staging(settings.lake_dir / "_staging", "refresh-raw") as scratch:
+        raw = clean.read_raw_lines(spark, settings.raw_table("events"), [ds], settings.clean.max_line_bytes, scratch=scratch.path)
+        parsed = clean.parse_events(raw, params).localCheckpoint()  # eager: the scratch copies can go
+        read = parsed.count()
     later = 0
     if until is not None:
         after = F.col("ts").isNotNull() & (F.col("ts") >= F.lit(until))

@@ -10,8 +10,17 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 NUMERIC_TYPES = ("BIGINT", "INT", "SMALLINT", "TINYINT", "DOUBLE", "FLOAT")
-# C0 and C1 control characters (tab and newline included: an id has no business holding them).
-CONTROL_CHARS = r"[\x00-\x1f\x7f-\x9f]"
+# C0 and C1 control characters (tab and newline included: an id has no business holding them),
+# and characters that change how an id looks without being seen: zero-width characters, bidi
+# embeddings, overrides and isolates (U+202E shows "1u" for "u1"), word joiners, the BOM, line and
+# paragraph separators, and unpaired surrogates (which no UTF-8 writer can encode).
+CONTROL_CHARS = (r"[\x00-\x1f\x7f-\x9f\x{200B}-\x{200F}\x{2028}-\x{202E}\x{2060}-\x{2064}\x{2066}-\x{2069}"
+                 r"\x{FEFF}\x{D800}-\x{DFFF}]")
+# Combining accents: an id that holds one is in decomposed form (NFD), the twin of its composed
+# form ("cafe" + U+0301 beside "café"), and would split one user or item in two.
+DECOMPOSED = r"[\x{0300}-\x{036F}]"
+# What ``clean.read_raw_lines`` puts before the first KiB of a line too long to read.
+TOO_LONG = "\x00llmrec:line_too_long:"
 
 
 def bom_stripped(line: Column) -> Column:
@@ -69,6 +78,7 @@ def id_checks(fields: list[str], max_len: int, *, optional: tuple[str, ...] = ()
         checks += [
             (present & (typ != "STRING"), f"bad_type_{field}"),
             (present & any_control & val.rlike(CONTROL_CHARS), f"control_chars_{field}"),
+            (present & val.rlike(DECOMPOSED), f"not_nfc_{field}"),
             (present & (F.length(val) > max_len), f"too_long_{field}"),
         ]
     return checks
@@ -122,6 +132,7 @@ def line_checks() -> list[tuple[Column, str]]:
     """Checks every raw line goes through before its fields are looked at (see ``parse_fields``)."""
     line = F.col("line")
     return [
+        (line.startswith(TOO_LONG), "line_too_long"),
         (~F.col("_utf8"), "invalid_utf8"),
         (F.col("_v_null") & (F.trim(bom_stripped(line)) == ""), "blank_line"),
         (F.col("_v_null"), "not_json"),

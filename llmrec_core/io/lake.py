@@ -23,6 +23,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from llmrec_core.errors import LlmrecError
+
 log = logging.getLogger(__name__)
 
 _DS_DIR = re.compile(r"^ds=(\d{4}-\d{2}-\d{2})$")
@@ -51,11 +53,91 @@ def list_partitions(table_dir: Path) -> list[dt.date]:
 
 
 def raw_files(table_dir: Path, ds: dt.date) -> list[Path]:
-    """Data files of one raw partition (JSON Lines, optionally gzip), sorted for determinism."""
+    """Data files of one raw partition (JSON Lines, optionally gzip), sorted for determinism.
+
+    A symbolic link is followed only when it stays under ``raw/``: one that leads elsewhere
+    (another user's files, ``/etc``) is refused with an error naming it."""
     part = table_dir / ds_dir(ds)
     if not part.is_dir():
         return []
-    return sorted(p for p in part.iterdir() if p.is_file() and p.name.endswith(RAW_SUFFIXES))
+    files = sorted(p for p in part.iterdir() if p.is_file() and p.name.endswith(RAW_SUFFIXES))
+    raw_root = Path(table_dir).resolve().parent
+    for f in files:
+        if f.is_symlink() and not f.resolve().is_relative_to(raw_root):
+            raise LlmrecError(f"{f} is a symbolic link to {f.resolve()}, outside {raw_root}: refusing to read it")
+    return files
+
+
+_HADOOP_GLOB = re.compile(r"([\\\[\]{}*?])")
+
+
+def literal_path(path: Path | str) -> str:
+    """``path`` for Spark's readers, which take ``[``, ``{``, ``*`` and ``?`` as glob patterns:
+    each escaped, so a file named ``a[1].jsonl`` is read as itself."""
+    return _HADOOP_GLOB.sub(r"\\\1", str(path))
+
+
+_LINE_BREAK = re.compile(rb"\r\n|\r|\n")
+
+
+def _lines(path: Path, limit: int, keep: int = 1024):
+    """The lines of a raw file (gzip or not) as Hadoop's reader splits them (LF, CR or CRLF), in
+    4 MiB blocks so memory stays bounded whatever the file holds. Yields (bytes with the line
+    break, line break, first ``keep`` bytes, the line itself or None when it is ``limit`` bytes
+    or more with its break: a line that reader, given the same limit, skips)."""
+    import gzip
+
+    length, head, body, carry = 0, bytearray(), bytearray(), b""
+    with (gzip.open if str(path).endswith(".gz") else open)(path, "rb") as f:
+        while True:
+            block = f.read(1 << 22)
+            data = carry + block
+            carry = b""
+            if block and data.endswith(b"\r"):
+                data, carry = data[:-1], b"\r"  # it may be the first half of CRLF
+            start = 0
+            for brk in _LINE_BREAK.finditer(data):
+                piece, end = data[start:brk.start()], brk.group()
+                length += len(piece)
+                if len(head) < keep:
+                    head += piece[: keep - len(head)]
+                if length + len(end) < limit:
+                    body += piece
+                yield length + len(end), end, bytes(head), bytes(body) if length + len(end) < limit else None
+                length, head, body, start = 0, bytearray(), bytearray(), brk.end()
+            rest = data[start:]
+            length += len(rest)
+            if len(head) < keep:
+                head += rest[: keep - len(head)]
+            if length < limit:
+                body += rest
+            else:
+                body = bytearray()
+            if not block:
+                break
+    if length:
+        yield length, b"", bytes(head), bytes(body) if length < limit else None
+
+
+def long_lines(path: Path, limit: int, keep: int = 1024) -> list[tuple[int, bytes]]:
+    """The lines of a raw file of ``limit`` bytes or more (line break included), as (bytes,
+    first ``keep`` bytes); see :func:`_lines`."""
+    return [(size, head) for size, _, head, body in _lines(path, limit, keep) if body is None]
+
+
+def without_long_lines(path: Path, limit: int, copy: Path, marker: str) -> None:
+    """Write ``copy``, the raw file ``path`` with each line of ``limit`` bytes or more replaced
+    by ``marker``, its size and its first KiB: every other byte, line break and the compression
+    as they were, so the copy has the same lines, one for one."""
+    import gzip
+
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    with (gzip.open(copy, "wb", compresslevel=1) if str(path).endswith(".gz") else open(copy, "wb")) as out:
+        for size, end, head, body in _lines(path, limit):
+            if body is None:
+                out.write(f"{marker}{size} bytes: ".encode() + head.decode("utf-8", "replace").encode() + (end or b"\n"))
+            else:
+                out.write(body + end)
 
 
 SUCCESS, EMPTY = "_SUCCESS", "_EMPTY"

@@ -44,6 +44,35 @@ def load_tokenizer(encoder: str):
     return AutoTokenizer.from_pretrained(resolve(encoder), local_files_only=True)
 
 
+# The largest encoder llmrec loads: about 6 GB of float32 weights, before optimiser state.
+MAX_ENCODER_PARAMS = 1_500_000_000
+
+
+def estimated_params(config: dict) -> int:
+    """Weights of a BERT-like encoder from its ``config.json``: embeddings plus, per layer,
+    attention (4 h^2) and the feed-forward block (2 h x intermediate)."""
+    h = int(config.get("hidden_size") or config.get("d_model") or 0)
+    layers = int(config.get("num_hidden_layers") or config.get("num_layers") or 0)
+    inter = int(config.get("intermediate_size") or config.get("d_ff") or 4 * h)
+    vocab = int(config.get("vocab_size") or 0)
+    return vocab * h + layers * (4 * h * h + 2 * h * inter)
+
+
+def check_size(path: str) -> None:
+    """Refuse, before loading anything, a local checkpoint whose config describes more than
+    ``MAX_ENCODER_PARAMS`` weights (a typo in a path, or a model far too large for the host)."""
+    import json
+
+    config = Path(path) / "config.json"
+    if config.is_file():
+        n = estimated_params(json.loads(config.read_text(encoding="utf-8")))
+        if n > MAX_ENCODER_PARAMS:
+            from llmrec_core.errors import LlmrecError
+
+            raise LlmrecError(f"the encoder in {path} has about {n / 1e9:.1f}B weights, more than the "
+                              f"{MAX_ENCODER_PARAMS / 1e9:.1f}B llmrec loads")
+
+
 def load_encoder(encoder: str) -> nn.Module:
     """A Hugging Face encoder (``AutoModel``), loaded offline."""
     from transformers import AutoModel, BertConfig
@@ -57,6 +86,7 @@ def load_encoder(encoder: str) -> nn.Module:
             num_attention_heads=heads, intermediate_size=4 * hidden, max_position_embeddings=512,
         )
         return AutoModel.from_config(cfg)
+    check_size(resolve(encoder))
     return AutoModel.from_pretrained(resolve(encoder), local_files_only=True)
 
 

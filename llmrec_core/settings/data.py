@@ -55,6 +55,9 @@ class CleanSettings(Section):
     # Clock skew allowed past the end of a partition's day before an event counts as "in the future".
     future_tolerance_hours: float = Field(1.0, ge=0.0)
     max_text_length: int = Field(10_000, ge=1)
+    # A raw line of this many bytes or more (its line break included) is quarantined as
+    # `line_too_long` with its first KiB, without ever being held in memory whole.
+    max_line_bytes: int = Field(1 << 20, ge=1024, le=1 << 30)
     # A raw partition is read only once its producer has written the `_SUCCESS` marker into it
     # (llmrec's ingest does). Producers that cannot write one set this to false: a partition is
     # then read as soon as it exists, and files that land later make the day be cleaned again.

@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from llmrec_core.settings.base import Section
+
+# A random-weight encoder ("random:<hidden>x<layers>") is for tests and throughput
+# measurements; past these sizes it only exhausts memory (1024x24 is BERT-large, 335M weights).
+RANDOM_ENCODER = re.compile(r"random:(\d{1,5})x(\d{1,3})")
+RANDOM_MAX_HIDDEN, RANDOM_MAX_LAYERS = 1024, 24
+
+
+def check_encoder(value: str) -> str:
+    """``packaged``, a directory or cached hub name, or a bounded ``random:<hidden>x<layers>``."""
+    value = value.strip()
+    if not value:
+        raise ValueError("encoder must not be empty")
+    if value.startswith("random:"):
+        shape = RANDOM_ENCODER.fullmatch(value)
+        if not shape or not (8 <= int(shape[1]) <= RANDOM_MAX_HIDDEN and 1 <= int(shape[2]) <= RANDOM_MAX_LAYERS):
+            raise ValueError(f"{value!r}: a random encoder is random:<hidden>x<layers> with hidden 8..{RANDOM_MAX_HIDDEN} "
+                             f"and layers 1..{RANDOM_MAX_LAYERS}")
+    return value
 
 
 class ModelSettings(Section):
@@ -33,6 +52,11 @@ class ModelSettings(Section):
     # leaves it without an ID part.
     cold_start: Literal["none", "map"] = "map"
     cold_map_l2: float = Field(1.0, gt=0.0)
+
+    @field_validator("encoder")
+    @classmethod
+    def _bounded_encoder(cls, value: str) -> str:
+        return check_encoder(value)
 
 
 class TrainSettings(Section):
