@@ -74,7 +74,8 @@ def summary(settings: Settings, ds: dt.date, users: int = 3, k: int = 5) -> str:
     parts.append("\n".join([
         "Next:",
         "  make up      # Airflow UI http://127.0.0.1:8080 (user admin, password in "
-        f"{home / 'airflow' / 'passwords.json'}), MLflow UI http://127.0.0.1:5000",
+        f"{home / 'airflow' / 'passwords.json'}),",
+        f"               # MLflow UI http://127.0.0.1:5000 (user admin, password in {home / 'mlflow-auth' / 'admin_password'})",
         f"  .venv/bin/python -c \"import duckdb; print(duckdb.connect('{home / 'warehouse.duckdb'}', read_only=True)"
         ".sql('SELECT * FROM user_recommendations_latest LIMIT 10'))\"",
         "  make down    # stops them",

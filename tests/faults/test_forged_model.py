@@ -34,6 +34,14 @@ def popularity(item_ids):
     return {"kind": "popularity", "name": "popularity", "item_ids": list(item_ids), "scores": torch.arange(len(item_ids), dtype=torch.float32)}
 
 
+def register_popularity(settings, snap, trained: str, tags: dict | None = None, run: str = "train") -> str:
+    """Register a popularity model of ``snap``'s items, trained as of day ``trained``, in its own
+    MLflow run (a cheap real version: no training); returns the version."""
+    with tracking.run(run):
+        b = Bundle(model=popularity(snap.item_ids), gate=popularity(snap.item_ids), reranker=None, meta={"ds": trained, "model": "popularity"})
+        return register(settings, b, input_example(list(snap.item_ids[:5])), {"model": "popularity", **(tags or {})})
+
+
 @pytest.fixture
 def registry(toy_home, settings):
     _, last = toy_home

@@ -16,23 +16,15 @@ from mlflow import MlflowClient
 from jobs import score, train
 from llmrec_core.data.snapshot import load_snapshot
 from llmrec_core.io import tracking
-from llmrec_core.registry.bundle import Bundle, register
 from llmrec_core.registry.gate import GateDecision
-from llmrec_core.registry.pyfunc import input_example
-from tests.faults.test_forged_model import popularity
+from tests.faults.test_forged_model import register_popularity
 
 
 @pytest.fixture
-def two_versions(toy_home, settings):
+def two_versions(toy_registry):
     """Version 1 promoted (the champion), version 2 refused by the gate."""
-    _, last = toy_home
-    tracking.setup(settings)
-    snap = load_snapshot(settings, last)
-    versions = []
-    for run in ("first", "second"):
-        with tracking.run(run):
-            b = Bundle(model=popularity(snap.item_ids), gate=popularity(snap.item_ids), reranker=None, meta={"ds": str(last), "model": "popularity"})
-            versions.append(register(settings, b, input_example(list(snap.item_ids[:5])), {"model": "popularity"}))
+    settings, last, snap = toy_registry
+    versions = [register_popularity(settings, snap, str(last), run=run) for run in ("first", "second")]
     tracking.promote(settings, versions[0], "first champion", expected=None)
     tracking.refuse(settings, versions[1], "validation ndcg_10 0.1 does not beat champion v1 0.2")
     return settings, last, versions
@@ -73,10 +65,7 @@ def test_a_promotion_is_a_compare_and_set(two_versions):
 
 def test_a_champion_that_moved_during_training_is_judged_again_not_overwritten(two_versions):
     settings, last, (v1, v2) = two_versions
-    with tracking.run("third"):
-        snap = load_snapshot(settings, last)
-        b = Bundle(model=popularity(snap.item_ids), gate=popularity(snap.item_ids), reranker=None, meta={"ds": str(last), "model": "popularity"})
-        v3 = register(settings, b, input_example(list(snap.item_ids[:5])), {"model": "llmrec"})
+    v3 = register_popularity(settings, load_snapshot(settings, last), str(last), {"model": "llmrec"}, run="third")
     # v3 was judged against v1 and would win; meanwhile another run promoted v2.
     tracking.promote(settings, v2, "another training run", expected=v1)
     judged = []

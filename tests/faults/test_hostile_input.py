@@ -115,18 +115,14 @@ def test_a_hostile_day_is_quarantined_line_by_line_in_bounded_memory(corpus, pos
     from llmrec_core.data.snapshot import load_snapshot
     from llmrec_core.io import tracking
     from llmrec_core.io.warehouse import Warehouse
-    from llmrec_core.registry.bundle import Bundle, register
-    from llmrec_core.registry.pyfunc import input_example
-    from tests.faults.test_forged_model import popularity
+    from tests.faults.test_forged_model import register_popularity
 
     settings = load_settings()
     settings.warehouse_url = postgres_db_url
     day = dt.date.fromisoformat(D1)
     snap = load_snapshot(settings, day)
     tracking.setup(settings)
-    with tracking.run("train"):
-        b = Bundle(model=popularity(snap.item_ids), gate=popularity(snap.item_ids), reranker=None, meta={"ds": D1, "model": "popularity"})
-        version = register(settings, b, input_example(list(snap.item_ids[:5])), {"model": "popularity"})
+    version = register_popularity(settings, snap, D1)
     tracking.promote(settings, version, "first champion", expected=None)
     assert score.run(settings, day)["counts"]["user_recommendations"] > 0
     with Warehouse.open(settings) as wh:

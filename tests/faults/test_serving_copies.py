@@ -18,24 +18,16 @@ import pyarrow.dataset as pads
 import pytest
 
 from jobs import score
-from llmrec_core.data.snapshot import load_snapshot
 from llmrec_core.io import tracking
 from llmrec_core.io.warehouse import Warehouse, reconcile_parquet_copies
-from llmrec_core.registry.bundle import Bundle, register
-from llmrec_core.registry.pyfunc import input_example
 from tests.faults.test_crash_commits import REPO
-from tests.faults.test_forged_model import popularity
+from tests.faults.test_forged_model import register_popularity
 
 
 @pytest.fixture
-def champion(toy_home, settings):
-    _, last = toy_home
-    tracking.setup(settings)
-    snap = load_snapshot(settings, last)
-    with tracking.run("train"):
-        trained = last - dt.timedelta(days=2)  # servable on the last two days
-        b = Bundle(model=popularity(snap.item_ids), gate=popularity(snap.item_ids), reranker=None, meta={"ds": str(trained), "model": "popularity"})
-        version = register(settings, b, input_example(list(snap.item_ids[:5])), {"model": "popularity"})
+def champion(toy_registry):
+    settings, last, snap = toy_registry
+    version = register_popularity(settings, snap, str(last - dt.timedelta(days=2)))  # servable on the last two days
     tracking.promote(settings, version, "first champion", expected=None)
     return settings, last
 
