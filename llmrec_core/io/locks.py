@@ -31,26 +31,28 @@ def lock_path(home: Path, job: str, ds: dt.date) -> Path:
 
 
 @contextmanager
-def _one(path: Path, job: str, ds: dt.date) -> Iterator[None]:
+def _locked(path: Path, wait_s: float, busy: str) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path`` (0600), retried for up to ``wait_s`` seconds; then
+    :class:`BusyError` with ``busy``, its ``{who}`` naming the holder. The holder's pid, host and start are
+    written into the file for the next one to name."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _read_holder(fd)
-            raise BusyError(f"another llmrec {job} for {ds} is running ({holder}); wait for it to finish, "
-                            "or stop it, then run again") from None
-        _write_holder(fd)
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise BusyError(busy.replace("{who}", _read_holder(fd))) from None
+                time.sleep(0.05)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                  "since": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}).encode(), 0)
         yield
     finally:
         os.close(fd)  # releases the lock
-
-
-def _write_holder(fd: int) -> None:
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                              "since": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}).encode(), 0)
 
 
 def _read_holder(fd: int) -> str:
@@ -61,27 +63,11 @@ def _read_holder(fd: int) -> str:
         return "holder unknown"
 
 
-@contextmanager
-def exclusive(home: Path, name: str, timeout: float = 60.0) -> Iterator[None]:
+def exclusive(home: Path, name: str, timeout: float = 60.0):
     """A lock on ``$LLMREC_HOME/_locks/<name>.lock`` that waits (up to ``timeout`` seconds)
     instead of failing: for short critical sections such as moving an alias."""
     path = Path(home) / "_locks" / f"{name}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise BusyError(f"{path} stayed locked for {timeout:.0f}s ({_read_holder(fd)})") from None
-                time.sleep(0.05)
-        _write_holder(fd)
-        yield
-    finally:
-        os.close(fd)
+    return _locked(path, timeout, f"{path} stayed locked for {timeout:.0f}s ({{who}})")
 
 
 @contextmanager
@@ -90,5 +76,6 @@ def hold(home: Path, job: str, days: Iterable[dt.date]) -> Iterator[None]:
     ranges cannot deadlock), or raise :class:`BusyError` without waiting."""
     with ExitStack() as stack:
         for ds in sorted(set(days)):
-            stack.enter_context(_one(lock_path(home, job, ds), job, ds))
+            busy = f"another llmrec {job} for {ds} is running ({{who}}); wait for it to finish, or stop it, then run again"
+            stack.enter_context(_locked(lock_path(home, job, ds), 0.0, busy))
         yield
