@@ -80,11 +80,13 @@ def literal_path(path: Path | str) -> str:
 _LINE_BREAK = re.compile(rb"\r\n|\r|\n")
 
 
-def _lines(path: Path, limit: int, keep: int = 1024):
+def _lines(path: Path, limit: int, keep: int = 1024, bodies: bool = True):
     """The lines of a raw file (gzip or not) as Hadoop's reader splits them (LF, CR or CRLF), in
     4 MiB blocks so memory stays bounded whatever the file holds. Yields (bytes with the line
-    break, line break, first ``keep`` bytes, the line itself or None when it is ``limit`` bytes
-    or more with its break: a line that reader, given the same limit, skips)."""
+    break, line break, and either ``b""`` and the line itself or, when it is ``limit`` bytes or
+    more with its break (a line that reader, given the same limit, skips), its first ``keep``
+    bytes and None. Without ``bodies``, a short line's body is ``b""`` too: a scan copies nothing
+    but the heads of long lines."""
     import gzip
 
     length, head, body, carry = 0, bytearray(), bytearray(), b""
@@ -101,28 +103,29 @@ def _lines(path: Path, limit: int, keep: int = 1024):
                 length += len(piece)
                 if len(head) < keep:
                     head += piece[: keep - len(head)]
-                if length + len(end) < limit:
+                short = length + len(end) < limit
+                if short and bodies:
                     body += piece
-                yield length + len(end), end, bytes(head), bytes(body) if length + len(end) < limit else None
+                yield length + len(end), end, (b"" if short else bytes(head)), (bytes(body) if short else None)
                 length, head, body, start = 0, bytearray(), bytearray(), brk.end()
             rest = data[start:]
             length += len(rest)
             if len(head) < keep:
                 head += rest[: keep - len(head)]
-            if length < limit:
+            if length < limit and bodies:
                 body += rest
             else:
                 body = bytearray()
             if not block:
                 break
     if length:
-        yield length, b"", bytes(head), bytes(body) if length < limit else None
+        yield length, b"", (b"" if length < limit else bytes(head)), (bytes(body) if length < limit else None)
 
 
 def long_lines(path: Path, limit: int, keep: int = 1024) -> list[tuple[int, bytes]]:
     """The lines of a raw file of ``limit`` bytes or more (line break included), as (bytes,
     first ``keep`` bytes); see :func:`_lines`."""
-    return [(size, head) for size, _, head, body in _lines(path, limit, keep) if body is None]
+    return [(size, head) for size, _, head, body in _lines(path, limit, keep, bodies=False) if body is None]
 
 
 def without_long_lines(path: Path, limit: int, copy: Path, marker: str) -> None:
