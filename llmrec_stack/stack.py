@@ -116,15 +116,8 @@ def running(settings: Settings) -> dict[str, int]:
 
 def admin_password(settings: Settings) -> tuple[str, bool]:
     """The admin password and whether it was generated just now (0600 file, created once)."""
-    path = airflow_home(settings) / "passwords.json"
-    if path.is_file():
-        return json.loads(path.read_text())["admin"], False
-    password = secrets.token_urlsafe(18)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump({"admin": password}, f)
-    return password, True
+    kept, generated = _secret(airflow_home(settings) / "passwords.json", lambda: json.dumps({"admin": secrets.token_urlsafe(18)}))
+    return json.loads(kept)["admin"], generated
 
 
 def _wait_http(url: str, timeout: float, proc: subprocess.Popen, name: str, log_path: Path) -> None:
