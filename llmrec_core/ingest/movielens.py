@@ -1,8 +1,8 @@
 """Ingest MovieLens into raw partitions.
 
 Sources, detected by the files they hold (a directory or a GroupLens zip):
-- RecBole atomic files ``ml-100k.inter/.item/.user`` (the copy inside the ``recbole`` package,
-  the default; located without importing recbole),
+- RecBole atomic files ``ml-100k.inter/.item/.user`` (the default: read out of the RecBole 1.2.1
+  wheel file that ``make venv`` downloads into ``<venv>/share/llmrec``; RecBole is not installed),
 - GroupLens 100K ``u.data``/``u.item``/``u.user``,
 - GroupLens 1M ``ratings.dat``/``movies.dat``/``users.dat``,
 - GroupLens 20M/25M/latest ``ratings.csv``/``movies.csv`` (no user file: users carry no attributes).
@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import importlib.util
 import io
 import logging
 import re
+import site
+import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,17 +46,22 @@ OCCUPATIONS_1M = [
 _YEAR = re.compile(r"\((\d{4})\)\s*$")
 
 
-def recbole_ml100k_dir() -> Path:
-    spec = importlib.util.find_spec("recbole")
-    if spec is None or not spec.submodule_search_locations:
-        raise MissingInputError(
-            "MovieLens-100K not found: install it with `pip install --no-deps recbole==1.2.1` "
-            "or pass --source with a GroupLens directory or zip"
-        )
-    path = Path(list(spec.submodule_search_locations)[0]) / "dataset_example" / "ml-100k"
-    if not (path / "ml-100k.inter").is_file():
-        raise MissingInputError(f"recbole is installed but {path}/ml-100k.inter is missing")
-    return path
+RECBOLE_WHEEL = "recbole-1.2.1-py3-none-any.whl"
+
+
+def recbole_ml100k_wheel() -> Path:
+    """The RecBole wheel that carries MovieLens-100K, downloaded (not installed) beside this
+    environment: ``pip download --no-deps -d <prefix>/share/llmrec recbole==1.2.1``, where the
+    prefix is the environment's (``sys.prefix``) or the user's (``site.USER_BASE``)."""
+    places = [Path(prefix) / "share" / "llmrec" / RECBOLE_WHEEL for prefix in (sys.prefix, site.getuserbase())]
+    for path in places:
+        if path.is_file():
+            return path
+    raise MissingInputError(
+        f"MovieLens-100K not found: {places[0]} is missing. Download it with "
+        f"`pip download --no-deps -d {places[0].parent} recbole==1.2.1` (`make venv` does), "
+        "or pass --source with a GroupLens directory or zip"
+    )
 
 
 class _Files:
@@ -203,7 +209,7 @@ FORMATS = (
 
 def ingest_movielens(raw_dir: Path, source: Path | None = None, *, include_zip: bool = False) -> dict[str, int]:
     """Write raw events/items/users partitions; returns rows written per table and the day span."""
-    files = _Files(Path(source) if source else recbole_ml100k_dir())
+    files = _Files(Path(source) if source else recbole_ml100k_wheel())
     for names, fmt, reader in FORMATS:
         if files.has(*names):
             break

@@ -1,4 +1,4 @@
-"""MovieLens-100K from the installed recbole package through ingest and the whole ETL backfill."""
+"""MovieLens-100K from the downloaded RecBole wheel file through ingest and the whole ETL backfill."""
 
 from __future__ import annotations
 
