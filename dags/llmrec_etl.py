@@ -1,7 +1,9 @@
 """
 ### llmrec_etl: raw logs of a day into the lake
 
-Daily at 01:00 UTC, for the day that just ended (or the `ds` given in the trigger form):
+Daily at 01:00 UTC, for the day that just ended (or the `ds` given in the trigger form). The
+schedule is `LLMREC_ORCHESTRATION__ETL_SCHEDULE` (a cron expression, or `none`: only when
+triggered, for a lake of historical data that has no new day to wait for).
 
 1. **wait_for_raw** (a sensor in reschedule mode: it frees its worker slot between checks):
    waits up to 12 hours for the raw events partition of the day and its producer's `_SUCCESS`
@@ -21,6 +23,7 @@ Point `spark_default` at a cluster to run the Spark steps there (see `infra/READ
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -34,12 +37,13 @@ from llmrec_core.orchestration.dag_defaults import DAY_PATTERN, START, default_a
 JOBS = Path(__file__).resolve().parents[1] / "jobs"
 # The driver and the Python workers use this environment's interpreter (it has the package).
 SPARK_ENV = {"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+SCHEDULE = os.environ.get("LLMREC_ORCHESTRATION__ETL_SCHEDULE", "0 1 * * *").strip()
 RAW_POKE, RAW_WAIT = timedelta(minutes=5), timedelta(hours=12)
 DAY_RANGE = ["--start", "{{ ti.xcom_pull(task_ids='plan')['start'] }}", "--end", "{{ ti.xcom_pull(task_ids='plan')['end'] }}"]
 
 
 @dag(
-    schedule="0 1 * * *",
+    schedule=None if SCHEDULE == "none" else SCHEDULE,
     start_date=START,
     catchup=False,
     max_active_runs=1,

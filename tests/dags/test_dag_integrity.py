@@ -115,3 +115,10 @@ def test_training_schedule_comes_from_configuration(airflow_settings):
     assert _parse_in_subprocess(DAGS / "llmrec_train.py")["timetable"] == "AssetTriggeredTimetable"
     weekly = _parse_in_subprocess(DAGS / "llmrec_train.py", {"LLMREC_ORCHESTRATION__TRAIN_SCHEDULE": "0 3 * * 0"})
     assert weekly["timetable"] == "CronTriggerTimetable"
+
+
+def test_etl_schedule_comes_from_configuration(airflow_settings):
+    assert _parse_in_subprocess(DAGS / "llmrec_etl.py")["timetable"] == "CronTriggerTimetable"
+    # A lake of historical data: no scheduled run waits for a day that will never land.
+    manual = _parse_in_subprocess(DAGS / "llmrec_etl.py", {"LLMREC_ORCHESTRATION__ETL_SCHEDULE": "none"})
+    assert manual["errors"] == [] and manual["timetable"] == "NullTimetable", manual
