@@ -27,6 +27,10 @@ run once per seed; tables show the mean ± standard deviation over seeds, and a 
 95% interval of the per-user NDCG@10 difference between ``llmrec`` and the best other model.
 Every model of a protocol fits on the same training events. Results: ``<work>/quality.json``
 and the table in ``benchmarks/RESULTS.md``.
+
+The harness is ``llmrec_core/comparison.py``, which ``llmrec evaluate`` runs too: on this lake,
+``llmrec evaluate --ds 1998-04-22 --protocol temporal --seeds 42`` gives this script's
+``--protocols temporal --seeds 42 --no-rerank`` numbers (the same cut-offs are its defaults there).
 """
 
 from __future__ import annotations
@@ -36,216 +40,25 @@ import json
 import logging
 import sys
 import time
-from dataclasses import dataclass
-from datetime import date, datetime, timezone
 from pathlib import Path
-
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, machine, write_section  # noqa: E402
 
-from llmrec_core.data import protocols  # noqa: E402
+from llmrec_core.comparison import DATASETS, Dataset, bootstrap, fit_sequence, table  # noqa: E402, F401  (refresh.py, peers.py)
+from llmrec_core.comparison import run as compare  # noqa: E402
 from llmrec_core.data.snapshot import load_snapshot  # noqa: E402
-from llmrec_core.evaluation import calibrate, evaluate, per_user_ndcg  # noqa: E402
-from llmrec_core.metrics import paired_bootstrap  # noqa: E402
-from llmrec_core.recommenders import zoo  # noqa: E402
-from llmrec_core.recommenders.reranked import Reranked  # noqa: E402
+from llmrec_core.evaluate import DEFAULT_MODELS  # noqa: E402
 from llmrec_core.settings import load_settings  # noqa: E402
-from llmrec_core.tuning import tune  # noqa: E402
 
 log = logging.getLogger("quality")
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """Where the protocols cut a lake: its snapshot day, the temporal cutoff, the window after it
-    (ctr and temporal) and the window of ``cold_items``."""
-
-    title: str
-    ds: date
-    cutoff: datetime
-    window: int = 30
-    cold_window: int = 120
-
-    @property
-    def cutoff_ts(self) -> int:
-        return int(self.cutoff.timestamp())
-
-
-DATASETS = {
-    # Only 11 items first appear in the 30-day window; every positive after the cutoff (to the end
-    # of the data, 112 days) gives 86 cold items, enough to rank them against each other.
-    "movielens-100k": Dataset("MovieLens-100K", date(1998, 4, 22), datetime(1998, 1, 1, tzinfo=timezone.utc)),
-    # `llmrec ingest synthetic --users 3000 --items 2000 --events 200000 --days 90 --start 2026-01-01 --seed 7`:
-    # topics drive item text and drifting taste; the last 30 days are the window.
-    "synthetic": Dataset("synthetic drifting-taste log", date(2026, 3, 31), datetime(2026, 3, 2, tzinfo=timezone.utc), 30, 30),
-}
 DS = DATASETS["movielens-100k"].ds
-COLUMNS = {
-    "loo": ["hr_10", "ndcg_10", "mrr_10", "hr_20", "ndcg_20"],
-    "temporal": ["recall_20", "ndcg_10", "precision_10", "f1_10", "ndcg_10_warm_users", "recall_20_warm_users",
-                 "ndcg_10_cold_users", "recall_20_cold_users", "coverage_10", "novelty_10", "diversity_10", "popularity_bias_10"],
-    "cold_items": ["cold_recall_10", "cold_recall_20", "cold_random_recall_20", "cold_audience_recall_20",
-                   "cold_active_audience_recall_20"],
-    "ctr": ["auc", "user_auc", "log_loss", "ece"],
-}
-NO_MAP = "llmrec_no_cold_map"  # the same fitted model without the text-to-ID map of cold items
-
-
-def fit_sequence(rec, snap, inner_train, inner_valid, outer_train, metric, refit: bool, calibration_split=None):
-    """Early stopping on the inner split, Platt scaling on the inner labelled window, then
-    (optionally) a refit on the outer training data that keeps both."""
-    rec.fit(snap, inner_train, validate=lambda: evaluate(rec, inner_valid, snap, [10])[metric])
-    best, inner_epochs = rec.result_.best_epoch, rec.result_.epochs_run
-    if calibration_split is not None:
-        rec.calibration = calibrate(rec, calibration_split, snap)
-    if refit:
-        calibration = rec.calibration
-        rec.fit(snap, outer_train, epochs=best)
-        rec.calibration = calibration
-    return {"best_epoch": best, "epochs_run": inner_epochs + (best if refit else 0), "calibration": list(rec.calibration)}
-
-
-def tuned_baselines(settings, snap, valid, test_train, wanted) -> list[tuple[object, dict]]:
-    """Each wanted baseline tuned on the validation split, then fitted on the test split's training events."""
-    out = []
-    for name, (make, grid) in zoo.baseline_grids(settings, snap.n_items).items():
-        if name not in wanted:
-            continue
-        start = time.perf_counter()
-        params, trials = tune(make, grid, snap, valid.train, valid, [10], "ndcg_10")
-        rec = make(**params).fit(snap, test_train)
-        out.append((rec, {"fit_s": round(time.perf_counter() - start, 1), "params": params,
-                          "trials": [{**p, "ndcg_10": v} for p, v in trials]}))
-    return out
-
-
-def splits_of(snap, which: list[str], data: Dataset) -> dict:
-    cutoff, window = data.cutoff_ts, data.window
-    out = {}
-    if "loo" in which:
-        out["loo"] = protocols.loo(snap.events, snap.n_users)
-    if set(which) & {"temporal", "cold_items", "ctr"}:
-        inner = protocols.temporal(snap.events, snap.n_users, cutoff - window * protocols.DAY, window)
-        out["temporal"] = (inner, protocols.temporal(snap.events, snap.n_users, cutoff, window))
-    return out
-
-
-def test_split(snap, p: str, test, data: Dataset):
-    if p in ("loo", "temporal"):
-        return test
-    if p == "cold_items":
-        return protocols.cold_items(snap.events, snap.n_users, snap.n_items, data.cutoff_ts, data.cold_window)
-    return protocols.ctr(snap.events, snap.n_users, data.cutoff_ts, data.window)
 
 
 def run(settings, wanted: set[str], which: list[str], rerank: bool, seeds: list[int], loo_seeds: int,
         data: Dataset = DATASETS["movielens-100k"]) -> dict:
-    snap = load_snapshot(settings, data.ds)
-    out: dict = {"protocols": {}, "models": {}, "seeds": seeds, "loo_seeds": seeds[:loo_seeds], "per_user": {}, "dataset": data.title}
-    vectors = None
-    inner_ctr = protocols.ctr(snap.events, snap.n_users, data.cutoff_ts - data.window * protocols.DAY, data.window)
-    runs: dict = {}  # (protocol, model) -> list of metric dicts, one per seed
-    for family, (valid, test) in splits_of(snap, which, data).items():
-        evals = [p for p in which if (p == "loo") == (family == "loo")]
-        splits = {p: test_split(snap, p, test, data) for p in evals}
-        fitted = []
-        for seed in seeds[:loo_seeds] if family == "loo" else seeds:
-            s = settings.model_copy(deep=True)
-            s.train.seed = seed
-            for rec in zoo.sequence_models(s, all_targets=family == "loo"):
-                if rec.name not in wanted:
-                    continue
-                start = time.perf_counter()
-                info = fit_sequence(rec, snap, valid.train, valid, test.train, "ndcg_10", family != "loo",
-                                    inner_ctr if family != "loo" else None)
-                info["fit_s"] = round(time.perf_counter() - start, 1)
-                if vectors is None and rec.model_settings.use_text:
-                    vectors = rec.item_text_.cpu().numpy()
-                out["models"].setdefault(rec.name, {}).setdefault(family, []).append(info)
-                fitted.append((seed, rec))
-                if rerank and rec.name == zoo.MODEL:
-                    rr = Reranked(rec, s.rerank, s.text, s.model.encoder, rec.device, seed)
-                    start = time.perf_counter()
-                    rr.fit(snap, test.train)
-                    out["models"].setdefault(rr.name, {}).setdefault(family, []).append(
-                        {"fit_s": round(time.perf_counter() - start, 1), "pairs": rr.n_pairs_})
-                    fitted.append((seed, rr))
-        for rec, info in tuned_baselines(settings, snap, valid, test.train, wanted):
-            out["models"].setdefault(rec.name, {}).setdefault(family, []).append(info)
-            fitted.append((None, rec))
-        for seed, rec in fitted:
-            for p, split in splits.items():
-                if p in ("cold_items", "ctr") and isinstance(rec, Reranked):
-                    continue  # the re-ranker re-orders a user's list: it neither ranks users nor changes p(click)
-                runs.setdefault((p, rec.name), []).append(evaluate(rec, split, snap, settings.evaluation.ks, vectors))
-                if p in ("loo", "temporal"):
-                    out["per_user"].setdefault(p, {}).setdefault(rec.name, []).append(per_user_ndcg(rec, split, snap, 10).tolist())
-                if p == "cold_items" and rec.name == zoo.MODEL:
-                    saved = rec.model_.items.text_to_id.clone()
-                    rec.model_.items.text_to_id.zero_()
-                    rec._cache = None
-                    runs.setdefault((p, NO_MAP), []).append(evaluate(rec, split, snap, settings.evaluation.ks, vectors))
-                    rec.model_.items.text_to_id.copy_(saved)
-                    rec._cache = None
-            log.info("%s (seed %s) evaluated on %s", rec.name, seed, family)
-    for (p, name), seeds_out in runs.items():
-        block = out["protocols"].setdefault(p, {"info": splits_of_info(snap, p, data)})
-        keys = seeds_out[0].keys()
-        block.setdefault("results", {})[name] = {k: float(np.mean([r[k] for r in seeds_out])) for k in keys}
-        block.setdefault("std", {})[name] = {k: float(np.std([r[k] for r in seeds_out])) for k in keys}
-        block.setdefault("n_seeds", {})[name] = len(seeds_out)
-    out["bootstrap"] = bootstrap(out["per_user"])
-    return out
-
-
-def splits_of_info(snap, p: str, data: Dataset) -> dict:
-    if p == "loo":
-        return protocols.loo(snap.events, snap.n_users)[1].info
-    return test_split(snap, p, protocols.temporal(snap.events, snap.n_users, data.cutoff_ts, data.window), data).info
-
-
-def bootstrap(per_user: dict) -> dict:
-    """Per protocol: llmrec against the best other model by mean NDCG@10 (per-user values averaged
-    over seeds), the mean difference and its paired bootstrap 95% interval."""
-    out = {}
-    for p, models in per_user.items():
-        mean = {name: np.mean(np.array(runs, dtype=np.float64), axis=0) for name, runs in models.items()}
-        if zoo.MODEL not in mean:
-            continue
-        others = {n: v for n, v in mean.items() if n not in (zoo.MODEL, f"{zoo.MODEL}_rerank")}
-        if not others:
-            continue
-        best = max(others, key=lambda n: np.nanmean(others[n]))
-        diff, lo, hi = paired_bootstrap(mean[zoo.MODEL], others[best])
-        out[p] = {"against": best, "diff": diff, "low": lo, "high": hi, "users": int(len(mean[zoo.MODEL]))}
-    return out
-
-
-def table(results: dict) -> str:
-    lines = []
-    for p, cols in COLUMNS.items():
-        if p not in results["protocols"]:
-            continue
-        block = results["protocols"][p]
-        lines += [f"**{p}** ({', '.join(f'{k}={v}' for k, v in block['info'].items())})", "",
-                  "| model | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
-        for name, m in block["results"].items():
-            sd, n = block.get("std", {}).get(name, {}), block.get("n_seeds", {}).get(name, 1)
-            cells = ["" if np.isnan(m.get(c, np.nan)) else f"{m[c]:.4f}" + (f" ± {sd[c]:.4f}" if n > 1 and c in sd else "") for c in cols]
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
-        lines.append("")
-    boot = ["| protocol | llmrec against | NDCG@10 difference | 95% interval (paired bootstrap) | users |", "|---|---|---|---|---|"]
-    for p, b in results.get("bootstrap", {}).items():
-        boot.append(f"| {p} | {b['against']} | {b['diff']:+.4f} | [{b['low']:+.4f}, {b['high']:+.4f}] | {b['users']} |")
-    fits = ["| model | " + " | ".join(f"{f} fit s per seed (best epoch)" for f in ("loo", "temporal")) + " | tuned on validation |",
-            "|---|---|---|---|"]
-    for name, fam in results["models"].items():
-        cells = [", ".join(f"{i['fit_s']} ({i.get('best_epoch', '-')})" for i in fam[f]) if f in fam else "" for f in ("loo", "temporal")]
-        params = "; ".join(f"{f}: {fam[f][0]['params']}" for f in ("loo", "temporal") if f in fam and "params" in fam[f][0])
-        fits.append(f"| {name} | " + " | ".join(cells) + f" | {params} |")
-    return "\n".join(lines + boot + [""] + fits)
+    """The comparison on the snapshot of ``data.ds``: the code ``llmrec evaluate`` runs."""
+    return compare(settings, load_snapshot(settings, data.ds), data, wanted, which, rerank=rerank, seeds=seeds, loo_seeds=loo_seeds)
 
 
 def main() -> None:
@@ -262,7 +75,7 @@ def main() -> None:
                         help="which lake ($LLMREC_HOME) this is: its day and cutoffs")
     args = parser.parse_args()
     settings = load_settings()
-    wanted = set(args.models or [zoo.MODEL, *zoo.ABLATIONS, "popularity", "item_knn", "ease", "als"])
+    wanted = set(args.models or DEFAULT_MODELS)
     start = time.perf_counter()
     results = run(settings, wanted, args.protocols, not args.no_rerank, args.seeds, args.loo_seeds, DATASETS[args.dataset])
     results["wall_s"] = round(time.perf_counter() - start, 1)

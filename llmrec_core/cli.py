@@ -7,6 +7,7 @@
     llmrec score [--ds D|latest] [--model-version V]
     llmrec refresh [--ds D|latest] [--until TIMESTAMP] [--if-changed]   # intraday, the day in progress
     llmrec pipeline [--ds D] [--finetune none|lora|full] [--epochs N] [--k K]   # the three DAGs via Airflow
+    llmrec evaluate --ds D [--protocol temporal|loo|cold_items|ctr] [--models llmrec,popularity,...] [--model-version V]
     llmrec recommend --user U [--ds D] [--k 10]
     llmrec similar --item I [--ds D] [--k 10]
     llmrec up [--airflow-port 8080] [--mlflow-port 5000] / llmrec down
@@ -103,6 +104,42 @@ def _down(args: argparse.Namespace, settings: Settings) -> None:
     print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
 
 
+def _evaluate(args: argparse.Namespace, settings: Settings) -> None:
+    from llmrec_core import evaluate
+    from llmrec_core.days import DayError, parse_day, resolve_day
+
+    for name in ("window", "cold_window"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise evaluate.BadRequest(f"--{name.replace('_', '-')} must be at least 1 day")
+    names = [n.strip() for n in args.models.split(",") if n.strip()] if args.models else None
+    wanted = evaluate.wanted_models(settings, names, bool(args.model_version))
+    try:
+        ds, cutoff = resolve_day(args.ds, settings.raw_table("events")), parse_day(args.cutoff) if args.cutoff else None
+    except DayError as err:
+        raise evaluate.BadRequest(str(err)) from None
+    evaluate.require_snapshot(settings, ds)
+    registered = _registered(settings, args.model_version, ds, args.force) if args.model_version else None
+    out = evaluate.run(settings, ds, args.protocol, wanted, seeds=args.seeds, cutoff=cutoff, window=args.window,
+                       cold_window=args.cold_window, registered=registered)
+    print(evaluate.summary(out, settings))
+
+
+def _registered(settings: Settings, version: str, ds, force: bool):
+    """A registered version loaded as the scoring job loads it: refused when forged, trained
+    after ``ds``, or not promoted by the gate (unless ``force``)."""
+    from jobs.score import load_version, rerank_head
+    from llmrec_core.days import parse_day
+    from llmrec_core.evaluate import Registered
+    from llmrec_core.io import tracking
+
+    mv, bundle = load_version(settings, version, ds, force=force)
+    why = tracking.not_promoted(mv)
+    tags = {"model_version": str(mv.version), "promotion": "promoted" if why is None else f"not promoted: {why}",
+            **({"forced": "true"} if why is not None else {})}
+    return Registered(str(mv.version), bundle.model, rerank_head(settings.scoring.rerank, bundle, settings.scoring.device),
+                      parse_day(bundle.meta["ds"]), tags)
+
+
 def _read_back(args: argparse.Namespace, settings: Settings) -> None:
     from llmrec_core.days import parse_day
     from llmrec_core.serving import lookup
@@ -158,6 +195,18 @@ def build_parser() -> argparse.ArgumentParser:
     upp.add_argument("--mlflow-port", type=int, default=5000)
     upp.set_defaults(fn=_up)
     sub.add_parser("down", help="stop what `llmrec up` started").set_defaults(fn=_down)
+    ev = sub.add_parser("evaluate", help="the quality benchmark's tables on this lake's snapshot of a day, logged to MLflow")
+    ev.add_argument("--ds", required=True, help="the snapshot to evaluate on (YYYY-MM-DD or 'latest')")
+    ev.add_argument("--protocol", choices=["temporal", "loo", "cold_items", "ctr"], default="temporal", help="default temporal")
+    ev.add_argument("--models", help="comma-separated models to fit: llmrec, seq_id_only, seq_text_only, popularity, item_knn, ease, "
+                                     "als, llmrec_rerank (default: all but llmrec_rerank; none beside --model-version)")
+    ev.add_argument("--model-version", help="a registered version to evaluate, loaded as `llmrec score` loads it")
+    ev.add_argument("--force", action="store_true", help="evaluate a version the promotion gate refused (recorded in the run)")
+    ev.add_argument("--cutoff", help="first day of the test window (YYYY-MM-DD); models train on everything before it")
+    ev.add_argument("--window", type=int, help="days of the test window (default evaluation.temporal_window_days)")
+    ev.add_argument("--cold-window", type=int, help="days of the cold_items window (default: the window)")
+    ev.add_argument("--seeds", nargs="+", type=int, help="training seeds of the sequence models (default train.seed)")
+    ev.set_defaults(fn=_evaluate)
     for name, what, flag in (("recommend", "a user's recommendations", "--user"), ("similar", "items similar to an item", "--item")):
         rd = sub.add_parser(name, help=f"{what}, read from the warehouse")
         rd.add_argument(flag, required=True, help="user ID" if name == "recommend" else "item ID")
@@ -196,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         args.fn(args, settings)
     except (LlmrecError, SettingsError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 1
+        return getattr(err, "exit_code", 1)  # 2 where what was typed cannot run (llmrec evaluate)
     return 0
 
 

@@ -13,6 +13,8 @@ class EvaluationSettings(Section):
     ks: list[int] = [10, 20]
     # Gate metric: the one early stopping and promotion compare.
     metric: str = "ndcg_10"
+    # `llmrec evaluate`'s test window when no --window is given; without --cutoff it is the last
+    # this many days of the snapshot (the benchmark's known datasets keep their own cut-offs).
     temporal_window_days: int = Field(30, ge=1)
     knn_neighbours: int = Field(100, ge=1)
     als_rank: int = Field(64, ge=2)

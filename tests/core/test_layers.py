@@ -16,8 +16,8 @@ LAYERS = {
     "ingest": 4, "models": 4, "metrics": 4, "topk": 4,
     "training": 5, "plots": 5,
     "recommenders": 6,
-    "evaluation": 7, "scoring": 7, "serving": 7, "tuning": 7,
-    "registry": 8,
+    "evaluation": 7, "scoring": 7, "serving": 7, "tuning": 7, "comparison": 7,
+    "registry": 8, "evaluate": 8,
     "orchestration": 9,
     "cli": 10,
 }

@@ -1,0 +1,253 @@
+"""Every named model under every named protocol on one snapshot: the comparison that
+``llmrec evaluate`` prints and logs to MLflow and that ``benchmarks/quality.py`` records.
+
+Both run :func:`run`, so a number of one is a number of the other. Protocols
+(docs/evaluation.md) cut the snapshot where a :class:`Dataset` says:
+
+- ``loo``: leave-last-out; sequence models stop early on ``loo_valid`` and treat every
+  interaction as a target.
+- ``temporal``, ``ctr``: training before the cutoff, the window after it. Sequence models pick
+  their epoch count on [cutoff - window, cutoff) with training before that, are calibrated (Platt
+  scaling) on that window's labelled pairs, and are refit on everything before the cutoff, as the
+  training job does.
+- ``cold_items``: the same cutoff and its own window. ``llmrec_no_cold_map`` is the same fitted
+  model without the text-to-ID map of items that have no interactions.
+
+Baselines are tuned on the same validation split and refit on the test split's training events.
+Sequence models run once per seed; results are the mean and standard deviation over seeds, with a
+paired bootstrap 95% interval of the per-user NDCG@10 difference between ``llmrec`` and the best
+other model. Models fitted elsewhere (a registered version) are measured beside them as they are.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+
+import numpy as np
+
+from llmrec_core.data import protocols
+from llmrec_core.data.snapshot import Snapshot
+from llmrec_core.evaluation import calibrate, evaluate, per_user_ndcg
+from llmrec_core.metrics import paired_bootstrap
+from llmrec_core.recommenders import zoo
+from llmrec_core.recommenders.base import Recommender
+from llmrec_core.recommenders.reranked import Reranked
+from llmrec_core.settings import Settings
+from llmrec_core.tuning import tune
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Where the protocols cut a lake: its snapshot day, the temporal cutoff, the window after it
+    (ctr and temporal) and the window of ``cold_items``. ``counts`` (events, users, items of the
+    snapshot of ``ds``) recognise a known dataset in a user's lake."""
+
+    title: str
+    ds: date
+    cutoff: datetime
+    window: int = 30
+    cold_window: int = 120
+    counts: tuple[int, int, int] | None = None
+
+    @property
+    def cutoff_ts(self) -> int:
+        return int(self.cutoff.timestamp())
+
+
+DATASETS = {
+    # Only 11 items first appear in the 30-day window; every positive after the cutoff (to the end
+    # of the data, 112 days) gives 86 cold items, enough to rank them against each other.
+    "movielens-100k": Dataset("MovieLens-100K", date(1998, 4, 22), datetime(1998, 1, 1, tzinfo=timezone.utc),
+                              counts=(100_000, 943, 1_682)),
+    # `llmrec ingest synthetic --users 3000 --items 2000 --events 200000 --days 90 --start 2026-01-01 --seed 7`:
+    # topics drive item text and drifting taste; the last 30 days are the window.
+    "synthetic": Dataset("synthetic drifting-taste log", date(2026, 3, 31), datetime(2026, 3, 2, tzinfo=timezone.utc), 30, 30),
+}
+PROTOCOLS = ["loo", "temporal", "cold_items", "ctr"]
+COLUMNS = {
+    "loo": ["hr_10", "ndcg_10", "mrr_10", "hr_20", "ndcg_20"],
+    "temporal": ["recall_20", "ndcg_10", "precision_10", "f1_10", "ndcg_10_warm_users", "recall_20_warm_users",
+                 "ndcg_10_cold_users", "recall_20_cold_users", "coverage_10", "novelty_10", "diversity_10", "popularity_bias_10"],
+    "cold_items": ["cold_recall_10", "cold_recall_20", "cold_random_recall_20", "cold_audience_recall_20",
+                   "cold_active_audience_recall_20"],
+    "ctr": ["auc", "user_auc", "log_loss", "ece"],
+}
+NO_MAP = "llmrec_no_cold_map"  # the same fitted model without the text-to-ID map of cold items
+RERANK = f"{zoo.MODEL}_rerank"
+
+
+def model_names(settings: Settings) -> list[str]:
+    """Every model :func:`run` can fit: the product model, its ablations, the baselines, the re-ranker."""
+    return [zoo.MODEL, *zoo.ABLATIONS, *zoo.baseline_grids(settings), RERANK]
+
+
+def fit_sequence(rec, snap, inner_train, inner_valid, outer_train, metric, refit: bool, calibration_split=None):
+    """Early stopping on the inner split, Platt scaling on the inner labelled window, then
+    (optionally) a refit on the outer training data that keeps both."""
+    rec.fit(snap, inner_train, validate=lambda: evaluate(rec, inner_valid, snap, [10])[metric])
+    best, inner_epochs = rec.result_.best_epoch, rec.result_.epochs_run
+    if calibration_split is not None:
+        rec.calibration = calibrate(rec, calibration_split, snap)
+    if refit:
+        calibration = rec.calibration
+        rec.fit(snap, outer_train, epochs=best)
+        rec.calibration = calibration
+    return {"best_epoch": best, "epochs_run": inner_epochs + (best if refit else 0), "calibration": list(rec.calibration)}
+
+
+def tuned_baselines(settings, snap, valid, test_train, wanted) -> list[tuple[object, dict]]:
+    """Each wanted baseline tuned on the validation split, then fitted on the test split's training events."""
+    out = []
+    for name, (make, grid) in zoo.baseline_grids(settings, snap.n_items).items():
+        if name not in wanted:
+            continue
+        start = time.perf_counter()
+        params, trials = tune(make, grid, snap, valid.train, valid, [10], "ndcg_10")
+        rec = make(**params).fit(snap, test_train)
+        out.append((rec, {"fit_s": round(time.perf_counter() - start, 1), "params": params,
+                          "trials": [{**p, "ndcg_10": v} for p, v in trials]}))
+    return out
+
+
+def splits_of(snap, which: list[str], data: Dataset) -> dict:
+    """(validation, test) split of each protocol family: ``loo``, and ``temporal`` (which
+    ``cold_items`` and ``ctr`` share)."""
+    cutoff, window = data.cutoff_ts, data.window
+    out = {}
+    if "loo" in which:
+        out["loo"] = protocols.loo(snap.events, snap.n_users)
+    if set(which) & {"temporal", "cold_items", "ctr"}:
+        inner = protocols.temporal(snap.events, snap.n_users, cutoff - window * protocols.DAY, window)
+        out["temporal"] = (inner, protocols.temporal(snap.events, snap.n_users, cutoff, window))
+    return out
+
+
+def protocol_split(snap, p: str, test, data: Dataset):
+    if p in ("loo", "temporal"):
+        return test
+    if p == "cold_items":
+        return protocols.cold_items(snap.events, snap.n_users, snap.n_items, data.cutoff_ts, data.cold_window)
+    return protocols.ctr(snap.events, snap.n_users, data.cutoff_ts, data.window)
+
+
+def splits_of_info(snap, p: str, data: Dataset) -> dict:
+    if p == "loo":
+        return protocols.loo(snap.events, snap.n_users)[1].info
+    return protocol_split(snap, p, protocols.temporal(snap.events, snap.n_users, data.cutoff_ts, data.window), data).info
+
+
+def run(settings: Settings, snap: Snapshot, data: Dataset, wanted: set[str], which: list[str], *, rerank: bool,
+        seeds: list[int], loo_seeds: int, fitted_elsewhere: Sequence[Recommender] = ()) -> dict:
+    """Fit the ``wanted`` models of the zoo on each protocol's training split and measure them
+    (and ``fitted_elsewhere``, on the ``temporal`` family only) on its test split."""
+    out: dict = {"protocols": {}, "models": {}, "seeds": seeds, "loo_seeds": seeds[:loo_seeds], "per_user": {}, "dataset": data.title}
+    vectors = None
+    inner_ctr = protocols.ctr(snap.events, snap.n_users, data.cutoff_ts - data.window * protocols.DAY, data.window)
+    runs: dict = {}  # (protocol, model) -> list of metric dicts, one per seed
+    for family, (valid, test) in splits_of(snap, which, data).items():
+        evals = [p for p in which if (p == "loo") == (family == "loo")]
+        splits = {p: protocol_split(snap, p, test, data) for p in evals}
+        fitted = []
+        for seed in seeds[:loo_seeds] if family == "loo" else seeds:
+            s = settings.model_copy(deep=True)
+            s.train.seed = seed
+            for rec in zoo.sequence_models(s, all_targets=family == "loo"):
+                if rec.name not in wanted:
+                    continue
+                start = time.perf_counter()
+                info = fit_sequence(rec, snap, valid.train, valid, test.train, "ndcg_10", family != "loo",
+                                    inner_ctr if family != "loo" else None)
+                info["fit_s"] = round(time.perf_counter() - start, 1)
+                if vectors is None and rec.model_settings.use_text:
+                    vectors = rec.item_text_.cpu().numpy()
+                out["models"].setdefault(rec.name, {}).setdefault(family, []).append(info)
+                fitted.append((seed, rec))
+                if rerank and rec.name == zoo.MODEL:
+                    rr = Reranked(rec, s.rerank, s.text, s.model.encoder, rec.device, seed)
+                    start = time.perf_counter()
+                    rr.fit(snap, test.train)
+                    out["models"].setdefault(rr.name, {}).setdefault(family, []).append(
+                        {"fit_s": round(time.perf_counter() - start, 1), "pairs": rr.n_pairs_})
+                    fitted.append((seed, rr))
+        for rec, info in tuned_baselines(settings, snap, valid, test.train, wanted):
+            out["models"].setdefault(rec.name, {}).setdefault(family, []).append(info)
+            fitted.append((None, rec))
+        if family != "loo":
+            fitted += [(None, rec) for rec in fitted_elsewhere]
+        for seed, rec in fitted:
+            for p, split in splits.items():
+                measure(rec, p, split, snap, settings.evaluation.ks, vectors, runs, out["per_user"])
+            log.info("%s (seed %s) evaluated on %s", rec.name, seed, family)
+    for (p, name), seeds_out in runs.items():
+        block = out["protocols"].setdefault(p, {"info": splits_of_info(snap, p, data)})
+        keys = seeds_out[0].keys()
+        block.setdefault("results", {})[name] = {k: float(np.mean([r[k] for r in seeds_out])) for k in keys}
+        block.setdefault("std", {})[name] = {k: float(np.std([r[k] for r in seeds_out])) for k in keys}
+        block.setdefault("n_seeds", {})[name] = len(seeds_out)
+    out["bootstrap"] = bootstrap(out["per_user"])
+    return out
+
+
+def measure(rec, p: str, split, snap, ks: list[int], vectors, runs: dict, per_user: dict) -> None:
+    """One fitted model on one protocol's test split, into ``runs`` (and ``per_user`` NDCG@10)."""
+    if p in ("cold_items", "ctr") and isinstance(rec, Reranked):
+        return  # the re-ranker re-orders a user's list: it neither ranks users nor changes p(click)
+    runs.setdefault((p, rec.name), []).append(evaluate(rec, split, snap, ks, vectors))
+    if p in ("loo", "temporal"):
+        per_user.setdefault(p, {}).setdefault(rec.name, []).append(per_user_ndcg(rec, split, snap, 10).tolist())
+    if p == "cold_items" and rec.name == zoo.MODEL:
+        saved = rec.model_.items.text_to_id.clone()
+        rec.model_.items.text_to_id.zero_()
+        rec._cache = None
+        runs.setdefault((p, NO_MAP), []).append(evaluate(rec, split, snap, ks, vectors))
+        rec.model_.items.text_to_id.copy_(saved)
+        rec._cache = None
+
+
+def bootstrap(per_user: dict) -> dict:
+    """Per protocol: llmrec against the best other model by mean NDCG@10 (per-user values averaged
+    over seeds), the mean difference and its paired bootstrap 95% interval."""
+    out = {}
+    for p, models in per_user.items():
+        mean = {name: np.mean(np.array(runs, dtype=np.float64), axis=0) for name, runs in models.items()}
+        if zoo.MODEL not in mean:
+            continue
+        others = {n: v for n, v in mean.items() if n not in (zoo.MODEL, RERANK)}
+        if not others:
+            continue
+        best = max(others, key=lambda n: np.nanmean(others[n]))
+        diff, lo, hi = paired_bootstrap(mean[zoo.MODEL], others[best])
+        out[p] = {"against": best, "diff": diff, "low": lo, "high": hi, "users": int(len(mean[zoo.MODEL]))}
+    return out
+
+
+def table(results: dict) -> str:
+    """The markdown tables: metrics per protocol, the bootstrap, fit seconds and tuned values."""
+    lines = []
+    for p, cols in COLUMNS.items():
+        if p not in results["protocols"]:
+            continue
+        block = results["protocols"][p]
+        lines += [f"**{p}** ({', '.join(f'{k}={v}' for k, v in block['info'].items())})", "",
+                  "| model | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+        for name, m in block["results"].items():
+            sd, n = block.get("std", {}).get(name, {}), block.get("n_seeds", {}).get(name, 1)
+            cells = ["" if np.isnan(m.get(c, np.nan)) else f"{m[c]:.4f}" + (f" ± {sd[c]:.4f}" if n > 1 and c in sd else "") for c in cols]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
+    boot = ["| protocol | llmrec against | NDCG@10 difference | 95% interval (paired bootstrap) | users |", "|---|---|---|---|---|"]
+    for p, b in results.get("bootstrap", {}).items():
+        boot.append(f"| {p} | {b['against']} | {b['diff']:+.4f} | [{b['low']:+.4f}, {b['high']:+.4f}] | {b['users']} |")
+    fits = ["| model | " + " | ".join(f"{f} fit s per seed (best epoch)" for f in ("loo", "temporal")) + " | tuned on validation |",
+            "|---|---|---|---|"]
+    for name, fam in results["models"].items():
+        cells = [", ".join(f"{i['fit_s']} ({i.get('best_epoch', '-')})" for i in fam[f]) if f in fam else "" for f in ("loo", "temporal")]
+        params = "; ".join(f"{f}: {fam[f][0]['params']}" for f in ("loo", "temporal") if f in fam and "params" in fam[f][0])
+        fits.append(f"| {name} | " + " | ".join(cells) + f" | {params} |")
+    return "\n".join(lines + boot + [""] + fits)
