@@ -42,7 +42,6 @@ from llmrec_core.io.publication import (
 )
 from llmrec_core.io.warehouse_sql import (
     LOGICAL,
-    PUBLICATIONS,
     DuckDialect,
     Names,
     PgDialect,
@@ -53,6 +52,8 @@ __all__ = ["PublishError", "Warehouse", "reconcile_parquet_copies", "write_parqu
 log = logging.getLogger(__name__)
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 COPY_CHUNK_ROWS = 65_536
+# How the two engines name a timestamp without time zone in information_schema.
+NAIVE_TIMESTAMPS = ("TIMESTAMP", "TIMESTAMP WITHOUT TIME ZONE")
 
 
 class Warehouse:
@@ -60,6 +61,8 @@ class Warehouse:
 
     def __init__(self, conn, dialect: DuckDialect | PgDialect, names: Names, where: str):
         self._conn = conn
+        # Timestamps are read back as UTC datetimes, whatever the machine's or the server's zone.
+        conn.execute(dialect.utc_session)
         self._sql = Statements(dialect, names)
         self._names = names
         self._ready = False
@@ -115,31 +118,80 @@ class Warehouse:
         self._conn.commit()
 
     # -- schema ------------------------------------------------------------------------------
-    def _catalog(self) -> dict[str, list[str]]:
-        found: dict[str, list[str]] = {}
-        for table, column in self._q(self._sql.catalog(), [self._names.schema]).fetchall():
-            found.setdefault(table, []).append(column)
+    def _catalog(self) -> dict[str, dict[str, str]]:
+        """Each table and view of the warehouse schema: its columns in order, with their SQL types."""
+        found: dict[str, dict[str, str]] = {}
+        for table, column, data_type in self._q(self._sql.catalog(), [self._names.schema]).fetchall():
+            found.setdefault(table, {})[column] = data_type.upper()
         return found
 
+    def _primary_keys(self) -> dict[str, tuple[str, ...]]:
+        """Each table's primary key columns, for the tables that have one."""
+        found: dict[str, tuple[str, ...]] = {}
+        for table, column in self._q(self._sql.primary_keys(), [self._names.schema]).fetchall():
+            found[table] = (*found.get(table, ()), column)
+        return found
+
+    def _comments_current(self) -> bool:
+        """Whether every table, view and column carries its description of ``serving_schema``."""
+        found = {(obj, col): text for obj, col, text in self._q(self._sql.comments(), [self._names.schema]).fetchall()}
+        configured = self._names.described()
+        return all(found.get((configured[obj], col)) == text for (obj, col), text in serving.comments().items())
+
     def ensure_schema(self) -> None:
-        """Create what is missing (schema, tables, publications, indexes, views); idempotent."""
-        found = self._catalog()
-        wanted = {**serving.ALL_SCHEMAS, "publications": PUBLICATIONS}
-        for logical, schema in wanted.items():
-            name = self._names.table[logical]
-            if name in found and found[name] != schema.names:
-                raise LlmrecError(
-                    f"warehouse table {name} has columns {found[name]}, expected {schema.names}: "
-                    "migrate or drop it"
-                )
-        if all(name in found for name in self._names.objects()):
+        """Create what is missing and bring an older warehouse up to this code (keys, time zones,
+        comments); idempotent.
+
+        An up-to-date warehouse costs three catalogue queries. Otherwise one transaction creates
+        what is missing, migrates the existing tables in place (both engines add a key or change a
+        column's type with ALTER TABLE) and sets every comment. On Postgres the plan is made again
+        inside it, under a lock, so that two writers upgrading at once do not both add a key."""
+        if not self._upgrade():
             self._ready = True
             return
         with self._transaction():
-            for query, params in self._sql.create_all():
+            if self.kind == "postgres":
+                self._q(*self._sql.schema_lock())
+            statements = self._upgrade()
+            for query, params in statements:
                 self._q(query, params)
         self._ready = True
-        log.info("created the serving tables in the %s warehouse %s", self.kind, self.where)
+        log.info("brought the serving tables of the %s warehouse %s up to date", self.kind, self.where)
+
+    def _upgrade(self) -> list[tuple[object, list]]:
+        """The statements that bring the warehouse up to this code; none when it is."""
+        found, keys = self._catalog(), self._primary_keys()
+        migrations = []
+        for logical, schema in serving.TABLES.items():
+            name = self._names.table[logical]
+            if name not in found:
+                continue
+            if list(found[name]) != schema.names:
+                raise LlmrecError(
+                    f"warehouse table {name} has columns {list(found[name])}, expected {schema.names}: migrate or drop it"
+                )
+            migrations += self._migrations(logical, found[name], keys.get(name))
+        missing = [name for name in self._names.objects() if name not in found]
+        if not missing and not migrations and self._comments_current():
+            return []
+        comments = [(self._sql.comment(obj, column, text), []) for (obj, column), text in serving.comments().items()]
+        return [*self._sql.create_all(), *migrations, *comments]
+
+    def _migrations(self, logical: str, types: dict[str, str], key: tuple[str, ...] | None) -> list[tuple[object, list]]:
+        """What a table created by an older version lacks: TIMESTAMP WITH TIME ZONE where it has naive
+        timestamps (always written as UTC), and its primary key, which its rows must already satisfy."""
+        name, columns = self._names.table[logical], serving.PRIMARY_KEYS[logical]
+        steps = [(self._sql.to_utc(logical, f.name), []) for f in serving.TABLES[logical]
+                 if serving.SQL_TYPES[f.type] == "TIMESTAMP WITH TIME ZONE" and types[f.name] in NAIVE_TIMESTAMPS]
+        if key is not None:
+            return steps
+        shared = int(self._q(self._sql.duplicates(logical, columns, staged=False)).fetchone()[0])
+        if shared:
+            raise LlmrecError(
+                f"cannot add the primary key ({', '.join(columns)}) to the warehouse table {name}: {shared} of its rows "
+                "share those values with another row; remove the duplicates, then publish again"
+            )
+        return [*steps, (self._sql.add_primary_key(logical), []), *self._sql.drop_key_index(logical)]
 
     def _has_tables(self) -> bool:
         if not self._ready:
@@ -170,7 +222,7 @@ class Warehouse:
             for name in LOGICAL:
                 self._q(s.delete_day(name), [ds])
                 self._q(s.insert_staged(name))
-            now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+            now = dt.datetime.now(dt.UTC)
             self._q(s.upsert_publication(), [ds, now, run_id, model_name, model_version, *(counts[n] for n in LOGICAL)])
             # Retention counts from the newest day, so backfilling an old day keeps the newer ones,
             # and it never takes the day before the newest: a jump in days keeps the last good one.

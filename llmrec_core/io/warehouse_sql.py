@@ -15,14 +15,6 @@ import pyarrow as pa
 from llmrec_core.io import serving_schema as tables
 
 LOGICAL = tuple(tables.SCHEMAS)
-PUBLICATIONS = pa.schema([
-    ("ds", pa.date32()), ("published_at", pa.timestamp("us")), ("run_id", pa.string()), ("model_name", pa.string()),
-    ("model_version", pa.string()), *((f"rows_{name}", pa.int64()) for name in LOGICAL),
-])
-SQL_TYPES = {
-    pa.date32(): "DATE", pa.string(): "TEXT", pa.int32(): "INTEGER", pa.int64(): "BIGINT",
-    pa.float64(): "DOUBLE PRECISION", pa.timestamp("us"): "TIMESTAMP", pa.timestamp("us", tz="UTC"): "TIMESTAMP WITH TIME ZONE",
-}
 FRESH = tables.FRESH
 # Staging tables are temporary, private to the publishing connection.
 STAGE_PREFIX = "llmrec_stage_"
@@ -37,6 +29,7 @@ class DuckDialect:
     """Statements as plain strings with ``?`` parameters."""
 
     kind = "duckdb"
+    utc_session = "SET SESSION TimeZone = 'UTC'"
 
     def ident(self, *parts: str | None) -> str:
         return ".".join(quote_ident(p) for p in parts if p is not None)
@@ -48,11 +41,16 @@ class DuckDialect:
         # Placeholders are replaced before the (already quoted) identifiers go in.
         return template.replace("%s", "?").format(**parts)
 
+    def literal(self, text: str) -> str:
+        # COMMENT ON takes a literal, not a parameter.
+        return "'" + text.replace("'", "''") + "'"
+
 
 class PgDialect:
     """Statements as ``psycopg.sql`` compositions with ``%s`` parameters."""
 
     kind = "postgres"
+    utc_session = "SET TIME ZONE 'UTC'"
 
     def __init__(self):
         from psycopg import sql
@@ -67,6 +65,9 @@ class PgDialect:
 
     def sql(self, template: str, **parts):
         return self._sql.SQL(template).format(**parts)
+
+    def literal(self, text: str):
+        return self._sql.Literal(text)
 
 
 @dataclass(frozen=True)
@@ -88,9 +89,13 @@ class Names:
         """The view of what each user should see now: fresh rows where they are newer than the nightly ones."""
         return f"{self.table['user_recommendations']}_current"
 
+    def described(self) -> dict[str, str]:
+        """The configured name of every table and view, by its logical name (``serving_schema.DESCRIPTIONS``)."""
+        return {**self.table, **{f"{name}_latest": self.view(name) for name in LOGICAL}, tables.CURRENT: self.current}
+
     def objects(self) -> list[str]:
         """Every table and view that a complete warehouse has."""
-        return [*self.table.values(), *(self.view(name) for name in LOGICAL), self.current]
+        return list(self.described().values())
 
 
 class Statements:
@@ -110,38 +115,59 @@ class Statements:
 
     def _coldefs(self, schema: pa.Schema, not_null: bool):
         suffix = " NOT NULL" if not_null else ""
-        return self.d.join([self.d.sql("{c} " + SQL_TYPES[f.type] + suffix, c=self.d.ident(f.name)) for f in schema])
+        return self.d.join([self.d.sql("{c} " + tables.SQL_TYPES[f.type] + suffix, c=self.d.ident(f.name)) for f in schema])
 
     # -- schema ------------------------------------------------------------------------------
     def catalog(self):
-        """(table_name, column_name) of the warehouse schema, in column order; 1 parameter: schema."""
+        """(table_name, column_name, data_type) of the warehouse schema, in column order; 1 parameter: schema."""
         return self.d.sql(
-            "SELECT table_name, column_name FROM information_schema.columns WHERE table_catalog = current_database()"
+            "SELECT table_name, column_name, data_type FROM information_schema.columns WHERE table_catalog = current_database()"
             " AND table_schema = coalesce(%s, current_schema()) ORDER BY table_name, ordinal_position"
         )
+
+    def primary_keys(self):
+        """(table_name, column_name) of every primary key of the warehouse schema, each key's columns
+        in order; 1 parameter: schema."""
+        return self.d.sql(
+            "SELECT tc.table_name, k.column_name"
+            " FROM information_schema.table_constraints AS tc JOIN information_schema.key_column_usage AS k"
+            " ON k.constraint_schema = tc.constraint_schema AND k.constraint_name = tc.constraint_name AND k.table_name = tc.table_name"
+            " WHERE tc.table_catalog = current_database() AND tc.table_schema = coalesce(%s, current_schema())"
+            " AND tc.constraint_type = 'PRIMARY KEY' ORDER BY tc.table_name, k.ordinal_position"
+        )
+
+    def comments(self):
+        """(object, column or NULL, comment or NULL) of every table and view of the warehouse schema and
+        of their columns; 1 parameter: schema. Each engine keeps comments in its own catalogue."""
+        if self.d.kind == "postgres":
+            return self.d.sql(
+                "WITH rel AS (SELECT c.oid, c.relname::text AS name FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = coalesce(%s, current_schema()) AND c.relkind IN ('r', 'v', 'p'))"
+                " SELECT name, NULL::text, obj_description(oid, 'pg_class') FROM rel"
+                " UNION ALL SELECT rel.name, a.attname::text, col_description(rel.oid, a.attnum)"
+                " FROM rel JOIN pg_attribute AS a ON a.attrelid = rel.oid WHERE a.attnum > 0 AND NOT a.attisdropped"
+            )
+        where = "WHERE database_name = current_database() AND schema_name = (SELECT name FROM s)"
+        return self.d.sql(
+            "WITH s AS (SELECT coalesce(%s, current_schema()) AS name)"
+            f" SELECT table_name, NULL, comment FROM duckdb_tables() {where}"
+            f" UNION ALL SELECT view_name, NULL, comment FROM duckdb_views() {where}"
+            f" UNION ALL SELECT table_name, column_name, comment FROM duckdb_columns() {where}"
+        )
+
+    def schema_lock(self):
+        """Serialises schema changes (Postgres): two first publishes at once would race on CREATE ... IF NOT EXISTS."""
+        return self.d.sql("SELECT pg_advisory_xact_lock(hashtext(%s))"), [f"llmrec:{self.names.schema}"]
 
     def create_all(self) -> list[tuple[object, list]]:
         """The idempotent DDL of the whole warehouse, as (statement, parameters)."""
         d, names, out = self.d, self.names, []
-        if d.kind == "postgres":
-            # Two first publishes at once would race on CREATE ... IF NOT EXISTS.
-            out.append((d.sql("SELECT pg_advisory_xact_lock(hashtext(%s))"), [f"llmrec:{names.schema}"]))
         if names.schema is not None:
             out.append((d.sql("CREATE SCHEMA IF NOT EXISTS {s}", s=d.ident(names.schema)), []))
-        pub = self._coldefs(PUBLICATIONS, True)
-        pub_table = self.table("publications")
-        create_pub = d.sql("CREATE TABLE IF NOT EXISTS {t} ({c}, PRIMARY KEY (ds))", t=pub_table, c=pub)
-        out.append((create_pub, []))
-        for name in (*LOGICAL, FRESH):
-            coldefs = self._coldefs(tables.ALL_SCHEMAS[name], True)
-            out.append((d.sql("CREATE TABLE IF NOT EXISTS {t} ({c})", t=self.table(name), c=coldefs), []))
-            if d.kind == "postgres":
-                index = d.ident(f"{names.table[name]}_ds_{tables.KEYS[name][0]}_idx"[:63])
-                cols = self.cols(("ds", tables.KEYS[name][0], "rank"))
-                create_index = d.sql("CREATE INDEX IF NOT EXISTS {i} ON {t} ({c})", i=index, t=self.table(name), c=cols)
-                out.append((create_index, []))
-            if name == FRESH:
-                continue
+        for name, schema in tables.TABLES.items():
+            coldefs, key = self._coldefs(schema, True), self.cols(tables.PRIMARY_KEYS[name])
+            out.append((d.sql("CREATE TABLE IF NOT EXISTS {t} ({c}, PRIMARY KEY ({k}))", t=self.table(name), c=coldefs, k=key), []))
+        for name in LOGICAL:
             view = d.ident(names.schema, names.view(name))
             out.append((d.sql(
                 "CREATE OR REPLACE VIEW {v} AS SELECT {c} FROM {t} WHERE ds = (SELECT max(ds) FROM {p})",
@@ -149,6 +175,33 @@ class Statements:
             ), []))
         out.append((self._current_view(), []))
         return out
+
+    def add_primary_key(self, name: str):
+        """Add its primary key to a table created before it had one."""
+        return self.d.sql("ALTER TABLE {t} ADD PRIMARY KEY ({c})", t=self.table(name), c=self.cols(tables.PRIMARY_KEYS[name]))
+
+    def drop_key_index(self, name: str) -> list[tuple[object, list]]:
+        """A Postgres table from before its primary key had an index on (ds, <key>, rank); the primary
+        key's own index covers the same columns, so that one goes."""
+        if self.d.kind != "postgres" or name not in tables.KEYS:
+            return []
+        index = self.d.ident(self.names.schema, f"{self.names.table[name]}_ds_{tables.KEYS[name][0]}_idx"[:63])
+        return [(self.d.sql("DROP INDEX IF EXISTS {i}", i=index), [])]
+
+    def to_utc(self, name: str, column: str):
+        """Turn a column of naive timestamps, written as UTC, into TIMESTAMP WITH TIME ZONE."""
+        c = self.d.ident(column)
+        return self.d.sql("ALTER TABLE {t} ALTER COLUMN {c} TYPE TIMESTAMP WITH TIME ZONE USING {c} AT TIME ZONE 'UTC'",
+                          t=self.table(name), c=c)
+
+    def comment(self, logical: str, column: str | None, text: str):
+        """``COMMENT ON`` a table or view (``column`` None) or one of its columns, by logical name."""
+        d = self.d
+        target = d.ident(self.names.schema, self.names.described()[logical])
+        if column is not None:
+            return d.sql("COMMENT ON COLUMN {o}.{c} IS {l}", o=target, c=d.ident(column), l=d.literal(text))
+        kind = "VIEW" if logical in tables.VIEWS else "TABLE"
+        return d.sql("COMMENT ON " + kind + " {o} IS {l}", o=target, l=d.literal(text))
 
     def _current_view(self):
         """Per user, the newest day's fresh rows that are newer than the newest nightly day, else
@@ -196,11 +249,11 @@ class Statements:
             n=any_null, p=per_column, t=self.stage(logical),
         )
 
-    def duplicates(self, logical: str, columns: tuple[str, ...]):
-        """One row: how many rows share their ``columns`` values with another staged row."""
+    def duplicates(self, logical: str, columns: tuple[str, ...], staged: bool = True):
+        """One row: how many rows (staged, or of the table) share their ``columns`` values with another row."""
         return self.d.sql(
             "SELECT coalesce(sum(n), 0) FROM (SELECT count(*) AS n FROM {t} GROUP BY {c} HAVING count(*) > 1) AS dup",
-            t=self.stage(logical), c=self.cols(columns),
+            t=self.stage(logical) if staged else self.table(logical), c=self.cols(columns),
         )
 
     # -- swap ----------------------------------------------------------------------------------
@@ -220,7 +273,7 @@ class Statements:
         return self.d.sql("INSERT INTO {t} ({c}) SELECT {c} FROM {s}", t=self.table(logical), c=cols, s=stage)
 
     def upsert_publication(self):
-        names = PUBLICATIONS.names
+        names = tables.PUBLICATIONS.names
         sets = self.d.join([self.d.sql("{c} = excluded.{c}", c=self.d.ident(c)) for c in names[1:]])
         values = ", ".join(["%s"] * len(names))
         return self.d.sql(

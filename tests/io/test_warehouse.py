@@ -24,7 +24,7 @@ import pytest
 from llmrec_core.errors import LlmrecError
 from llmrec_core.io import serving_schema as tables
 from llmrec_core.io.warehouse import PublishError, Warehouse, write_parquet_copies
-from llmrec_core.io.warehouse_sql import PUBLICATIONS, quote_ident
+from llmrec_core.io.warehouse_sql import quote_ident
 from llmrec_core.settings import SettingsError, load_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -75,20 +75,6 @@ def sql_rows(settings, query: str, params: tuple = ()) -> list[tuple]:
         return conn.execute(query.replace("%s", "?"), list(params) or None).fetchall()
     finally:
         conn.close()
-
-
-@pytest.fixture(params=["duckdb", "postgres"])
-def wh_env(request, tmp_path) -> dict[str, str]:
-    """The environment of a fresh warehouse of each backend."""
-    env = {"LLMREC_HOME": str(tmp_path / "home")}
-    if request.param == "postgres":
-        env["LLMREC_WAREHOUSE_URL"] = request.getfixturevalue("postgres_db_url")
-    return env
-
-
-@pytest.fixture
-def wh_settings(wh_env):
-    return load_settings(environ=wh_env)
 
 
 def test_publish_and_read_back(wh_settings):
@@ -278,7 +264,7 @@ def test_configured_schema_and_table_names_are_used(wh_env):
     assert list(recs) == tables.USER_RECOMMENDATIONS.names
     assert [recs[c] for c in ("ds", "user_id", "rank", "score")] in (
         ["DATE", "VARCHAR", "INTEGER", "DOUBLE"], ["DATE", "TEXT", "INTEGER", "DOUBLE PRECISION"])
-    assert [c for table, c, _ in columns if table == "pubs"] == PUBLICATIONS.names
+    assert [c for table, c, _ in columns if table == "pubs"] == tables.PUBLICATIONS.names
     if settings.warehouse_url:
         index = sql_rows(settings, "SELECT indexdef FROM pg_indexes"
                                    " WHERE schemaname = 'serving' AND tablename = 'recs_users'")
