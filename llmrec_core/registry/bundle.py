@@ -5,6 +5,8 @@
 - ``gate``: the validation model (trained before the validation window), which the
   promotion gate re-evaluates later without leakage;
 - ``reranker``: the cross-encoder weights, when one was trained;
+- ``catalogue``: what the served pyfunc needs of day D's catalogue beyond the model (titles,
+  which items may be recommended, the popularity fallback): :func:`catalogue`;
 - ``meta.json``: ds, data counts, metrics, settings.
 
 Each model is a ``.safetensors`` file of tensors and a ``.json`` file of everything else
@@ -22,7 +24,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from llmrec_core.data import interactions  # noqa: F401  (registers the data classes a bundle stores)
+from llmrec_core.data.snapshot import Snapshot, load_item_facets
 from llmrec_core.io import tensorfile, tracking
 from llmrec_core.settings import Settings
 
@@ -33,9 +38,10 @@ class Bundle:
     gate: dict
     reranker: dict | None
     meta: dict
+    catalogue: dict | None = None  # absent in versions registered before the pyfunc recommended
 
 
-PARTS = ("model", "gate", "reranker")
+PARTS = ("model", "gate", "reranker", "catalogue")
 ALLOWED = {"meta.json", *(f"{part}{suffix}" for part in PARTS for suffix in tensorfile.SUFFIXES)}
 
 
@@ -43,8 +49,9 @@ def save_bundle(path: Path, bundle: Bundle) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     tensorfile.save(bundle.model, path / "model")
     tensorfile.save(bundle.gate, path / "gate")
-    if bundle.reranker is not None:
-        tensorfile.save(bundle.reranker, path / "reranker")
+    for name in ("reranker", "catalogue"):
+        if getattr(bundle, name) is not None:
+            tensorfile.save(getattr(bundle, name), path / name)
     (path / "meta.json").write_text(json.dumps(bundle.meta, indent=2, sort_keys=True, default=str), encoding="utf-8")
     return path
 
@@ -69,7 +76,23 @@ def load_bundle(path: str | Path, *, gate: bool = True) -> Bundle:
         gate=load("gate") if gate else None,
         reranker=load("reranker"),
         meta=json.loads((path / "meta.json").read_text(encoding="utf-8")),
+        catalogue=load("catalogue"),
     )
+
+
+def catalogue(settings: Settings, snap: Snapshot) -> dict:
+    """Day D's catalogue as the nightly scoring job sees it, for the pyfunc, which has no lake:
+    every item's ID and title, which may be recommended (available and passing
+    ``scoring.filters``) and the popularity fallback (allowed items by positive events of the
+    last ``scoring.popular_days``, with their shares)."""
+    from llmrec_core.scoring.filters import allowed_items
+    from llmrec_core.scoring.inputs import popularity
+
+    categories, attributes = load_item_facets(settings, snap.ds)
+    allowed = snap.item_available & allowed_items(settings.scoring.filters, categories, attributes)
+    popular, shares = popularity(snap, allowed, settings.scoring.popular_days)
+    return {"item_ids": list(snap.item_ids), "titles": list(snap.item_titles), "allowed": allowed,
+            "popular": popular.astype(np.int64), "popular_shares": shares.astype(np.float64)}
 
 
 def register(settings: Settings, bundle: Bundle, example, tags: dict[str, str]) -> str:
