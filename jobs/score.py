@@ -9,7 +9,7 @@ the recommender restored onto D's catalogue (any kind the registry holds; the LL
 items from their text), wrapped in its cross-encoder when re-ranking -> what may be recommended
 -> scoring inputs -> each user's ``recommend`` list and each item's audience (engine ``local``
 or ``spark``) -> similar items -> validation -> one publishing transaction -> Parquet copies
-under ``lake/serving/`` -> metrics of the run in MLflow.
+under ``lake/serving/`` -> metrics, dataset inputs and plots of the run in MLflow.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from jobs.common import ds_parser, guarded, run_main
+from llmrec_core import plots
 from llmrec_core.data.snapshot import Snapshot, load_item_facets, load_snapshot
 from llmrec_core.days import parse_day, resolve_day
 from llmrec_core.errors import LlmrecError, MissingInputError
@@ -87,6 +88,19 @@ def user_table(snap: Snapshot, ds: date, recs: pa.Table, *, model_name: str, ver
                     schema=SCHEMAS["user_recommendations"])
 
 
+def log_lists(recs: pa.Table, allowed: np.ndarray, ds: date) -> None:
+    """Figures and coverage of the user lists about to be published (engine rows, ``USER_ROWS``):
+    their scores and the source that filled them, and how much of what may be recommended
+    (``allowed``) they show, and how evenly."""
+    score, rank, item = (recs[c].to_numpy() for c in ("score", "rank", "item"))
+    source = recs["source"].to_numpy(zero_copy_only=False)
+    counts = np.bincount(item, minlength=len(allowed))[allowed]
+    tracking.log_metrics({"catalogue_coverage": float((counts > 0).mean()) if len(counts) else None})
+    tracking.log_figure(plots.score_distribution(score, source, f"published scores, ds={ds}"), "plots/score_distribution.png")
+    tracking.log_figure(plots.source_mix(rank, source, f"what filled the lists, ds={ds}"), "plots/source_mix.png")
+    tracking.log_figure(plots.catalogue_coverage(counts, f"catalogue coverage, ds={ds}"), "plots/catalogue_coverage.png")
+
+
 def load_version(settings: Settings, model_version: str | None, ds: date, force: bool = False):
     """The registered version to serve (the champion unless named) and its bundle. Refuses a
     version trained on data after ``ds``, and one the promotion gate did not promote unless
@@ -140,6 +154,7 @@ def run(settings: Settings, ds: date, model_version: str | None = None, spark=No
     history = inputs.history
     with Warehouse.open(settings) as wh, tracking.run(f"score {ds}", tags={"kind": "scoring", "ds": str(ds), "model_version": str(mv.version), **forced},
                                                       close_quietly=True) as run_id:
+        tracking.log_snapshot_inputs(settings, snap, "scoring")
         wh.ensure_schema()
         before = [d for d in wh.published_days() if d < ds]
         previous = wh.counts(before[-1]) if before else {}
@@ -150,6 +165,7 @@ def run(settings: Settings, ds: date, model_version: str | None = None, spark=No
                               "checks_failed": len(failures), **{f"rows_{k}": int(v) for k, v in sources.items()}})
         if failures:
             raise ValidationError(failures)
+        log_lists(recs, allowed, ds)
         out = tables(snap, ds, recs, similar, audience, model_name=name, version=str(mv.version), run_id=run_id)
         counts = wh.publish(ds, out, run_id=run_id, model_name=name, model_version=str(mv.version), keep_days=settings.warehouse.keep_days)
         target = f"{wh.kind} {wh.where}"

@@ -8,7 +8,8 @@ before D) -> one fit-and-evaluate loop over every recommender of the factory (th
 early stopping on validation NDCG@10, a checkpoint per epoch so a killed run resumes; its
 ablations; the baselines; then the cross-encoder re-ranker over the model) -> refit on
 everything up to D for the chosen epoch count -> the promotion gate (``registry.gate``) ->
-the bundle registered in MLflow (``registry.bundle``) -> champion or not.
+the bundle registered in MLflow (``registry.bundle``) -> champion or not (a refused version
+becomes ``challenger``), and each version's description: the gate's decision and table.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
@@ -73,7 +74,8 @@ class Round:
 
 
 def start_processes(settings: Settings) -> tuple[Settings, int, bool]:
-    """Under torchrun, join the process group; only the first process records anything."""
+    """Under torchrun, join the process group that training's DistributedDataParallel averages
+    gradients over; only the first process records anything."""
     rank = int(os.environ.get("RANK", "0"))
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         import torch
@@ -175,6 +177,14 @@ def log_round(r: Round, decisions: list[tuple[str, gate.GateDecision]], champion
     log.info("fit seconds: %s", {k: round(v, 1) for k, v in r.seconds.items()})
 
 
+def log_inputs(r: Round) -> None:
+    """The lake tables the run read, as MLflow dataset inputs: the snapshot of D for training (the
+    registered model is refit on all of it) and its last ``train.validation_days`` for validation."""
+    tracking.log_snapshot_inputs(r.settings, r.snap, "training")
+    window = r.snap.end_ts - r.settings.train.validation_days * protocols.DAY
+    tracking.log_snapshot_inputs(r.settings, r.snap, "validation", since_ts=window)
+
+
 def run(settings: Settings, ds: date, progress: bool = True) -> dict:
     settings, rank, distributed = start_processes(settings)
     leader, metric = rank == 0, settings.evaluation.metric
@@ -188,6 +198,7 @@ def run(settings: Settings, ds: date, progress: bool = True) -> dict:
             "validation_users": str(len(ranking.users)), "validation_pairs": str(ctr.info["pairs"])}
     r = Round(settings, snap, ranking, ctr, tags, lake.partition(settings.models_dir / "checkpoints", ds), f".rank{rank}" if distributed else "")
     with tracking.run(f"train {ds}", tags={**tags, "kind": "training"}, params=settings.model_dump(mode="json")) as parent:
+        log_inputs(r)
         models = zoo.sequence_models(settings, progress=progress and leader)
         model: LlmRecommender = models[0]
         # The other processes of a torchrun only help train the sequence models.
@@ -201,15 +212,18 @@ def run(settings: Settings, ds: date, progress: bool = True) -> dict:
         gate_export, serving = model.export(), refit(model, r, progress)
         if not leader:
             return {}
+        gated, judged = [b for b in r.baselines if b in settings.tracking.gate_baselines], []
+
         def judge():
-            return gate.judge(settings, r.results, zoo.MODEL, [b for b in r.baselines if b in settings.tracking.gate_baselines],
-                              snap, ranking, r.vectors)
+            judged.append(gate.judge(settings, r.results, zoo.MODEL, gated, snap, ranking, r.vectors))
+            return judged[-1]
 
         decisions, champion, compared = judge()
         log_round(r, decisions, champion)
         versions = register_versions(r, decisions, Bundle(serving.export(), gate_export, reranker.head() if reranker else None,
                                                           _meta(r, zoo.MODEL, parent, best_epoch=model.result_.best_epoch)), parent)
         versions = settle(r, versions, decisions, compared, judge)
+        describe_versions(r, versions, gated, *judged[-1][1:])
     return {**versions[0], "versions": versions, "results": r.results, "run_id": parent, "fit_seconds": r.seconds,
             "champion": next((v["version"] for v in versions if v["promoted"]), None)}
 
@@ -252,6 +266,15 @@ def settle(r: Round, versions: list[dict], decisions: list[tuple[str, gate.GateD
     return versions
 
 
+def describe_versions(r: Round, versions: list[dict], gated: list[str], champion: float | None, compared: str | None) -> None:
+    """Each registered version's registry description: the gate's decision and the validation
+    table of the judgement that decided it (the last one, when the champion moved meanwhile)."""
+    for v in versions:
+        text = gate.report(r.settings, r.results, v["model"], [zoo.MODEL, *gated], champion, compared,
+                           gate.GateDecision(v["promoted"], v["reason"]))
+        tracking.describe(r.settings, v["version"], text)
+
+
 def _meta(r: Round, name: str, parent: str, **extra) -> dict:
     return {"ds": str(r.snap.ds), "model": name, "counts": r.snap.counts(), "validation": r.results[name],
             "settings": r.settings.model_dump(mode="json"), "parent_run_id": parent, **extra}
@@ -261,7 +284,8 @@ def register_version(r: Round, made: Bundle, name: str, parent: str) -> str:
     """Register one bundle as a new version (not yet promoted or refused)."""
     metric = r.settings.evaluation.metric
     with tracking.run(f"registered {name}", tags={**r.tags, "model": f"{name}_registered"}, nested=True):
-        return bundle.register(r.settings, made, _example(r.snap),
+        # With day D's catalogue: the served pyfunc recommends as the nightly job does (titles, filters, fallback).
+        return bundle.register(r.settings, replace(made, catalogue=bundle.catalogue(r.settings, r.snap)), _example(r.snap),
                                {**r.tags, "model": name, f"val_{metric}": f"{r.results[name][metric]:.5f}", "training_run": parent})
 
 

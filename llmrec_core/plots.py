@@ -1,8 +1,10 @@
-"""Figures logged with each training run: metrics by model, and training curves."""
+"""Figures logged with MLflow runs: a training run's metrics by model, training curves and
+reliability diagram; a scoring run's published scores, source mix and catalogue coverage."""
 
 from __future__ import annotations
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -46,5 +48,58 @@ def reliability_diagram(tables: dict[str, list[tuple[float, float, int]]], title
             ax.plot(pred, seen, marker="o", label=name)
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="predicted p(click)", ylabel="observed share of clicks", title=title)
     ax.legend(loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def score_distribution(score: np.ndarray, source: np.ndarray, title: str):
+    """Histogram of the published scores, one panel per source: sources score on different
+    scales (a model's click score, popularity's share of recent positives)."""
+    names = sorted(set(source.tolist()))
+    fig, axes = plt.subplots(1, max(1, len(names)), figsize=(4 * max(1, len(names)), 3.4), squeeze=False)
+    for ax, name in zip(axes[0], names, strict=False):
+        values = score[source == name]
+        ax.hist(values[np.isfinite(values)], bins=40, color="#2c3e50")
+        ax.set(title=f"{name} ({len(values):,} rows)", xlabel="score", ylabel="rows")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def source_mix(rank: np.ndarray, source: np.ndarray, title: str):
+    """Which source filled the lists: share of rows by source, overall and at each rank."""
+    names, code = np.unique(source.astype(str), return_inverse=True)
+    depth = int(rank.max()) if len(rank) else 1
+    rows = np.bincount((rank.astype(np.int64) - 1) * len(names) + code, minlength=depth * len(names)).reshape(depth, len(names))
+    at_rank = rows / np.maximum(1, rows.sum(axis=1, keepdims=True))
+    fig, (total_ax, rank_ax) = plt.subplots(1, 2, figsize=(12, 3.6))
+    total_ax.barh(names, rows.sum(axis=0) / max(1, len(rank)), color="#2980b9")
+    total_ax.set(title="share of rows", xlim=(0, 1))
+    bottom = np.zeros(depth)
+    for j, name in enumerate(names):
+        rank_ax.bar(np.arange(1, depth + 1), at_rank[:, j], bottom=bottom, label=name)
+        bottom += at_rank[:, j]
+    rank_ax.set(title="share of rows at each rank", xlabel="rank", ylim=(0, 1))
+    if len(names):
+        rank_ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def catalogue_coverage(counts: np.ndarray, title: str):
+    """How concentrated the lists are, from ``counts`` (how often each recommendable item was
+    recommended): the cumulative share of recommendations taken by the most recommended share of
+    the items (the diagonal is every item equally often), and the share that appears at all."""
+    counts = np.sort(counts)[::-1]
+    covered = float((counts > 0).mean()) if len(counts) else float("nan")
+    fig, ax = plt.subplots(figsize=(5, 5))
+    x = np.arange(len(counts) + 1) / max(1, len(counts))
+    y = np.concatenate([[0.0], np.cumsum(counts) / max(1, counts.sum())])
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="every item equally")
+    ax.plot(x, y, color="#c0392b", label=f"published lists: {covered:.1%} of items appear")
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel=f"share of the {len(counts):,} recommendable items\n(most recommended first)",
+           ylabel="cumulative share of recommendations", title=title)
+    ax.legend(loc="lower right")
     fig.tight_layout()
     return fig

@@ -7,18 +7,26 @@ Tracking URI: ``tracking.tracking_uri``, else ``$MLFLOW_TRACKING_URI``, else
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 import os
 import subprocess
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 
 import mlflow
+import numpy as np
+import pyarrow as pa
+import pyarrow.dataset as pads
+from mlflow.data.meta_dataset import MetaDataset
 from mlflow.tracking import MlflowClient
 
 from llmrec_core.errors import LlmrecError
+from llmrec_core.io import lake
 from llmrec_core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -35,13 +43,20 @@ def model_uri(name: str, *, alias: str | None = None, version: str | int | None 
 
 
 def setup(settings: Settings) -> str:
-    """Point MLflow at the configured store and make sure the experiment exists."""
+    """Point MLflow at the configured store, make sure the experiment exists, and switch MLflow's
+    system metrics on or off (``tracking.system_metrics``)."""
     mlflow.set_tracking_uri(settings.tracking_uri)
     exp = mlflow.get_experiment_by_name(settings.tracking.experiment)
     if exp is None:
         settings.artifacts_dir.mkdir(parents=True, exist_ok=True)
         mlflow.create_experiment(settings.tracking.experiment, artifact_location=settings.artifacts_dir.as_uri())
     mlflow.set_experiment(settings.tracking.experiment)
+    # For every top-level run of this process (:func:`run`); a nested run shares its parent's.
+    if settings.tracking.system_metrics:
+        mlflow.enable_system_metrics_logging()
+        mlflow.set_system_metrics_sampling_interval(settings.tracking.system_metrics_interval)
+    else:
+        mlflow.disable_system_metrics_logging()
     return settings.tracking_uri
 
 
@@ -69,7 +84,7 @@ def run(name: str, *, tags: Mapping[str, str] | None = None, params: Mapping[str
     """An MLflow run around the body; yields its id. With ``close_quietly``, a failure to end
     the run after the body succeeded (the tracking server went away) is logged, not raised: the
     work the body did (a published day) stands."""
-    active = mlflow.start_run(run_name=name, nested=nested, tags=dict(tags or {}))
+    active = mlflow.start_run(run_name=name, nested=nested, tags=dict(tags or {}), log_system_metrics=False if nested else None)
     try:
         if params:
             mlflow.log_params(flatten("", dict(params), {}))
@@ -95,11 +110,86 @@ def log_metrics(metrics: Mapping[str, float], step: int | None = None, prefix: s
 
 
 def log_figure(figure, path: str) -> None:
+    """Log ``figure`` as an artifact of the active run, then close it (pyplot keeps every open
+    figure alive until then)."""
+    import matplotlib.pyplot as plt
+
     mlflow.log_figure(figure, path)
+    plt.close(figure)
 
 
 def log_dict(data: dict, path: str) -> None:
     mlflow.log_dict(data, path)
+
+
+def log_snapshot_inputs(settings: Settings, snap, context: str, *, since_ts: int | None = None) -> None:
+    """Record the lake tables the snapshot of D (``snap``) was read from as dataset inputs of the
+    active run: ``clean_events`` up to D and the ``items`` and ``users`` snapshots of D, or with
+    ``since_ts`` only the events from then on (a validation window). Each names its lake path,
+    its Arrow schema (from the Parquet footers), its row count and a digest of the content as read,
+    so two runs that read the same data show the same digest; the rows stay in the lake."""
+    events = snap.events if since_ts is None else snap.events.mask(snap.events.ts >= since_ts)
+    ids = _digest(snap.user_ids, snap.item_ids)  # the events hold indices into these
+    tables = [("clean_events", settings.lake_table("clean_events"), len(events),
+               _digest(ids, events.user, events.item, events.kind, events.label, events.ts, events.value))]
+    if since_ts is None:
+        tables += [("items", lake.partition(settings.lake_table("items"), snap.ds), snap.n_items,
+                    _digest(snap.item_ids, snap.item_texts, snap.item_available)),
+                   ("users", lake.partition(settings.lake_table("users"), snap.ds), snap.n_users, _digest(snap.user_ids, snap.profile_texts))]
+    tags = {"ds": str(snap.ds), **({"since": datetime.fromtimestamp(since_ts, timezone.utc).isoformat()} if since_ts is not None else {})}
+    for name, path, rows, digest in tables:
+        mlflow.log_input(LakeTable(name, path, rows, digest), context=context, tags=tags)
+
+
+def _digest(*parts) -> str:
+    """A short content digest of arrays and lists of strings (MLflow keeps at most 36 characters)."""
+    h = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, np.ndarray) and part.dtype != object:
+            h.update(np.ascontiguousarray(part).tobytes())
+        else:
+            h.update("\x1e".join(map(str, part)).encode("utf-8", "surrogatepass"))
+        h.update(b"\x1d")
+    return h.hexdigest()[:16]
+
+
+class LakeTable(MetaDataset):
+    """A lake table as an MLflow dataset: its path, Arrow schema (from the Parquet footers), row
+    count and a digest, without its rows."""
+
+    def __init__(self, name: str, path: Path, rows: int, digest: str):
+        from mlflow.data.dataset_source_registry import get_dataset_source_from_json
+        from mlflow.types.schema import ColSpec, Schema
+
+        arrow = pads.dataset(path, format="parquet", partitioning="hive").schema
+        self.rows = rows
+        super().__init__(get_dataset_source_from_json(json.dumps({"uri": str(path)}), source_type="local"), name=name, digest=digest,
+                         schema=Schema([ColSpec(_mlflow_type(f.type), f.name, required=not f.nullable) for f in arrow]))
+
+    @property
+    def profile(self) -> dict:
+        return {"num_rows": self.rows}
+
+    def to_dict(self) -> dict[str, str]:
+        return {**super().to_dict(), "profile": json.dumps(self.profile)}
+
+
+def _mlflow_type(t: pa.DataType):
+    """The MLflow schema type of an Arrow type, nested ones included."""
+    from mlflow.types.schema import AnyType, Array, DataType, Map, Object, Property
+
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return Array(_mlflow_type(t.value_type))
+    if pa.types.is_map(t):
+        return Map(_mlflow_type(t.item_type))
+    if pa.types.is_struct(t):
+        return Object([Property(f.name, _mlflow_type(f.type), required=not f.nullable) for f in t])
+    for test, kind in ((pa.types.is_boolean, DataType.boolean), (pa.types.is_int64, DataType.long), (pa.types.is_integer, DataType.integer),
+                       (pa.types.is_float32, DataType.float), (pa.types.is_floating, DataType.double), (pa.types.is_temporal, DataType.datetime),
+                       (pa.types.is_string, DataType.string), (pa.types.is_large_string, DataType.string), (pa.types.is_binary, DataType.binary)):
+        if test(t):
+            return kind
+    return AnyType()
 
 
 def register_bundle(bundle_dir: Path, settings: Settings, example, tags: Mapping[str, str], *, python_model: Path, signature) -> str:
@@ -121,6 +211,11 @@ def register_bundle(bundle_dir: Path, settings: Settings, example, tags: Mapping
 
 def champion(settings: Settings):
     """The model version the champion alias points at, or None."""
+    return aliased(settings, settings.tracking.champion_alias)
+
+
+def aliased(settings: Settings, alias: str):
+    """The model version ``alias`` points at, or None."""
     from mlflow.exceptions import MlflowException
     from mlflow.protos.databricks_pb2 import (
         INVALID_PARAMETER_VALUE,
@@ -129,7 +224,7 @@ def champion(settings: Settings):
     )
 
     try:
-        return MlflowClient().get_model_version_by_alias(settings.tracking.registered_model, settings.tracking.champion_alias)
+        return MlflowClient().get_model_version_by_alias(settings.tracking.registered_model, alias)
     except MlflowException as err:
         # Only "no such model or alias" means no champion; a locked or unreachable store must not
         # let a version through the gate as the "first champion".
@@ -171,7 +266,8 @@ def promote(settings: Settings, version: str, reason: str, *, expected: str | No
     against one champion never overwrites another that was promoted meanwhile.
 
     The check and the move run under a lock in ``$LLMREC_HOME`` (every llmrec process that
-    shares the home); the tag is set before the alias, so a champion always says why it is one."""
+    shares the home); the tag is set before the alias, so a champion always says why it is one.
+    A promoted version that was the challenger (refused before, judged again) stops being it."""
     from llmrec_core.io import locks
 
     name, alias = settings.tracking.registered_model, settings.tracking.champion_alias
@@ -183,6 +279,9 @@ def promote(settings: Settings, version: str, reason: str, *, expected: str | No
         client = MlflowClient()
         client.set_model_version_tag(name, version, "promotion", f"promoted: {reason}")
         client.set_registered_model_alias(name, alias, version)
+        challenger = aliased(settings, settings.tracking.challenger_alias)
+        if challenger is not None and str(challenger.version) == str(version):
+            client.delete_registered_model_alias(name, settings.tracking.challenger_alias)
 
 
 def not_promoted(mv) -> str | None:
@@ -195,7 +294,22 @@ def not_promoted(mv) -> str | None:
 
 
 def refuse(settings: Settings, version: str, reason: str) -> None:
-    MlflowClient().set_model_version_tag(settings.tracking.registered_model, version, "promotion", f"not promoted: {reason}")
+    """Record why ``version`` was not promoted, and make it the challenger unless a newer refused
+    version already is (trainings finishing out of order); under the lock of :func:`promote`."""
+    from llmrec_core.io import locks
+
+    name, alias = settings.tracking.registered_model, settings.tracking.challenger_alias
+    with locks.exclusive(settings.home, f"registry-{name}"):
+        client = MlflowClient()
+        client.set_model_version_tag(name, version, "promotion", f"not promoted: {reason}")
+        current = aliased(settings, alias)
+        if current is None or int(current.version) < int(version):
+            client.set_registered_model_alias(name, alias, version)
+
+
+def describe(settings: Settings, version: str, text: str) -> None:
+    """The description the registry shows for ``version`` (markdown)."""
+    MlflowClient().update_model_version(settings.tracking.registered_model, version, description=text)
 
 
 def training_results(settings: Settings, ds: str) -> tuple[str, dict[str, dict[str, float]]] | None:

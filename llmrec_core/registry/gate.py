@@ -120,3 +120,27 @@ def judge(settings: Settings, results: dict[str, dict[str, float]], model: str, 
         won = decide(metric, results[winner], {}, champion, margin, version, note)
         out.append((winner, GateDecision(won.promote, f"{won.reason} ({model} was refused: {decision.reason})")))
     return out, champion, version
+
+
+def report(settings: Settings, results: dict[str, dict[str, float]], candidate: str, rivals: list[str],
+           champion: float | None, champion_version: str | None, decision: GateDecision) -> str:
+    """The registry description of ``candidate``'s version (markdown): the gate's decision and the
+    validation table it was made on: the candidate, its ``rivals`` and the champion, re-evaluated
+    on the same window (only the gate metric is measured for it)."""
+    metric, k = settings.evaluation.metric, max(settings.evaluation.ks)
+    cols = [metric, f"{metric}_warm_users", f"{metric}_cold_users", f"recall_{k}", "auc"]
+    verdict = f"**Promoted** to `{settings.tracking.champion_alias}`" if decision.promote else "**Not promoted**"
+    lines = [f"{verdict}: {decision.reason}", "",
+             f"Validation on the {settings.train.validation_days} days before the training day, models trained before them:", "",
+             "| model | " + " | ".join(cols) + " |", "| --- |" + " ---: |" * len(cols)]
+    for name in dict.fromkeys([candidate, *rivals]):
+        if name in results:
+            label = f"**{name}** (this version)" if name == candidate else name
+            lines.append(f"| {label} | " + " | ".join(_cell(results[name].get(c)) for c in cols) + " |")
+    if champion_version is not None:
+        lines.append(f"| champion v{champion_version}, re-evaluated | {_cell(champion)} |" + " – |" * (len(cols) - 1))
+    return "\n".join(lines)
+
+
+def _cell(value: float | None) -> str:
+    return f"{value:.4f}" if value is not None and math.isfinite(value) else "–"

@@ -15,6 +15,9 @@ class TrackingSettings(Section):
     experiment: str = "llmrec"
     registered_model: str = "llmrec"
     champion_alias: str = "champion"
+    # The newest version the gate refused (moved on by each refusal, dropped when that version
+    # is promoted): the one to compare with the champion, or to serve with `score --force`.
+    challenger_alias: str = "challenger"
     # Promote only when the new version beats the champion by this much on the gate metric.
     promote_margin: float = Field(0.0, ge=0.0)
     # When the language model loses to a tuned baseline on validation, register that baseline as
@@ -24,6 +27,10 @@ class TrackingSettings(Section):
     # The tuned baselines whose validation scores set the bar for the language model (all by
     # default; ["popularity"] is the weakest bar that still means something).
     gate_baselines: list[str] = ["popularity", "item_knn", "ease", "als"]
+    # MLflow's system metrics (CPU, memory, disk, network, GPU as system/*) on every job's top
+    # run, sampled every system_metrics_interval seconds; a run shorter than that records none.
+    system_metrics: bool = True
+    system_metrics_interval: float = Field(10.0, gt=0)
 
     @field_serializer("tracking_uri")
     def _redact(self, uri: str | None) -> str | None:

@@ -54,6 +54,7 @@ def trained(tmp_path_factory, spark):
     settings.scoring.k, settings.scoring.similar_k, settings.scoring.audience_k = K, 3, 4
     settings.scoring.user_block = 16  # several blocks even on the toy
     settings.tracking.gate_baselines = ["popularity"]  # the language model's paths (item-kNN wins the toy's validation)
+    settings.tracking.system_metrics = False  # the training job's test checks them
     out = train.run(settings, last, progress=False)
     assert out["promoted"]
     yield home, last, settings
@@ -105,6 +106,32 @@ def test_every_user_and_item_gets_valid_rows_with_reasons(trained):
     # The Parquet copies hold the same rows.
     copy = pq.read_table(home / "lake" / "serving" / "user_recommendations" / f"ds={last}")
     assert copy.num_rows == len(recs)
+    _check_scoring_run(settings, out["run_id"], snap, recs)
+
+
+def _check_scoring_run(settings, run_id: str, snap, recs: list[dict]) -> None:
+    """What the scoring run shows in MLflow: plots and coverage of the published lists, and the
+    lake tables it read, with the digests of the training run that read the same day."""
+    import json
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(settings.tracking_uri)
+    run = client.get_run(run_id)
+    plots = {a.path: a.file_size for a in client.list_artifacts(run_id, "plots")}
+    assert set(plots) == {"plots/score_distribution.png", "plots/source_mix.png", "plots/catalogue_coverage.png"}
+    assert all(size > 5_000 for size in plots.values()), plots
+    assert run.data.metrics["allowed_items"] == snap.n_items - 1  # i5 is unavailable
+    assert run.data.metrics["catalogue_coverage"] == pytest.approx(len({r["item_id"] for r in recs}) / (snap.n_items - 1))
+    assert not any(k.startswith("system/") for k in run.data.metrics)  # switched off here
+    inputs = {i.dataset.name: i for i in run.inputs.dataset_inputs}
+    assert set(inputs) == {"clean_events", "items", "users"}
+    assert all({t.key: t.value for t in i.tags} == {"mlflow.data.context": "scoring", "ds": str(snap.ds)} for i in inputs.values())
+    assert json.loads(inputs["users"].dataset.profile) == {"num_rows": snap.n_users}
+    training = client.search_runs([run.info.experiment_id], "tags.kind = 'training'")[0].info.run_id
+    trained = {i.dataset.name: i.dataset.digest for i in client.get_run(training).inputs.dataset_inputs
+               if {t.key: t.value for t in i.tags}["mlflow.data.context"] == "training"}
+    assert trained == {name: i.dataset.digest for name, i in inputs.items()}
 
 
 def test_spark_engine_publishes_the_same_rows_and_reruns_replace(trained, spark):
