@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from llmrec_core.io import tensorfile
+from llmrec_core.progress import progress as with_progress
 
 log = logging.getLogger(__name__)
 
@@ -32,18 +32,28 @@ class LoopResult:
     resumed_from: int = 0
 
 
-def _sync_gradients(model: torch.nn.Module) -> None:
-    """Average gradients across processes under torchrun (identical seeds keep weights equal)."""
+class _Step(torch.nn.Module):
+    """The training step as the forward of a module that owns ``model``: DistributedDataParallel
+    averages gradients only for a backward of its own forward, and ``step`` calls the model's
+    submodules directly."""
+
+    def __init__(self, model: torch.nn.Module, step: Callable[[object], torch.Tensor]):
+        super().__init__()
+        self.model, self.step = model, step
+
+    def forward(self, batch) -> torch.Tensor:
+        return self.step(batch)
+
+
+def _trainer(model: torch.nn.Module, step: Callable[[object], torch.Tensor]) -> Callable[[object], torch.Tensor]:
+    """``step`` itself in one process; under torchrun, ``step`` through DistributedDataParallel,
+    which broadcasts the first process's weights and averages gradients in buckets during the
+    backward. A step need not use every parameter (no targets in a batch, no labelled pairs):
+    ``find_unused_parameters`` lets such a backward finish, and a parameter no process used keeps
+    no gradient, as in one process."""
     if not _distributed():
-        return
-    world = torch.distributed.get_world_size()
-    for p in model.parameters():
-        if p.requires_grad:
-            # Every process reduces the same tensors in the same order, used or not.
-            if p.grad is None:
-                p.grad = torch.zeros_like(p)
-            torch.distributed.all_reduce(p.grad)
-            p.grad /= world
+        return step
+    return torch.nn.parallel.DistributedDataParallel(_Step(model, step), find_unused_parameters=True)
 
 
 def _distributed() -> bool:
@@ -110,6 +120,7 @@ def run_epochs(
         best_state, curves = state["best_model"], state["curves"]
         log.info("%s: resuming after epoch %d from %s", name, state["epoch"], checkpoint)
     resumed_from = start - 1
+    forward = _trainer(model, step)  # wraps the module without renaming its state_dict keys
     for epoch in range(start, epochs + 1):
         if validate is not None and epoch - best_epoch > patience and best_epoch > 0:
             break
@@ -118,12 +129,11 @@ def run_epochs(
         # uninterrupted one.
         torch.manual_seed(seed * 100_003 + epoch + 7_919 * _rank())  # each process its own negatives
         total, n = 0.0, 0
-        bar = tqdm(batches(epoch), desc=f"{name} epoch {epoch}/{epochs}", disable=not progress, leave=False)
+        bar = with_progress(batches(epoch), f"{name} epoch {epoch}/{epochs}", enabled=progress)
         for batch in bar:
             optimizer.zero_grad(set_to_none=True)
-            loss = step(batch)
+            loss = forward(batch)
             loss.backward()
-            _sync_gradients(model)
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             optimizer.step()
             total, n = total + float(loss.detach()), n + 1

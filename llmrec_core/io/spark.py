@@ -48,7 +48,7 @@ def base_conf(spark: SparkSettings) -> dict[str, str]:
 def get_spark(spark: SparkSettings, app_name: str | None = None):
     """Return the active session or build one from settings."""
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    # Python workers (mapInPandas) run this interpreter, with its packages, unless set otherwise.
+    # Python workers (mapInArrow) run this interpreter, with its packages, unless set otherwise.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     from pyspark import SparkConf
     from pyspark.sql import SparkSession

@@ -19,6 +19,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from llmrec_core.progress import progress
+
 _RANDOM = re.compile(r"random:(\d+)x(\d+)")
 
 
@@ -129,7 +131,7 @@ def encode_all(model: nn.Module, tokens: TextTokens, batch_size: int, device: to
     # Sorting by length keeps padding, and so wasted work, small.
     order = sorted(range(len(tokens)), key=lambda i: len(tokens.ids[i]))
     out = torch.zeros(len(tokens), model.config.hidden_size)
-    for start in range(0, len(order), batch_size):
+    for start in progress(range(0, len(order), batch_size), f"encoding {len(order):,} texts (batches of {batch_size})"):
         idx = torch.tensor(order[start : start + batch_size])
         out[idx] = encode(model, tokens, idx, device).float().cpu()
     return out

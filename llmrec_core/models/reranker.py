@@ -13,9 +13,9 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
 from llmrec_core.models import encoder as lm
+from llmrec_core.progress import progress as with_progress
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def train_cross_encoder(model, tok, left: list[str], right: list[str], labels: n
     for epoch in range(epochs):
         order = rng.permutation(len(labels))
         total, n = 0.0, 0
-        for s in tqdm(range(0, len(order), batch_size), desc=f"reranker epoch {epoch + 1}", disable=not progress, leave=False):
+        for s in with_progress(range(0, len(order), batch_size), f"reranker epoch {epoch + 1}", enabled=progress):
             idx = order[s : s + batch_size]
             inputs = _batch(tok, [left[i] for i in idx], [right[i] for i in idx], max_tokens, device)
             with _autocast(device):

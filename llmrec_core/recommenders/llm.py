@@ -151,7 +151,8 @@ class LlmRecommender(Recommender):
         def batches(epoch: int):
             order = np.random.default_rng(ts.seed + epoch).permutation(len(segments))
             if torch.distributed.is_available() and torch.distributed.is_initialized():
-                # Each process takes its share; equal shares keep the gradient all-reduce in step.
+                # Each process takes its share. Equal shares give every process the same number of
+                # steps: each backward is a collective all-reduce (DistributedDataParallel).
                 world, rank = torch.distributed.get_world_size(), torch.distributed.get_rank()
                 order = order[: len(order) - len(order) % world][rank::world]
             for s in range(0, len(order), ts.batch_size):

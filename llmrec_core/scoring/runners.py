@@ -1,7 +1,7 @@
 """The two engines that run :mod:`llmrec_core.scoring.engine` over every user.
 
 - ``local``: one process walks the users in blocks (GPU when present).
-- ``spark``: ``mapInPandas`` over contiguous ranges of users, with :class:`Scoring` (the
+- ``spark``: ``mapInArrow`` over contiguous ranges of users, with :class:`Scoring` (the
   recommender, the histories, the item side) broadcast; the audience's partial top-K of each
   batch are merged with a window per item. User vectors, the users x items search, the
   filters, re-ranking and reasons all run on the executors. The package must be importable
@@ -19,6 +19,7 @@ import math
 import numpy as np
 import pyarrow as pa
 
+from llmrec_core.progress import progress
 from llmrec_core.scoring.engine import (
     AUDIENCE_ROWS,
     USER_ROWS,
@@ -36,11 +37,10 @@ AUDIENCE_DDL = "item int, user int, score double"
 def run_local(sc: Scoring) -> tuple[pa.Table, pa.Table]:
     recs, partial = [], []
     step = sc.user_block
-    for start in range(0, sc.n_users, step):
+    for start in progress(range(0, sc.n_users, step), f"scoring {sc.n_users:,} users (blocks of {step:,})"):
         users = np.arange(start, min(sc.n_users, start + step))
         recs.append(recommend(users, sc))
         partial.append(audience(users, sc))
-        log.info("scored users %d..%d of %d", start, start + len(users), sc.n_users)
     parts = pa.concat_tables(partial) if partial else AUDIENCE_ROWS.empty_table()
     return _user_rows(recs), merge_audience(parts, sc.audience_k)
 
@@ -53,17 +53,18 @@ def run_spark(spark, sc: Scoring, users_per_partition: int) -> tuple[pa.Table, p
     df = spark.range(sc.n_users).select(F.col("id").cast("int").alias("user")).repartitionByRange(parts, "user")
     shared = spark.sparkContext.broadcast(sc)
 
-    def recommend_batches(frames):
-        for frame in frames:
-            yield recommend(frame["user"].to_numpy(np.int64), shared.value).to_pandas()
+    # Arrow record batches in and out: the engine's tables cross to Spark without pandas.
+    def recommend_batches(batches):
+        for batch in batches:
+            yield from recommend(batch.column("user").to_numpy(), shared.value).to_batches()
 
-    def audience_batches(frames):
-        for frame in frames:
-            yield audience(frame["user"].to_numpy(np.int64), shared.value).to_pandas()
+    def audience_batches(batches):
+        for batch in batches:
+            yield from audience(batch.column("user").to_numpy(), shared.value).to_batches()
 
-    recs = df.mapInPandas(recommend_batches, USER_ROWS_DDL).toArrow()
+    recs = df.mapInArrow(recommend_batches, USER_ROWS_DDL).toArrow()
     best = Window.partitionBy("item").orderBy(F.col("score").desc(), F.col("user").asc())
-    aud = (df.mapInPandas(audience_batches, AUDIENCE_DDL)
+    aud = (df.mapInArrow(audience_batches, AUDIENCE_DDL)
            .withColumn("rank", F.row_number().over(best)).where(F.col("rank") <= sc.audience_k)
            .select(F.col("item").cast("int"), F.col("rank").cast("int"), F.col("user").cast("int"), "score").toArrow())
     shared.unpersist()

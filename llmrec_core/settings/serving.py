@@ -30,7 +30,7 @@ class ScoringSettings(Section):
     k: int = Field(20, ge=1, le=1000)
     similar_k: int = Field(20, ge=1, le=1000)
     audience_k: int = Field(100, ge=1, le=100_000)
-    # local: one process (GPU when present); spark: mapInPandas over user partitions.
+    # local: one process (GPU when present); spark: mapInArrow over user partitions.
     engine: Literal["local", "spark"] = "local"
     device: str = "auto"
     # Memory of the top-K search is bounded by user_block x item_block scores, never users x items.

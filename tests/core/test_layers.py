@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LAYERS = {
     "errors": 0, "settings": 0,
     "io": 1,
-    "days": 2, "text": 2,
+    "days": 2, "text": 2, "progress": 2,
     "etl": 3, "data": 3,
     "ingest": 4, "models": 4, "metrics": 4, "topk": 4,
     "training": 5, "plots": 5,

@@ -24,6 +24,7 @@ def trained(toy_home, tiny_settings, spark):
     # The tiny random-weight model beats popularity on the toy lake but not item-kNN (see the
     # test of the full bar below): here the language model's own path, against popularity only.
     tiny_settings.tracking.gate_baselines = ["popularity"]
+    tiny_settings.tracking.system_metrics_interval = 2  # the training run lasts longer: some samples
     first = train.run(tiny_settings, last, progress=False)
     return home, last, tiny_settings, first
 
@@ -52,6 +53,13 @@ def test_a_baseline_that_wins_validation_is_served_instead(toy_home, tiny_settin
     champion = client.get_model_version_by_alias("llmrec", "champion")
     assert str(champion.version) == "2" and champion.tags["model"] == "item_knn"
     assert client.get_model_version("llmrec", "1").tags["promotion"].startswith("not promoted: validation ndcg_10")
+    # The refused language model is the challenger; each description holds the table the gate compared.
+    assert str(client.get_model_version_by_alias("llmrec", "challenger").version) == refused["version"] == "1"
+    assert f"| item_knn | {res['item_knn']['ndcg_10']:.4f} |" in client.get_model_version("llmrec", "1").description
+    described = client.get_model_version("llmrec", "2").description
+    assert described.startswith(f"**Promoted** to `champion`: {served['reason']}")
+    assert f"| **item_knn** (this version) | {res['item_knn']['ndcg_10']:.4f} |" in described
+    assert f"| llmrec | {res['llmrec']['ndcg_10']:.4f} |" in described and "| popularity |" in described
     bundle = load_bundle(tracking.download_bundle(tiny_settings, "2", home / "dl"))
     assert bundle.model["kind"] == bundle.gate["kind"] == "item_knn" and bundle.reranker is None
     assert bundle.meta["model"] == "item_knn" and bundle.meta["validation"]["ndcg_10"] == pytest.approx(res["item_knn"]["ndcg_10"])
@@ -70,6 +78,8 @@ def test_a_baseline_that_wins_validation_is_served_instead(toy_home, tiny_settin
     again = train.run(tiny_settings, last, progress=False)
     assert [v["model"] for v in again["versions"]] == ["llmrec"] and again["champion"] is None
     assert str(client.get_model_version_by_alias("llmrec", "champion").version) == "2"
+    assert str(client.get_model_version_by_alias("llmrec", "challenger").version) == again["version"] == "3"
+    assert "| champion v2, re-evaluated |" in client.get_model_version("llmrec", "3").description
 
 
 def test_train_logs_registers_and_gates(trained):
@@ -106,16 +116,41 @@ def test_train_logs_registers_and_gates(trained):
     assert len(client.get_metric_history(by_model["llmrec"].info.run_id, "epoch_train_loss")) == 15
     artifacts = {a.path for a in client.list_artifacts(first["run_id"], "plots")}
     assert artifacts == {"plots/metrics_by_model.png", "plots/training_curves.png", "plots/reliability.png"}
+    # MLflow's system metrics on the parent run only (the nested runs share its process).
+    assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= set(parent.data.metrics)
+    assert not any(k.startswith("system/") for r in runs if r.info.run_id != first["run_id"] for k in r.data.metrics)
+    # The lake tables it read, as dataset inputs: the snapshot of D, and its validation window.
+    inputs = {(i.dataset.name, {t.key: t.value for t in i.tags}["mlflow.data.context"]): i.dataset for i in parent.inputs.dataset_inputs}
+    assert set(inputs) == {("clean_events", "training"), ("items", "training"), ("users", "training"), ("clean_events", "validation")}
+    snap = load_snapshot(settings, last)
+    assert json.loads(inputs["clean_events", "training"].source) == {"uri": str(home / "lake" / "clean_events")}
+    assert json.loads(inputs["items", "training"].source) == {"uri": str(home / "lake" / "items" / f"ds={last}")}
+    assert json.loads(inputs["clean_events", "training"].profile) == {"num_rows": len(snap.events)}
+    window = int((snap.events.ts >= snap.end_ts - settings.train.validation_days * 86_400).sum())
+    assert json.loads(inputs["clean_events", "validation"].profile) == {"num_rows": window} and 0 < window < len(snap.events)
+    columns = {c["name"]: c["type"] for c in json.loads(inputs["items", "training"].schema)["mlflow_colspec"]}
+    assert columns["item_id"] == "string" and columns["categories"] == "array" and columns["attributes"] == "map"
 
     version = client.get_model_version_by_alias("llmrec", "champion")
     assert str(version.version) == first["version"] == "1"
     assert version.tags["promotion"].startswith("promoted: first champion") and version.tags["ds"] == str(last)
+    assert version.description.startswith(f"**Promoted** to `champion`: {first['reason']}")
+    for name in ("llmrec", "popularity"):  # the candidate and the bar it had to clear
+        m = results[name]
+        row = " | ".join(f"{v:.4f}" if np.isfinite(v) else "–" for v in (m["ndcg_10"], m["ndcg_10_warm_users"], m["ndcg_10_cold_users"], m["recall_20"]))
+        assert f"| {'**llmrec** (this version)' if name == 'llmrec' else name} | {row} |" in version.description, name
 
     # Same data again: an equal model does not beat the champion; the alias stays, a tag says why.
     second = train.run(settings, last, progress=False)
     assert not second["promoted"] and "does not beat champion v1" in second["reason"]
     assert str(client.get_model_version_by_alias("llmrec", "champion").version) == "1"
     assert client.get_model_version("llmrec", second["version"]).tags["promotion"].startswith("not promoted")
+    assert str(client.get_model_version_by_alias("llmrec", "challenger").version) == second["version"]
+    refused = client.get_model_version("llmrec", second["version"]).description
+    assert refused.startswith(f"**Not promoted**: {second['reason']}") and "| champion v1, re-evaluated | " in refused
+    # The same lake read again: the same dataset digests.
+    again = client.get_run(second["run_id"]).inputs.dataset_inputs
+    assert {(i.dataset.name, i.dataset.digest) for i in again} == {(d.name, d.digest) for d in inputs.values()}
 
     # The registered model scores (history, candidate) rows, cold candidates from their text.
     model = mlflow.pyfunc.load_model(tracking.model_uri("llmrec", alias="champion"))
@@ -170,23 +205,99 @@ def test_mlflow_models_predict_cli(trained, tmp_path):
 def test_torchrun_two_processes_train_in_step_and_register_once(toy_home, tmp_path):
     import torch
 
+    from llmrec_core.models.two_tower import TwoTower, TwoTowerConfig
+
     home, last = toy_home
     (home / "llmrec.yaml").write_text(
         'model: {encoder: "random:32x2", dim: 16, max_len: 8, max_text_tokens: 16}\n'
         "train: {epochs: 2, patience: 2, batch_size: 16, negatives: 16, validation_days: 5}\n"
-        'rerank: {enabled: "off"}\nevaluation: {als_rank: 4, als_iterations: 2}\n'
+        'rerank: {enabled: "off"}\nevaluation: {als_rank: 4, als_iterations: 2, tune_baselines: false}\n'
     )
     proc = subprocess.run(
-        [f"{sys.prefix}/bin/torchrun", "--nproc_per_node", "2", "--master_port", "29533", "-m", "jobs.train",
+        [f"{sys.prefix}/bin/torchrun", "--standalone", "--nproc_per_node", "2", "-m", "jobs.train",
          "--ds", str(last), "--no-progress"],
         capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("registered llmrec version 1") == 1  # only the first process records
     ckpt = home / "models" / "checkpoints" / f"ds={last}"
-    a = tensorfile.load(ckpt / "llmrec.rank0")["model"]
-    b = tensorfile.load(ckpt / "llmrec.rank1")["model"]
-    assert all(torch.equal(a[k], b[k]) for k in a)  # gradients were averaged: identical weights
+    first, second = tensorfile.load(ckpt / "llmrec.rank0"), tensorfile.load(ckpt / "llmrec.rank1")
+    a, b = first["model"], second["model"]
+    # Each process trained on its own shard: identical weights only if gradients were averaged.
+    assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+    torch.manual_seed(int(first["config"]["train.seed"]))
+    init = torch.nn.ModuleList([TwoTower(TwoTowerConfig(**first["config"]["cfg"]))]).state_dict()
+    assert set(a) == set(init)  # the plain module's keys, no wrapper's prefix
+    assert torch.equal(a["0.items.text_to_id"], init["0.items.text_to_id"])  # a buffer: the same start
+    moved = [k for k in init if not torch.equal(a[k], init[k])]
+    assert {"0.bias", "0.items.id_emb.weight"} <= set(moved), moved
+
+
+def _tiny_net():
+    import torch
+
+    torch.manual_seed(0)
+    return torch.nn.ModuleDict({"head": torch.nn.Linear(4, 1), "extra": torch.nn.Linear(4, 1)})
+
+
+def _tiny_loss(net, batch):
+    x, y, use_extra = batch
+    loss = (net["head"](x).squeeze(-1) - y).pow(2).mean()
+    if use_extra:  # a parameter only one process uses in a step
+        loss = loss + net["extra"](x).pow(2).mean()
+    return loss
+
+
+def _tiny_shards(steps: int = 2) -> list[list[tuple]]:
+    """Per process, one batch per epoch; only the second process uses ``extra``."""
+    import torch
+
+    g = torch.Generator().manual_seed(1)
+    return [[(torch.randn(6, 4, generator=g) * 3, torch.randn(6, generator=g), rank == 1) for _ in range(steps)]
+            for rank in range(2)]
+
+
+def _train_shard(rank: int, world: int, out: Path) -> None:
+    """One process of the test below: ``run_epochs`` with SGD on this process's shard."""
+    import torch
+
+    from llmrec_core.training import run_epochs
+
+    torch.set_num_threads(1)
+    torch.distributed.init_process_group("gloo", init_method=f"file://{out}/rendezvous", rank=rank, world_size=world)
+    try:
+        net, shard = _tiny_net(), _tiny_shards()[rank]
+        run_epochs(net, torch.optim.SGD(net.parameters(), lr=0.05), lambda epoch: [shard[epoch - 1]], lambda b: _tiny_loss(net, b),
+                   epochs=len(shard), config={"test": "ddp"}, progress=False, checkpoint=out / f"rank{rank}")
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_two_processes_step_with_the_average_of_their_gradients(tmp_path):
+    """Two gloo processes, each on its own shard, end where one process ends stepping with the
+    mean of both shards' gradients (clipped, as the loop does): the update is really averaged."""
+    import torch
+
+    torch.multiprocessing.spawn(_train_shard, args=(2, tmp_path), nprocs=2, join=True)
+    a, b = (tensorfile.load(tmp_path / f"rank{r}")["model"] for r in range(2))
+    ref, shards = _tiny_net(), _tiny_shards()
+    init = {k: v.clone() for k, v in ref.state_dict().items()}
+    opt = torch.optim.SGD(ref.parameters(), lr=0.05)
+    for step in range(len(shards[0])):
+        grads = []
+        for shard in shards:
+            ref.zero_grad(set_to_none=True)
+            _tiny_loss(ref, shard[step]).backward()
+            grads.append({n: torch.zeros_like(p) if p.grad is None else p.grad.clone() for n, p in ref.named_parameters()})
+        for n, p in ref.named_parameters():
+            p.grad = (grads[0][n] + grads[1][n]) / 2
+        torch.nn.utils.clip_grad_norm_(ref.parameters(), 5.0)
+        opt.step()
+    assert set(a) == set(b) == set(init)  # the plain module's keys in the checkpoint
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert all(not torch.equal(a[k], init[k]) for k in a)  # ``extra`` too, though only one process used it
+    for k, v in ref.state_dict().items():
+        torch.testing.assert_close(a[k], v, rtol=1e-5, atol=1e-6)
 
 
 def test_cli_train_without_a_lake_prints_one_error_line(home, capsys):

@@ -164,3 +164,20 @@ def test_rerank_reorders_the_top_n_by_base_score_plus_cross_encoder():
     order = np.lexsort((base["item"], -combined))[:3]
     assert out["item"] == [base["item"][j] for j in order]
     assert np.allclose(out["score"], combined[order], atol=1e-4)
+
+
+def test_the_spark_engine_returns_the_local_engines_tables(spark):
+    """``mapInArrow`` with one user per partition (one of them with no audience rows at all):
+    the same schemas and rows as one process walking the users in one block."""
+    from llmrec_core.scoring.runners import run_local, run_spark
+
+    local_recs, local_aud = run_local(scoring())
+    recs, aud = run_spark(spark, scoring(), users_per_partition=1)
+    assert recs.schema == local_recs.schema
+    # Spark's ``rank`` (a window's row number) is declared not null; names and types are the same.
+    assert [(f.name, f.type) for f in aud.schema] == [(f.name, f.type) for f in local_aud.schema]
+    # Scores agree to float32 rounding (matrix products of other shapes).
+    assert recs.drop(["score"]).equals(local_recs.drop(["score"]))
+    assert np.allclose(recs["score"].to_numpy(), local_recs["score"].to_numpy(), atol=1e-5)
+    assert aud.drop(["score"]).cast(local_aud.drop(["score"]).schema).equals(local_aud.drop(["score"]))
+    assert np.allclose(aud["score"].to_numpy(), local_aud["score"].to_numpy(), atol=1e-5)
