@@ -14,11 +14,13 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TextIO
 
 from llmrec_core.errors import LlmrecError
 from llmrec_core.settings import Settings
@@ -74,6 +76,68 @@ def _captured(path: Path) -> Iterator[None]:
             os.close(saved[0]), os.close(saved[1])
 
 
+class TaskLines(logging.Handler):
+    """A line on ``out`` as each task of a ``dag.test()`` run starts and ends, taken from the
+    ``[DAG TEST]`` records of Airflow's loop (logger ``airflow.sdk.definitions.dag``); the end line
+    adds the task's state from the metadata DB and ``describe(task_id)``."""
+
+    EVENT = re.compile(r"\[DAG TEST\] (starting|end task) task_id=(\S+)")
+
+    def __init__(self, out: TextIO, dag_id: str, describe: Callable[[str], str]):
+        super().__init__(logging.INFO)
+        self.out, self.dag_id, self.describe = out, dag_id, describe
+        self.started: dict[str, float] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        m = self.EVENT.match(record.getMessage())
+        if not m:
+            return
+        event, task_id = m.groups()
+        if event == "starting":
+            self.started[task_id] = time.perf_counter()
+            self._print(f"  {self.dag_id}.{task_id} ...")
+            return
+        seconds = time.perf_counter() - self.started.pop(task_id, time.perf_counter())
+        state = self._state(task_id)
+        try:
+            what = self.describe(task_id) if state == "success" else ""
+        except Exception as err:  # the report must never fail the run it reports on
+            what = f"(no summary: {err})"
+        self._print(f"  {self.dag_id}.{task_id} {state} in {seconds:.0f}s" + (f": {what}" if what else ""))
+
+    def _state(self, task_id: str) -> str:
+        from airflow.models.taskinstance import TaskInstance
+        from airflow.utils.session import create_session
+        from sqlalchemy import select
+
+        with create_session() as session:
+            state = session.scalar(select(TaskInstance.state).where(TaskInstance.dag_id == self.dag_id, TaskInstance.task_id == task_id)
+                                   .order_by(TaskInstance.start_date.desc()).limit(1))
+        return str(getattr(state, "value", state))
+
+    def _print(self, line: str) -> None:
+        self.out.write(line + "\n")
+        self.out.flush()
+
+
+@contextlib.contextmanager
+def task_lines(dag_id: str, describe: Callable[[str], str]) -> Iterator[None]:
+    """:class:`TaskLines` on the terminal (this process's stdout as it is now, before the task
+    output is captured into the log file)."""
+    out = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8", errors="replace")
+    handler = TaskLines(out, dag_id, describe)
+    logger = logging.getLogger("airflow.sdk.definitions.dag")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        out.close()
+
+
 def _tail(path: Path, n: int = TAIL_LINES) -> str:
     lines = path.read_text(encoding="utf-8", errors="replace").splitlines() if path.is_file() else []
     return "\n".join(lines[-n:])
@@ -88,10 +152,11 @@ def load_dags() -> dict:
     return bag.dags
 
 
-def run_dag(dag, conf: dict, log_path: Path) -> dict[str, str]:
-    """One ``dag.test()`` run; the state of each task, or an error naming the failed ones."""
+def run_dag(dag, conf: dict, log_path: Path, describe: Callable[[str], str] = lambda task_id: "") -> dict[str, str]:
+    """One ``dag.test()`` run, a line per task start and end on the terminal; the state of each
+    task, or an error naming the failed ones."""
     started = time.perf_counter()
-    with _captured(log_path):
+    with task_lines(dag.dag_id, describe), _captured(log_path):
         run = dag.test(run_conf=conf)
     states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
     log.info("%s: %s in %.0fs (%s)", dag.dag_id, run.state, time.perf_counter() - started,
@@ -104,6 +169,8 @@ def run_dag(dag, conf: dict, log_path: Path) -> dict[str, str]:
 
 
 def run_pipeline(settings: Settings, ds: dt.date, *, train_conf: dict | None = None, score_conf: dict | None = None) -> dict[str, dict[str, str]]:
+    from llmrec_stack.report import task_result
+
     setup(settings)
     dags = load_dags()
     logs = airflow_home(settings) / "logs" / "pipeline"
@@ -112,6 +179,6 @@ def run_pipeline(settings: Settings, ds: dt.date, *, train_conf: dict | None = N
     out = {}
     for dag_id in DAG_IDS:
         path = logs / f"{dag_id}-{ds}.log"
-        log.info("%s for %s ... (task output: %s)", dag_id, ds, path)
-        out[dag_id] = run_dag(dags[dag_id], confs[dag_id], path)
+        print(f"{dag_id} for {ds} (task output: {path})", flush=True)
+        out[dag_id] = run_dag(dags[dag_id], confs[dag_id], path, lambda task_id: task_result(settings, ds, task_id))
     return out

@@ -41,6 +41,36 @@ def metrics_table(settings: Settings, ds: dt.date) -> str:
     return "\n".join(lines)
 
 
+def task_result(settings: Settings, ds: dt.date, task_id: str) -> str:
+    """One line on what a finished task of the three DAGs did, read from what it left behind:
+    the run summaries of the lake, the MLflow training run, the warehouse. Empty when the task
+    leaves nothing to report (sensors, checks)."""
+    from llmrec_core.io.warehouse import Warehouse
+
+    if task_id == "clean_logs":
+        s = lake.read_run_summary(settings.runs_dir, "clean_logs/events", ds)
+        return s and (f"events of {ds}: {s['read']:,} read, {s['clean']:,} clean, {s['quarantined']:,} quarantined, "
+                      f"{s['duplicates']:,} duplicates")
+    if task_id == "build_sequences":
+        s = lake.read_run_summary(settings.runs_dir, "build_sequences", ds)
+        return s and "snapshot of " + ", ".join(f"{k} {v:,}" for k, v in s.items() if isinstance(v, int))
+    if task_id == "train":
+        found = tracking.training_results(settings, ds.isoformat())
+        if found is None:
+            return ""
+        ndcg = {name: m["ndcg_10"] for name, m in found[1].items() if "ndcg_10" in m}
+        best = max(ndcg, key=ndcg.get, default=None)
+        llm = f"llmrec {ndcg['llmrec']:.4f}, " if "llmrec" in ndcg else ""
+        return best and f"validation NDCG@10: {llm}best {best} {ndcg[best]:.4f}"
+    if task_id in ("champion", "champion_exists"):
+        return serving_line(settings)
+    if task_id == "score":
+        with Warehouse.open(settings) as wh:
+            counts = wh.counts(ds)
+        return counts and "published " + ", ".join(f"{k} {v:,}" for k, v in counts.items())
+    return ""
+
+
 def serving_line(settings: Settings) -> str:
     """Which registered version the nightly lists come from, which model it is, and why."""
     t = settings.tracking

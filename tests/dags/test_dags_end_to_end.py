@@ -50,7 +50,7 @@ def test_scoring_before_any_champion_is_skipped_not_failed(world):
     assert states == {"check": "skipped", "refresh": "skipped"}
 
 
-def test_etl_train_score_publish_every_user(world):
+def test_etl_train_score_publish_every_user(world, capfd):
     from llmrec_core.data.snapshot import load_snapshot
     from llmrec_core.io.warehouse import Warehouse
     from llmrec_stack.pipeline import run_pipeline
@@ -78,6 +78,13 @@ def test_etl_train_score_publish_every_user(world):
     assert serving_line(settings) == (f"Serving llmrec@champion = version {champion.version} ({champion.tags['model']}), "
                                       f"{champion.tags['promotion']}")
     assert champion.tags["promotion"].startswith("promoted: first champion")
+    # The terminal shows each task as it starts and ends, with its duration and what it did.
+    out = capfd.readouterr().out
+    for line in ("  llmrec_etl.clean_logs success in ", f"s: events of {last}: ", "  llmrec_etl.build_sequences success in ",
+                 "  llmrec_train.train success in ", "s: validation NDCG@10: llmrec 0.",
+                 "  llmrec_score.score success in ", f"s: published user_recommendations {counts['user_recommendations']:,}, "):
+        assert line in out, f"{line!r} not in:\n{out}"
+    assert out.count(" ...\n") == out.count(" success in ") + out.count(" skipped in "), out
 
 
 def test_refresh_runs_when_a_file_lands_and_skips_when_nothing_new_has(world, request):
