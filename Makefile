@@ -12,7 +12,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 TORCH ?= torch==2.13.0+cpu
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 
-.PHONY: venv run up down smoke test etl-bench quality-bench training-bench scoring-bench clean
+.PHONY: venv run up down smoke test ui-test etl-bench quality-bench training-bench scoring-bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,16 @@ smoke: venv
 
 test: venv
 	$(BIN)/python -m pytest tests
+
+# The UI path in a real browser (tests/ui): Debian's chromium and chromedriver, installed with
+# apt-get when missing (as root), driven by Selenium; screenshots in .ui-test/screenshots/.
+ui-test: venv
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "ui-test needs Debian's chromium and chromium-driver: sudo apt-get install -y chromium chromium-driver" >&2; exit 1; fi; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium chromium-driver; \
+	fi
+	$(BIN)/pip install -q -e '.[all,test,ui-test]'
+	$(BIN)/python -m pytest tests/ui -m ui -x -p no:cacheprovider --durations=0
 
 etl-bench: venv
 	$(BIN)/python benchmarks/etl.py
