@@ -46,8 +46,8 @@ class Lines:
     def _line(self, n: int, seconds: float, done: bool = False) -> None:
         count = f"{n:,}/{self.total:,}" if self.total else f"{n:,}"
         rate = f", {n / seconds:,.1f}/s" if seconds > 0 else ""
-        log.info("%s: %s%s %s in %.0fs%s%s", self.desc, "done, " if done else "", count,
-                 "" if self.total is None or done else f"({100 * n / max(self.total, 1):.0f}%)", seconds, rate,
+        share = "" if self.total is None or done else f" ({100 * n / max(self.total, 1):.0f}%)"
+        log.info("%s: %s%s%s in %.0fs%s%s", self.desc, "done, " if done else "", count, share, seconds, rate,
                  f" [{self.postfix}]" if self.postfix else "")
 
 
