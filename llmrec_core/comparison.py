@@ -28,11 +28,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
 import numpy as np
+import torch
 
 from llmrec_core.data import protocols
 from llmrec_core.data.snapshot import Snapshot
 from llmrec_core.evaluation import calibrate, evaluate, per_user_ndcg
 from llmrec_core.metrics import paired_bootstrap
+from llmrec_core.models import encoder as lm
 from llmrec_core.recommenders import zoo
 from llmrec_core.recommenders.base import Recommender
 from llmrec_core.recommenders.reranked import Reranked
@@ -142,6 +144,15 @@ def splits_of_info(snap, p: str, data: Dataset) -> dict:
     return protocol_split(snap, p, protocols.temporal(snap.events, snap.n_users, data.cutoff_ts, data.window), data).info
 
 
+def catalogue_vectors(settings: Settings, snap: Snapshot) -> np.ndarray:
+    """The catalogue's frozen language-model vectors, as the text models encode it: what
+    diversity@K is measured in when no text model is among the compared ones."""
+    ms = settings.model
+    torch.manual_seed(settings.train.seed)  # a random encoder's weights come from the seed
+    tokens = lm.TextTokens(lm.load_tokenizer(ms.encoder), snap.item_texts, ms.max_text_tokens)
+    return lm.encode_all(lm.load_encoder(ms.encoder), tokens, settings.train.text_batch_size, torch.device("cpu")).numpy()
+
+
 def run(settings: Settings, snap: Snapshot, data: Dataset, wanted: set[str], which: list[str], *, rerank: bool,
         seeds: list[int], loo_seeds: int, fitted_elsewhere: Sequence[Recommender] = ()) -> dict:
     """Fit the ``wanted`` models of the zoo on each protocol's training split and measure them
@@ -180,6 +191,8 @@ def run(settings: Settings, snap: Snapshot, data: Dataset, wanted: set[str], whi
             fitted.append((None, rec))
         if family != "loo":
             fitted += [(None, rec) for rec in fitted_elsewhere]
+        if vectors is None and fitted:
+            vectors = catalogue_vectors(settings, snap)
         for seed, rec in fitted:
             for p, split in splits.items():
                 measure(rec, p, split, snap, settings.evaluation.ks, vectors, runs, out["per_user"])

@@ -83,6 +83,17 @@ def test_every_protocol_runs_and_is_recorded_as_its_own_run(lake, capsys):
     assert {p: f"popularity.{m}" in runs[p] for p, (_, m) in says.items()} == dict.fromkeys(says, True)
 
 
+def test_without_a_text_model_diversity_is_still_measured_in_the_language_models_space(lake, capsys):
+    _, last = lake
+    assert cli.main(["evaluate", "--ds", str(last), "--models", "popularity,item_knn"]) == 0
+    printed = capsys.readouterr().out
+    header = next(line for line in printed.split("**temporal**", 1)[1].splitlines() if line.startswith("| model |"))
+    column = [c.strip() for c in header.split("|")].index("diversity_10")
+    values = {row.split("|")[1].strip(): row.split("|")[column].strip() for row in rows(printed, "temporal")}
+    assert set(values) == {"popularity", "item_knn"}
+    assert all(0.0 < float(v) <= 2.0 for v in values.values()), values  # 1 - cosine, averaged over pairs
+
+
 def register_popularity(settings, trained: date, *, promote: bool) -> str:
     """A popularity model fitted on the lake as of ``trained``, registered (and promoted or refused)."""
     from llmrec_core.registry.bundle import Bundle, register
