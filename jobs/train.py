@@ -46,8 +46,13 @@ from llmrec_core.settings import Settings, load_settings, redact_url
 log = logging.getLogger("jobs.train")
 
 
+def validation_cutoff(snap, days: int) -> int:
+    """Where the validation window of the last ``days`` days of the snapshot starts."""
+    return snap.end_ts - days * protocols.DAY
+
+
 def validation_splits(snap, days: int) -> tuple[protocols.EvalSplit, protocols.EvalSplit]:
-    cutoff = snap.end_ts - days * protocols.DAY
+    cutoff = validation_cutoff(snap, days)
     return (protocols.temporal(snap.events, snap.n_users, cutoff, days),
             protocols.ctr(snap.events, snap.n_users, cutoff, days))
 
@@ -181,8 +186,7 @@ def log_inputs(r: Round) -> None:
     """The lake tables the run read, as MLflow dataset inputs: the snapshot of D for training (the
     registered model is refit on all of it) and its last ``train.validation_days`` for validation."""
     tracking.log_snapshot_inputs(r.settings, r.snap, "training")
-    window = r.snap.end_ts - r.settings.train.validation_days * protocols.DAY
-    tracking.log_snapshot_inputs(r.settings, r.snap, "validation", since_ts=window)
+    tracking.log_snapshot_inputs(r.settings, r.snap, "validation", since_ts=validation_cutoff(r.snap, r.settings.train.validation_days))
 
 
 def run(settings: Settings, ds: date, progress: bool = True) -> dict:
