@@ -19,7 +19,6 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
@@ -74,7 +73,7 @@ class Round:
     vectors: np.ndarray | None = None  # language-model text vectors of every item (for diversity)
     tuning: dict[str, list[dict]] = field(default_factory=dict)  # baselines' validation trials
     reliability: dict[str, list[tuple[float, float, int]]] = field(default_factory=dict)
-    baselines: dict[str, tuple[Callable[..., Recommender], dict]] = field(default_factory=dict)  # tuned: make, params
+    baselines: dict[str, tuning.Tuned] = field(default_factory=dict)
     fitted: dict[str, Recommender] = field(default_factory=dict)  # every model fitted on the validation split
 
 
@@ -136,12 +135,11 @@ def tuned_baselines(r: Round) -> list[Recommender]:
     model's epoch count is chosen there (``evaluation.tune_baselines``)."""
     ev = r.settings.evaluation
     out = []
-    for name, (make, grid) in zoo.baseline_grids(r.settings, r.snap.n_items).items():
-        params, trials = tuning.tune(make, grid, r.snap, r.ranking.train, r.ranking, ev.ks, ev.metric)
-        if trials:
-            r.tuning[name] = [{**p, ev.metric: v} for p, v in trials]
-        r.baselines[name] = (make, params)
-        out.append(make(**params))
+    for t in tuning.tune_baselines(r.settings, r.snap, r.ranking, ev.ks, ev.metric):
+        if t.trials:
+            r.tuning[t.name] = t.trials
+        r.baselines[t.name] = t
+        out.append(t.build())
     return out
 
 
@@ -159,8 +157,7 @@ def refit(model: LlmRecommender, r: Round, progress: bool) -> LlmRecommender:
 
 def refit_baseline(name: str, r: Round) -> Recommender:
     """A baseline that won validation, with its tuned values, refit on everything up to D."""
-    make, params = r.baselines[name]
-    serving = make(**params)
+    serving = r.baselines[name].build()
     started = time.perf_counter()
     serving.fit(r.snap, r.snap.events)
     r.seconds[f"{name}_refit"] = time.perf_counter() - started

@@ -39,7 +39,7 @@ from llmrec_core.recommenders import zoo
 from llmrec_core.recommenders.base import Recommender
 from llmrec_core.recommenders.reranked import Reranked
 from llmrec_core.settings import Settings
-from llmrec_core.tuning import tune
+from llmrec_core.tuning import tune_baselines
 
 log = logging.getLogger(__name__)
 
@@ -106,14 +106,10 @@ def fit_sequence(rec, snap, inner_train, inner_valid, outer_train, metric, refit
 def tuned_baselines(settings, snap, valid, test_train, wanted) -> list[tuple[object, dict]]:
     """Each wanted baseline tuned on the validation split, then fitted on the test split's training events."""
     out = []
-    for name, (make, grid) in zoo.baseline_grids(settings, snap.n_items).items():
-        if name not in wanted:
-            continue
+    for t in tune_baselines(settings, snap, valid, [10], "ndcg_10", wanted):
         start = time.perf_counter()
-        params, trials = tune(make, grid, snap, valid.train, valid, [10], "ndcg_10")
-        rec = make(**params).fit(snap, test_train)
-        out.append((rec, {"fit_s": round(time.perf_counter() - start, 1), "params": params,
-                          "trials": [{**p, "ndcg_10": v} for p, v in trials]}))
+        rec = t.build().fit(snap, test_train)
+        out.append((rec, {"fit_s": round(t.seconds + time.perf_counter() - start, 1), "params": t.params, "trials": t.trials}))
     return out
 
 
