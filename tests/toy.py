@@ -105,6 +105,7 @@ def make_tiny(settings):
     settings.train.lr = 0.005
     settings.train.negatives = 16
     settings.train.validation_days = 5
+    settings.rerank.enabled = "on"  # a re-ranker in every tiny bundle, CPU or not
     settings.rerank.cpu_max_pairs = 40
     settings.rerank.top_n = 5
     settings.rerank.batch_size = 8

@@ -11,6 +11,8 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 
+import torch
+
 from llmrec_core.recommenders.als import SparkALS
 from llmrec_core.recommenders.base import Recommender
 from llmrec_core.recommenders.classic import EASE, ItemKNN, Popularity
@@ -70,7 +72,10 @@ def sequence_models(settings: Settings, *, all_targets: bool = False, progress: 
 
 
 def reranker(settings: Settings, base: Recommender) -> Reranked | None:
-    """The cross-encoder over ``base``'s lists, unless re-ranking is off."""
-    if settings.rerank.enabled == "off":
+    """The cross-encoder over ``base``'s lists: with ``rerank.enabled`` on, or auto on a GPU. On a
+    CPU, auto trains none: capped to what a CPU can fit it has not paid (docs/evaluation.md), and
+    scoring and the refresh would not use it there anyway (``scoring.rerank``: auto = on a GPU)."""
+    device = getattr(base, "device", "cpu")
+    if settings.rerank.enabled == "off" or (settings.rerank.enabled == "auto" and torch.device(device).type != "cuda"):
         return None
-    return Reranked(base, settings.rerank, settings.text, settings.model.encoder, getattr(base, "device", "cpu"), settings.train.seed)
+    return Reranked(base, settings.rerank, settings.text, settings.model.encoder, device, settings.train.seed)

@@ -81,7 +81,8 @@ class TrainSettings(Section):
 class RerankSettings(Section):
     """The cross-encoder re-ranker (llmrec_core/models/reranker.py)."""
 
-    enabled: Literal["auto", "on", "off"] = "auto"  # auto: on with a GPU, capped on CPU
+    # Whether training fits it. auto: on a GPU only; on: also on a CPU, capped at cpu_max_pairs.
+    enabled: Literal["auto", "on", "off"] = "auto"
     top_n: int = Field(20, ge=2)
     cpu_max_pairs: int = Field(600, ge=10)
     gpu_max_pairs: int = Field(200_000, ge=10)

@@ -34,3 +34,32 @@ def test_grids_start_with_the_configured_values_and_can_be_switched_off(tiny_set
     assert "ease" not in zoo.baseline_grids(tiny_settings, n_items=ev.ease_max_items + 1)
     ev.tune_baselines = False
     assert all(len(grid) == 1 for _, grid in zoo.baseline_grids(tiny_settings).values())
+
+
+def test_tune_baselines_is_tune_over_each_wanted_grid(toy_home, tiny_settings):
+    """The one place the training job and the comparison harness choose their baselines."""
+    from llmrec_core.tuning import tune_baselines
+
+    home, last = toy_home
+    snap = load_snapshot(tiny_settings, last)
+    valid = protocols.temporal(snap.events, snap.n_users, snap.end_ts - 5 * protocols.DAY, 5)
+    tuned = tune_baselines(tiny_settings, snap, valid, [10], "ndcg_10", wanted={"popularity", "item_knn"})
+    assert [t.name for t in tuned] == ["popularity", "item_knn"]
+    popularity, knn = tuned
+    assert popularity.params == {} and popularity.trials == []  # one candidate: nothing to try
+    make, grid = zoo.baseline_grids(tiny_settings, snap.n_items)["item_knn"]
+    best, trials = tune(make, grid, snap, valid.train, valid, [10], "ndcg_10")
+    assert knn.params == best and knn.trials == [{**p, "ndcg_10": v} for p, v in trials] and knn.seconds > 0
+    assert isinstance(knn.build(), ItemKNN) and knn.build().neighbours == best["neighbours"]
+
+
+def test_the_re_ranker_is_trained_on_a_cpu_only_when_asked(tiny_settings):
+    """auto: a GPU only (on a CPU, capped, it has not paid and scoring would not use it); on: a CPU too."""
+    from llmrec_core.recommenders.classic import Popularity
+    from llmrec_core.recommenders.reranked import Reranked
+
+    base = Popularity()  # no device: a CPU
+    for enabled, wanted in (("auto", None), ("off", None), ("on", Reranked)):
+        tiny_settings.rerank.enabled = enabled
+        made = zoo.reranker(tiny_settings, base)
+        assert (made if made is None else type(made)) is wanted, enabled

@@ -49,7 +49,6 @@ ETL_TIMEOUT_S = 420
 SMALL_TRAINING = {
     "model": {"encoder": "random:32x2", "dim": 16, "max_len": 8, "max_text_tokens": 16},
     "train": {"epochs": 2, "patience": 1, "batch_size": 64, "negatives": 16, "validation_days": 14},
-    "rerank": {"cpu_max_pairs": 40, "top_n": 5, "batch_size": 8, "max_tokens": 48},
     "evaluation": {"als_rank_grid": [4], "als_reg_grid": [0.05], "als_alpha_grid": [10.0], "als_iterations": 2},
 }
 
