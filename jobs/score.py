@@ -51,7 +51,7 @@ def rerank_head(mode: str, bundle, device: str) -> dict | None:
         return None
     if bundle.reranker is None:
         if mode == "on":
-            raise MissingInputError("re-ranking is 'on' but this model version has no re-ranker (trained with rerank.enabled: off)")
+            raise MissingInputError("re-ranking is 'on' but this model version has no re-ranker (trained with rerank.enabled: off, or auto without a GPU)")
         return None
     return bundle.reranker
 
@@ -78,6 +78,12 @@ def tables(snap: Snapshot, ds: date, recs: pa.Table, similar: pa.Table, audience
         "item_audience": pa.table([_const(ds, a, pa.date32()), _ids(audience["item"], iid), audience["rank"], _ids(audience["user"], uid),
                                    audience["score"], _const(version, a)], schema=SCHEMAS["item_audience"]),
     }
+
+
+def served_model(mv, bundle) -> str | None:
+    """Which model a version is (llmrec or a baseline the gate served instead): its bundle says,
+    and its registry tag where an older bundle does not."""
+    return bundle.meta.get("model") or mv.tags.get("model")
 
 
 def user_table(snap: Snapshot, ds: date, recs: pa.Table, *, model_name: str, version: str, run_id: str) -> pa.Table:
@@ -167,7 +173,8 @@ def run(settings: Settings, ds: date, model_version: str | None = None, spark=No
             raise ValidationError(failures)
         log_lists(recs, allowed, ds)
         out = tables(snap, ds, recs, similar, audience, model_name=name, version=str(mv.version), run_id=run_id)
-        counts = wh.publish(ds, out, run_id=run_id, model_name=name, model_version=str(mv.version), keep_days=settings.warehouse.keep_days)
+        counts = wh.publish(ds, out, run_id=run_id, model_name=name, model_version=str(mv.version), model=served_model(mv, bundle),
+                            keep_days=settings.warehouse.keep_days)
         target = f"{wh.kind} {wh.where}"
     if settings.warehouse.parquet_copies:
         # After the commit; a crash in between is repaired by the next run's reconcile.

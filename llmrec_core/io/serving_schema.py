@@ -41,9 +41,12 @@ ALL_SCHEMAS = {**SCHEMAS, FRESH: USER_RECOMMENDATIONS_FRESH}
 # One row per published nightly day.
 PUBLICATIONS = pa.schema([
     ("ds", pa.date32()), ("published_at", pa.timestamp("us", tz="UTC")), ("run_id", pa.string()), ("model_name", pa.string()),
-    ("model_version", pa.string()), *((f"rows_{name}", pa.int64()) for name in SCHEMAS),
+    ("model_version", pa.string()), *((f"rows_{name}", pa.int64()) for name in SCHEMAS), ("model", pa.string()),
 ])
 TABLES = {**ALL_SCHEMAS, "publications": PUBLICATIONS}
+# Columns a table gained after warehouses with it existed: at its end, NULL in rows written before
+# (ALTER TABLE ... ADD COLUMN, the rest of the table untouched), so they are the only nullable ones.
+ADDED_COLUMNS = {"publications": ("model",)}
 # Each view and the table whose columns it shows; a view is named after its configured table.
 CURRENT = "user_recommendations_current"
 VIEWS = {**{f"{name}_latest": name for name in SCHEMAS}, CURRENT: FRESH}
@@ -128,7 +131,10 @@ _TABLES = {
         {"ds": "The published day.", "published_at": "When the publishing transaction ran, an instant written in UTC.",
          "run_id": "The MLflow run of the scoring job that published the day.",
          "model_name": "The registered model's name (tracking.registered_model).", "model_version": _VERSION,
-         **{f"rows_{name}": f"Rows of {name} published for the day." for name in SCHEMAS}}),
+         **{f"rows_{name}": f"Rows of {name} published for the day." for name in SCHEMAS},
+         "model": ("Which model the version is: llmrec (the language model) or the baseline the promotion gate registered "
+                   "and served instead (popularity, item_knn, ease, als); NULL for days published before this column existed, or by a version that does not say."),
+         }),
 }
 _LATEST = {f"{name}_latest": Described(
     f"The rows of {name} of the newest day in publications; backfilling an older day does not change it.",

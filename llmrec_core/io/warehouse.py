@@ -7,7 +7,7 @@ checks and the Parquet copies in the lake are in :mod:`llmrec_core.io.publicatio
 
     with Warehouse.open(settings) as wh:
         wh.publish(ds, {"user_recommendations": ..., "item_recommendations": ..., "item_audience": ...},
-                   run_id=run_id, model_name=name, model_version=version, keep_days=settings.warehouse.keep_days)
+                   run_id=run_id, model_name=name, model_version=version, model=kind, keep_days=settings.warehouse.keep_days)
         wh.user_recommendations("u42")
 
 A publish is one transaction: stage the Arrow tables (Postgres COPY / DuckDB Arrow scan into
@@ -166,10 +166,12 @@ class Warehouse:
             name = self._names.table[logical]
             if name not in found:
                 continue
-            if list(found[name]) != schema.names:
+            have, lacking = list(found[name]), schema.names[len(found[name]):]
+            if have != schema.names[:len(have)] or not set(lacking) <= set(serving.ADDED_COLUMNS.get(logical, ())):
                 raise LlmrecError(
-                    f"warehouse table {name} has columns {list(found[name])}, expected {schema.names}: migrate or drop it"
+                    f"warehouse table {name} has columns {have}, expected {schema.names}: migrate or drop it"
                 )
+            migrations += [(self._sql.add_column(logical, column), []) for column in lacking]
             migrations += self._migrations(logical, found[name], keys.get(name))
         missing = [name for name in self._names.objects() if name not in found]
         if not missing and not migrations and self._comments_current():
@@ -182,7 +184,7 @@ class Warehouse:
         timestamps (always written as UTC), and its primary key, which its rows must already satisfy."""
         name, columns = self._names.table[logical], serving.PRIMARY_KEYS[logical]
         steps = [(self._sql.to_utc(logical, f.name), []) for f in serving.TABLES[logical]
-                 if serving.SQL_TYPES[f.type] == "TIMESTAMP WITH TIME ZONE" and types[f.name] in NAIVE_TIMESTAMPS]
+                 if serving.SQL_TYPES[f.type] == "TIMESTAMP WITH TIME ZONE" and types.get(f.name) in NAIVE_TIMESTAMPS]
         if key is not None:
             return steps
         shared = int(self._q(self._sql.duplicates(logical, columns, staged=False)).fetchone()[0])
@@ -200,10 +202,11 @@ class Warehouse:
 
     # -- publish -------------------------------------------------------------------------------
     def publish(
-        self, ds: dt.date, tables: dict[str, pa.Table], *, run_id: str, model_name: str, model_version: str,
+        self, ds: dt.date, tables: dict[str, pa.Table], *, run_id: str, model_name: str, model_version: str, model: str,
         keep_days: int, on_staged: Callable[[dict[str, int]], None] | None = None,
     ) -> dict[str, int]:
-        """Make ``tables`` the content of day ``ds`` in one transaction; returns rows per table."""
+        """Make ``tables`` the content of day ``ds`` in one transaction; returns rows per table.
+        ``model`` is which model the version is (its ``model`` tag: llmrec or a served baseline)."""
         if keep_days < 1:
             raise ValueError("keep_days must be at least 1")
         arrow = conform(ds, tables)
@@ -223,7 +226,7 @@ class Warehouse:
                 self._q(s.delete_day(name), [ds])
                 self._q(s.insert_staged(name))
             now = dt.datetime.now(dt.UTC)
-            self._q(s.upsert_publication(), [ds, now, run_id, model_name, model_version, *(counts[n] for n in LOGICAL)])
+            self._q(s.upsert_publication(), [ds, now, run_id, model_name, model_version, *(counts[n] for n in LOGICAL), model])
             # Retention counts from the newest day, so backfilling an old day keeps the newer ones,
             # and it never takes the day before the newest: a jump in days keeps the last good one.
             newest = [row[0] for row in self._q(s.newest_days(), [2]).fetchall()]

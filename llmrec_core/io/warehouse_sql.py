@@ -113,9 +113,11 @@ class Statements:
     def cols(self, names) -> object:
         return self.d.join([self.d.ident(c) for c in names])
 
-    def _coldefs(self, schema: pa.Schema, not_null: bool):
-        suffix = " NOT NULL" if not_null else ""
-        return self.d.join([self.d.sql("{c} " + tables.SQL_TYPES[f.type] + suffix, c=self.d.ident(f.name)) for f in schema])
+    def _coldefs(self, schema: pa.Schema, not_null: bool, added: tuple[str, ...] = ()):
+        def suffix(name: str) -> str:
+            return " NOT NULL" if not_null and name not in added else ""
+
+        return self.d.join([self.d.sql("{c} " + tables.SQL_TYPES[f.type] + suffix(f.name), c=self.d.ident(f.name)) for f in schema])
 
     # -- schema ------------------------------------------------------------------------------
     def catalog(self):
@@ -165,7 +167,7 @@ class Statements:
         if names.schema is not None:
             out.append((d.sql("CREATE SCHEMA IF NOT EXISTS {s}", s=d.ident(names.schema)), []))
         for name, schema in tables.TABLES.items():
-            coldefs, key = self._coldefs(schema, True), self.cols(tables.PRIMARY_KEYS[name])
+            coldefs, key = self._coldefs(schema, True, tables.ADDED_COLUMNS.get(name, ())), self.cols(tables.PRIMARY_KEYS[name])
             out.append((d.sql("CREATE TABLE IF NOT EXISTS {t} ({c}, PRIMARY KEY ({k}))", t=self.table(name), c=coldefs, k=key), []))
         for name in LOGICAL:
             view = d.ident(names.schema, names.view(name))
@@ -187,6 +189,11 @@ class Statements:
             return []
         index = self.d.ident(self.names.schema, f"{self.names.table[name]}_ds_{tables.KEYS[name][0]}_idx"[:63])
         return [(self.d.sql("DROP INDEX IF EXISTS {i}", i=index), [])]
+
+    def add_column(self, name: str, column: str):
+        """Add a column of ``ADDED_COLUMNS`` to a table created before it, NULL in the existing rows."""
+        field = tables.TABLES[name].field(column)
+        return self.d.sql("ALTER TABLE {t} ADD COLUMN {c} " + tables.SQL_TYPES[field.type], t=self.table(name), c=self.d.ident(column))
 
     def to_utc(self, name: str, column: str):
         """Turn a column of naive timestamps, written as UTC, into TIMESTAMP WITH TIME ZONE."""

@@ -167,12 +167,14 @@ def make_old_warehouse(settings, breaks_key: bool = False) -> None:
     def coldefs(schema: pa.Schema) -> str:
         return ", ".join(f"{f.name} {'TIMESTAMP' if f.name == 'published_at' else tables.SQL_TYPES[f.type]} NOT NULL" for f in schema)
 
+    publications = pa.schema([f for f in tables.PUBLICATIONS if f.name != "model"])  # a column added later
+
     Path(settings.home).mkdir(parents=True, exist_ok=True)
     day = {**day_tables(D1), tables.FRESH: fresh_rows(D2, ["u1"])}
     if breaks_key:  # a second row at the same rank of the same user
         rows = day["user_recommendations"].to_pylist()
         day["user_recommendations"] = pa.Table.from_pylist([*rows, {**rows[0], "item_id": "i_other"}], tables.USER_RECOMMENDATIONS)
-    ddl: list[str | tuple[str, list[tuple]]] = [f"CREATE TABLE publications ({coldefs(tables.PUBLICATIONS)}, PRIMARY KEY (ds))"]
+    ddl: list[str | tuple[str, list[tuple]]] = [f"CREATE TABLE publications ({coldefs(publications)}, PRIMARY KEY (ds))"]
     for name, schema in tables.ALL_SCHEMAS.items():
         ddl.append(f"CREATE TABLE {name} ({coldefs(schema)})")
         if settings.warehouse_url:
@@ -190,7 +192,7 @@ def make_old_warehouse(settings, breaks_key: bool = False) -> None:
         " 0 AS fresh_events FROM user_recommendations AS n WHERE n.ds = (SELECT ds FROM nightly)"
         " AND NOT EXISTS (SELECT 1 FROM fresh WHERE fresh.user_id = n.user_id)"))
     counts = [day[name].num_rows for name in tables.SCHEMAS]
-    ddl.append((f"INSERT INTO publications VALUES ({', '.join(['%s'] * len(tables.PUBLICATIONS))})",
+    ddl.append((f"INSERT INTO publications VALUES ({', '.join(['%s'] * len(publications))})",
                 [(D1, OLD_PUBLISHED_AT, "run-old", "llmrec", "6", *counts)]))
     execute(settings, *ddl)
 
@@ -211,6 +213,8 @@ def test_an_older_warehouse_is_migrated_in_place(wh_settings, caplog):
     # The naive UTC time became the same instant.
     published = dict(read(wh_settings, "SELECT ds, published_at FROM publications"))
     assert published[D1] == OLD_PUBLISHED_AT.replace(tzinfo=dt.UTC) and published[D1].tzinfo is not None
+    # The column added since: NULL for the day published before it, the model for the new one.
+    assert read(wh_settings, "SELECT ds, model FROM publications ORDER BY ds") == [(D1, None), (D2, META["model"])]
     if wh_settings.warehouse_url:  # the primary key's index replaced the old one on the same columns
         indexes = sql_rows(wh_settings, "SELECT indexname FROM pg_indexes WHERE tablename = 'user_recommendations'")
         assert indexes == [("user_recommendations_pkey",)]
@@ -235,3 +239,4 @@ def test_an_older_table_that_breaks_a_key_is_reported_and_left_alone(wh_settings
         assert wh.published_days() == [D1]
     assert not {t for t in keys_in_db(wh_settings) if t != "publications"}
     assert read(wh_settings, "SELECT published_at FROM publications")[0][0] == OLD_PUBLISHED_AT  # still naive
+    assert len(read(wh_settings, "SELECT * FROM publications")[0]) == len(tables.PUBLICATIONS) - 1  # nor a column added

@@ -29,7 +29,7 @@ from llmrec_core.settings import SettingsError, load_settings
 
 REPO = Path(__file__).resolve().parents[2]
 D1, D2, D3, D4, D5 = (dt.date(2024, 3, d) for d in range(1, 6))
-META = {"run_id": "run-1", "model_name": "llmrec", "model_version": "7"}
+META = {"run_id": "run-1", "model_name": "llmrec", "model_version": "7", "model": "llmrec"}
 
 
 def day_tables(ds: dt.date, users: int = 3, items: int = 4, k: int = 3, tag: str = "a", shuffle: bool = False):
@@ -116,14 +116,14 @@ def test_rerun_of_a_day_replaces_it(wh_settings):
     with Warehouse.open(wh_settings) as wh:
         wh.publish(D1, day_tables(D1, users=4), **META, keep_days=30)
         again = day_tables(D1, users=2, tag="rerun")
-        counts = wh.publish(D1, again, run_id="run-2", model_name="llmrec", model_version="8", keep_days=30)
+        counts = wh.publish(D1, again, run_id="run-2", model_name="llmrec", model_version="8", model="ease", keep_days=30)
         assert counts == sizes(again)
         assert wh.published_days() == [D1]
         assert wh.counts(D1) == sizes(again)
         assert wh.user_recommendations("u3") == []
         assert {r["run_id"] for r in wh.user_recommendations("u0")} == {"run-rerun"}
-    pubs = sql_rows(wh_settings, "SELECT ds, run_id, model_version, rows_user_recommendations FROM publications")
-    assert pubs == [(D1, "run-2", "8", 6)]
+    pubs = sql_rows(wh_settings, "SELECT ds, run_id, model_version, rows_user_recommendations, model FROM publications")
+    assert pubs == [(D1, "run-2", "8", 6, "ease")]
 
 
 def test_retention_counts_from_the_newest_day_and_backfills_keep_newer_days(wh_settings):
@@ -354,7 +354,7 @@ def pause(counts):
 
 with Warehouse.open(load_settings()) as wh:
     wh.publish(dt.date.fromisoformat(sys.argv[3]), tables, run_id="killed", model_name="llmrec",
-               model_version="killed", keep_days=30, on_staged=pause)
+               model_version="killed", model="llmrec", keep_days=30, on_staged=pause)
 """
 
 

@@ -106,6 +106,8 @@ def test_every_user_and_item_gets_valid_rows_with_reasons(trained):
     # The Parquet copies hold the same rows.
     copy = pq.read_table(home / "lake" / "serving" / "user_recommendations" / f"ds={last}")
     assert copy.num_rows == len(recs)
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:  # which model made the day
+        assert con.execute("SELECT model_version, model FROM publications WHERE ds = ?", [last]).fetchall() == [(out["version"], "llmrec")]
     _check_scoring_run(settings, out["run_id"], snap, recs)
 
 

@@ -72,6 +72,14 @@ def test_a_baseline_that_wins_validation_is_served_instead(toy_home, tiny_settin
     model = mlflow.pyfunc.load_model(tracking.model_uri("llmrec", alias="champion"))
     scores = model.predict(pd.DataFrame({"history": [ids[:3], ids[:3]], "item_id": [ids[4], "unknown"]}))["score"].to_numpy()
     assert np.isfinite(scores[0]) and np.isnan(scores[1])
+    # Its nightly lists say, in SQL, which model made them.
+    import duckdb
+
+    from jobs import score
+
+    score.run(tiny_settings, last)
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT model_version, model FROM publications WHERE ds = ?", [last]).fetchall() == [("2", "item_knn")]
 
     # Off: the language model is refused and nothing else is registered.
     tiny_settings.tracking.serve_baseline_winner = False
