@@ -14,7 +14,6 @@ K = 4
 TINY = {
     "model": {"encoder": "random:32x2", "dim": 16, "max_len": 8, "max_text_tokens": 16},
     "train": {"epochs": 2, "patience": 2, "batch_size": 32, "lr": 0.005, "negatives": 16, "validation_days": 3},
-    "rerank": {"cpu_max_pairs": 20, "top_n": 5, "batch_size": 8, "max_tokens": 48},
     "evaluation": {"als_rank": 4, "als_iterations": 2, "als_rank_grid": [4], "als_reg_grid": [0.05], "als_alpha_grid": [10.0]},
     "spark": {"master": "local[2]", "shuffle_partitions": 2, "driver_memory": "1g"},
     "scoring": {"similar_k": 3, "audience_k": 3},
@@ -138,23 +137,23 @@ def _sequences_events() -> list:
 
 
 def test_training_and_scoring_use_the_day_the_etl_produced(world):
-    """Two ETL days in a row, then a rerun of the older day: each asset event carries its day,
-    and a run triggered by those events trains and scores that day, not the newest snapshot."""
+    """An ETL run of the last day, then a rerun of an older day: each asset event carries its
+    day, and a run triggered by those events trains and scores that day, not the newest snapshot."""
     from llmrec_core.orchestration.assets import SEQUENCES
     from llmrec_core.orchestration.tasks import produced_day
     from llmrec_stack.pipeline import run_dag
 
     settings, last, dags = world
-    before = len(_sequences_events())
-    older, newer = last - dt.timedelta(days=2), last - dt.timedelta(days=1)
-    for day in (older, newer, older):
-        run_dag(dags["llmrec_etl"], {"ds": str(day)}, settings.home / f"etl-{day}.log")
-    events = _sequences_events()[before:]
-    assert [e.extra["ds"] for e in events] == [str(older), str(newer), str(older)]
+    older = last - dt.timedelta(days=2)
+    if not _sequences_events():  # the pipeline test ran the last day's ETL already, unless it was deselected
+        run_dag(dags["llmrec_etl"], {"ds": str(last)}, settings.home / f"etl-{last}.log")
+    run_dag(dags["llmrec_etl"], {"ds": str(older)}, settings.home / f"etl-{older}.log")
+    events = _sequences_events()[-2:]
+    assert [e.extra["ds"] for e in events] == [str(last), str(older)]
     assert all(e.extra["users"] > 0 and e.extra["items"] > 0 for e in events)
     # Each run consumes the events since the previous one; the rerun of the older day wins.
-    assert [produced_day(None, {SEQUENCES: [e]}) for e in events] == [older, newer, older]
-    assert produced_day(None, {SEQUENCES: events[1:]}) == older
+    assert [produced_day(None, {SEQUENCES: [e]}) for e in events] == [last, older]
+    assert produced_day(None, {SEQUENCES: events}) == older
     # A manual run takes its param; with neither, `latest` (the newest raw day).
-    assert produced_day(str(newer), {SEQUENCES: events}) == newer
+    assert produced_day(str(last), {SEQUENCES: events}) == last
     assert produced_day(None, None) == last
