@@ -71,9 +71,8 @@ class Round:
     curves: dict[str, list[dict[str, float]]] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     vectors: np.ndarray | None = None  # language-model text vectors of every item (for diversity)
-    tuning: dict[str, list[dict]] = field(default_factory=dict)  # baselines' validation trials
     reliability: dict[str, list[tuple[float, float, int]]] = field(default_factory=dict)
-    baselines: dict[str, tuning.Tuned] = field(default_factory=dict)
+    baselines: dict[str, tuning.Tuned] = field(default_factory=dict)  # tuned on validation, with their trials
     fitted: dict[str, Recommender] = field(default_factory=dict)  # every model fitted on the validation split
 
 
@@ -136,8 +135,6 @@ def tuned_baselines(r: Round) -> list[Recommender]:
     ev = r.settings.evaluation
     out = []
     for t in tuning.tune_baselines(r.settings, r.snap, r.ranking, ev.ks, ev.metric):
-        if t.trials:
-            r.tuning[t.name] = t.trials
         r.baselines[t.name] = t
         out.append(t.build())
     return out
@@ -171,7 +168,7 @@ def log_round(r: Round, decisions: list[tuple[str, gate.GateDecision]], champion
     tracking.log_figure(plots.training_curves(r.curves, metric), "plots/training_curves.png")
     tracking.log_figure(plots.reliability_diagram(r.reliability, f"click probabilities, validation, ds={r.snap.ds}"),
                         "plots/reliability.png")
-    tracking.log_dict({"results": r.results, "decisions": {name: d.reason for name, d in decisions}, "baseline_tuning": r.tuning},
+    tracking.log_dict({"results": r.results, "decisions": {name: d.reason for name, d in decisions}, "baseline_tuning": {name: t.trials for name, t in r.baselines.items() if t.trials}},
                       "results.json")
     if champion is not None:
         tracking.log_metrics({f"champion_{metric}": champion})
