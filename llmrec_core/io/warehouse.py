@@ -166,12 +166,11 @@ class Warehouse:
             name = self._names.table[logical]
             if name not in found:
                 continue
-            have, lacking = list(found[name]), schema.names[len(found[name]):]
-            if have != schema.names[:len(have)] or not set(lacking) <= set(serving.ADDED_COLUMNS.get(logical, ())):
+            have = list(found[name])
+            if have != schema.names[:len(have)] or not set(schema.names[len(have):]) <= set(serving.ADDED_COLUMNS.get(logical, ())):
                 raise LlmrecError(
                     f"warehouse table {name} has columns {have}, expected {schema.names}: migrate or drop it"
                 )
-            migrations += [(self._sql.add_column(logical, column), []) for column in lacking]
             migrations += self._migrations(logical, found[name], keys.get(name))
         missing = [name for name in self._names.objects() if name not in found]
         if not missing and not migrations and self._comments_current():
@@ -180,11 +179,13 @@ class Warehouse:
         return [*self._sql.create_all(), *migrations, *comments]
 
     def _migrations(self, logical: str, types: dict[str, str], key: tuple[str, ...] | None) -> list[tuple[object, list]]:
-        """What a table created by an older version lacks: TIMESTAMP WITH TIME ZONE where it has naive
-        timestamps (always written as UTC), and its primary key, which its rows must already satisfy."""
+        """What a table created by an older version lacks: the columns of ``ADDED_COLUMNS`` it was made
+        without, TIMESTAMP WITH TIME ZONE where it has naive timestamps (always written as UTC), and its
+        primary key, which its rows must already satisfy."""
         name, columns = self._names.table[logical], serving.PRIMARY_KEYS[logical]
-        steps = [(self._sql.to_utc(logical, f.name), []) for f in serving.TABLES[logical]
-                 if serving.SQL_TYPES[f.type] == "TIMESTAMP WITH TIME ZONE" and types.get(f.name) in NAIVE_TIMESTAMPS]
+        steps = [(self._sql.add_column(logical, c), []) for c in serving.TABLES[logical].names[len(types):]]
+        steps += [(self._sql.to_utc(logical, f.name), []) for f in serving.TABLES[logical]
+                  if serving.SQL_TYPES[f.type] == "TIMESTAMP WITH TIME ZONE" and types.get(f.name) in NAIVE_TIMESTAMPS]
         if key is not None:
             return steps
         shared = int(self._q(self._sql.duplicates(logical, columns, staged=False)).fetchone()[0])
