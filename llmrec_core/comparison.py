@@ -141,12 +141,11 @@ def splits_of_info(snap, p: str, data: Dataset) -> dict:
 
 
 def catalogue_vectors(settings: Settings, snap: Snapshot) -> np.ndarray:
-    """The catalogue's frozen language-model vectors, as the text models encode it: what
-    diversity@K is measured in when no text model is among the compared ones."""
-    ms = settings.model
-    torch.manual_seed(settings.train.seed)  # a random encoder's weights come from the seed
-    tokens = lm.TextTokens(lm.load_tokenizer(ms.encoder), snap.item_texts, ms.max_text_tokens)
-    return lm.encode_all(lm.load_encoder(ms.encoder), tokens, settings.train.text_batch_size, torch.device("cpu")).numpy()
+    """The catalogue's frozen language-model vectors, as the text models encode (and cache)
+    them: what diversity@K is measured in when no text model is among the compared ones."""
+    ms, ts = settings.model, settings.train
+    return lm.frozen_vectors(ms.encoder, snap.item_texts, ms.max_text_tokens, ts.text_batch_size, torch.device("cpu"),
+                             seed=ts.seed, cache_dir=zoo.text_cache_dir(settings)).numpy()
 
 
 def run(settings: Settings, snap: Snapshot, data: Dataset, wanted: set[str], which: list[str], *, rerank: bool,

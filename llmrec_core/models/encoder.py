@@ -12,13 +12,16 @@ Texts are mean-pooled over their tokens and L2-normalised, as sentence-transform
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from llmrec_core.io import tensorfile
 from llmrec_core.progress import progress
 
 _RANDOM = re.compile(r"random:(\d+)x(\d+)")
@@ -135,3 +138,25 @@ def encode_all(model: nn.Module, tokens: TextTokens, batch_size: int, device: to
         idx = torch.tensor(order[start : start + batch_size])
         out[idx] = encode(model, tokens, idx, device).float().cpu()
     return out
+
+
+def frozen_vectors(encoder: str, texts: list[str], max_tokens: int, batch_size: int, device: torch.device, *, seed: int,
+                   cache_dir: Path | None, load: Callable[[], tuple[nn.Module, object]] | None = None) -> torch.Tensor:
+    """``encode_all`` of ``texts`` by ``encoder``, kept under ``cache_dir`` by encoder, length and
+    texts (and ``seed`` for a random encoder, whose weights come from it). ``load`` gives the
+    (model, tokenizer) pair when the vectors are not cached; by default ``encoder``'s, loaded
+    after seeding the generator with ``seed``."""
+    seeded = str(seed) if _RANDOM.fullmatch(encoder) else ""
+    key = hashlib.sha256("\x1f".join([encoder, seeded, str(max_tokens), *texts]).encode()).hexdigest()[:24]
+    path = cache_dir / f"text-{key}" if cache_dir else None
+    if path is not None and tensorfile.exists(path):
+        return tensorfile.load(path)
+    if load is None:
+        torch.manual_seed(seed)
+        model, tokenizer = load_encoder(encoder).to(device), load_tokenizer(encoder)
+    else:
+        model, tokenizer = load()
+    vecs = encode_all(model, TextTokens(tokenizer, texts, max_tokens), batch_size, device)
+    if path is not None:
+        tensorfile.save(vecs, path)
+    return vecs

@@ -10,7 +10,6 @@ training graph for item texts (profile texts stay frozen vectors).
 from __future__ import annotations
 
 import copy
-import hashlib
 import logging
 from contextlib import nullcontext
 from pathlib import Path
@@ -20,7 +19,6 @@ import torch
 
 from llmrec_core.data.interactions import Interactions
 from llmrec_core.data.snapshot import Snapshot, data_fingerprint
-from llmrec_core.io import tensorfile
 from llmrec_core.models import encoder as lm
 from llmrec_core.models.batches import history_batch, make_segments, train_batch
 from llmrec_core.models.losses import click_bce, sampled_softmax
@@ -63,17 +61,9 @@ class LlmRecommender(Recommender):
 
     # -- text -----------------------------------------------------------------------------
     def _frozen_vectors(self, texts: list[str]) -> torch.Tensor:
-        # A random encoder's weights depend on the seed, so its vectors do too.
-        seed = str(self.train_settings.seed) if self.model_settings.encoder.startswith("random:") else ""
-        key = hashlib.sha256("\x1f".join([self.model_settings.encoder, seed, str(self.model_settings.max_text_tokens), *texts]).encode()).hexdigest()[:24]
-        path = self.cache_dir / f"text-{key}" if self.cache_dir else None
-        if path is not None and tensorfile.exists(path):
-            return tensorfile.load(path)
-        vecs = lm.encode_all(self.encoder_, lm.TextTokens(self.tokenizer_, texts, self.model_settings.max_text_tokens),
-                             self.train_settings.text_batch_size, self.device)
-        if path is not None:
-            tensorfile.save(vecs, path)
-        return vecs
+        ms, ts = self.model_settings, self.train_settings
+        return lm.frozen_vectors(ms.encoder, texts, ms.max_text_tokens, ts.text_batch_size, self.device, seed=ts.seed,
+                                 cache_dir=self.cache_dir, load=lambda: (self.encoder_, self.tokenizer_))
 
     def _prepare_text(self, snap: Snapshot) -> None:
         ms = self.model_settings

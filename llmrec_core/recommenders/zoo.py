@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -60,9 +61,14 @@ def _first(value, values: list, tune: bool) -> list:
     return [value, *(v for v in values if v != value)] if tune else [value]
 
 
+def text_cache_dir(settings: Settings) -> Path:
+    """Where frozen text vectors are kept between fits (by encoder, length and texts)."""
+    return settings.models_dir / "text_cache"
+
+
 def sequence_models(settings: Settings, *, all_targets: bool = False, progress: bool = False,
                     ablations: bool = True) -> list[LlmRecommender]:
-    cache = settings.models_dir / "text_cache"
+    cache = text_cache_dir(settings)
     out = [LlmRecommender(settings.model, settings.train, name=MODEL, all_targets=all_targets, cache_dir=cache, progress=progress)]
     if ablations:
         for name, change in ABLATIONS.items():
