@@ -1,5 +1,6 @@
-"""Nightly scoring: the champion's recommendations for every user and every item of day D,
-validated and published atomically to the warehouse.
+"""Nightly scoring: the champion's recommendations for every user and every item of day D.
+
+They are validated and published atomically to the warehouse.
 
     python -m jobs.score --ds 1998-04-22 [--model-version 3] [--config FILE]
     llmrec score --ds latest

@@ -175,8 +175,9 @@ DOC_HEAD = """# Serving tables
 The nightly scoring (`llmrec score`) and the intraday refresh (`llmrec refresh`) publish into these
 tables, in the DuckDB file `$LLMREC_HOME/warehouse.duckdb` or in Postgres (`LLMREC_WAREHOUSE_URL`).
 The names are the defaults: the `warehouse` settings choose the schema and rename the tables, and
-each view is named after its table. Every column of a table is `NOT NULL`, and the primary keys
-are enforced by the database. Timestamps are `TIMESTAMP WITH TIME ZONE`: instants, written in UTC.
+each view is named after its table. Every column of a table is `NOT NULL` but `publications.model`
+(NULL for days published before it existed), and the primary keys are enforced by the database.
+Timestamps are `TIMESTAMP WITH TIME ZONE`: instants, written in UTC.
 How a day is checked and published, and the retention: docs/data-contract.md, "Serving tables".
 
 The same texts are in the database, as the comment of every table, view and column:
