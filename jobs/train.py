@@ -147,7 +147,10 @@ def refit(model: LlmRecommender, r: Round, progress: bool) -> LlmRecommender:
     serving = zoo.sequence_models(r.settings, progress=progress, ablations=False)[0]
     started = time.perf_counter()
     serving.fit(r.snap, r.snap.events, epochs=model.result_.best_epoch, checkpoint=r.checkpoints / f"llmrec-refit{r.suffix}")
-    serving.calibration = model.calibration  # the refit has no held-out window: the validation model's
+    # Platt scaling again, for the refit's own logits, on the same validation window (now inside
+    # its training data): the validation model's scaling does not carry over to a refit
+    # (benchmarks/RESULTS.md, "The refit and the click model").
+    serving.calibration = calibrate(serving, r.ctr, r.snap)
     r.seconds["llmrec_refit"] = time.perf_counter() - started
     return serving
 

@@ -91,7 +91,8 @@ def model_names(settings: Settings) -> list[str]:
 
 def fit_sequence(rec, snap, inner_train, inner_valid, outer_train, metric, refit: bool, calibration_split=None):
     """Early stopping on the inner split, Platt scaling on the inner labelled window, then
-    (optionally) a refit on the outer training data that keeps both."""
+    (optionally) a refit on the outer training data for the chosen epochs, scaled again on
+    that window."""
     rec.fit(snap, inner_train, validate=lambda: evaluate(rec, inner_valid, snap, [10])[metric])
     best, inner_epochs = rec.result_.best_epoch, rec.result_.epochs_run
     if calibration_split is not None:
@@ -99,7 +100,8 @@ def fit_sequence(rec, snap, inner_train, inner_valid, outer_train, metric, refit
     if refit:
         calibration = rec.calibration
         rec.fit(snap, outer_train, epochs=best)
-        rec.calibration = calibration
+        # Scaled again for the refit's own logits, on the same window, as the training job does.
+        rec.calibration = calibrate(rec, calibration_split, snap) if calibration_split is not None else calibration
     return {"best_epoch": best, "epochs_run": inner_epochs + (best if refit else 0), "calibration": list(rec.calibration)}
 
 

@@ -189,6 +189,16 @@ def test_registered_model_has_seen_the_newest_behaviour(trained):
     # The gate model was trained before the window and does not.
     assert not any(bool(bundle.gate["known"][ids.index(snap.item_ids[i])]) for i in only_new)
     assert bundle.meta["ds"] == str(last) and bundle.meta["best_epoch"] >= 1
+    # Its click scaling is fitted for its own logits on the validation window, not carried over
+    # from the gate model, whose logits differ.
+    from llmrec_core.evaluation import calibrate
+    from llmrec_core.recommenders.portable import restore
+
+    served, gate = restore(bundle.model, snap, "cpu"), restore(bundle.gate, snap, "cpu")
+    _, ctr = train.validation_splits(snap, settings.train.validation_days)
+    assert served.calibration == pytest.approx(calibrate(served, ctr, snap), rel=1e-4)
+    assert gate.calibration == pytest.approx(calibrate(gate, ctr, snap), rel=1e-4)
+    assert served.calibration != pytest.approx(gate.calibration, rel=1e-3)
 
 
 def test_mlflow_models_predict_cli(trained, tmp_path):
