@@ -53,7 +53,7 @@ def test_llm_learns_preferences_and_scores_cold_items_from_text(toy):
     assert np.isfinite(_scores(fused, snap, ctr.train)[:, cold.items]).all()
 
 
-def test_comparison_measures_diversity_in_the_vectors_the_model_encoded(toy):
+def test_comparison_measures_diversity_in_the_vectors_the_model_encoded(toy, monkeypatch):
     """One cache of frozen text vectors: what the model fitted on is what diversity@K is measured
     in, and a second encoding is read back rather than recomputed."""
     from llmrec_core import comparison
@@ -63,13 +63,16 @@ def test_comparison_measures_diversity_in_the_vectors_the_model_encoded(toy):
     settings, snap, cutoff = toy
     settings.train.epochs = 1
     rec = zoo.sequence_models(settings, ablations=False)[0].fit(snap, snap.events.mask(snap.events.ts < cutoff))
-    vectors = comparison.catalogue_vectors(settings, snap)
+
+    def unused(*args, **kwargs):
+        raise AssertionError("encoded again")
+
+    with monkeypatch.context() as m:  # the comparison reads the model's cache: it loads no encoder
+        m.setattr(lm, "load_encoder", unused)
+        vectors = comparison.catalogue_vectors(settings, snap)
     assert np.array_equal(vectors, rec.item_text_.cpu().numpy())
 
     ms, ts = settings.model, settings.train
-
-    def unused():
-        raise AssertionError("encoded again")
 
     again = lm.frozen_vectors(ms.encoder, snap.item_texts, ms.max_text_tokens, ts.text_batch_size, torch.device("cpu"),
                               seed=ts.seed, cache_dir=zoo.text_cache_dir(settings), load=unused)
