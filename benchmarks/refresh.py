@@ -1,7 +1,7 @@
 """The intraday refresh: does re-ranking with today's behaviours beat the nightly list, and what
 does one refresh cost.
 
-    .venv/bin/python benchmarks/refresh.py quality --dataset movielens-100k|synthetic [--seeds 42 43 44] [--fresh 3]
+    .venv/bin/python benchmarks/refresh.py quality --dataset movielens-100k|synthetic|synthetic-sessions [--seeds 42 43 44] [--fresh 3]
     .venv/bin/python benchmarks/refresh.py cost [--users 1000 10000 100000]
 
 **quality** (``$LLMREC_HOME`` is the dataset's lake, as for ``quality.py``). The champion is the

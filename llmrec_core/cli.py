@@ -46,7 +46,8 @@ def _ingest_synthetic(args: argparse.Namespace, settings: Settings) -> None:
     from llmrec_core.ingest.synthetic import SyntheticSpec, generate
 
     spec = SyntheticSpec(users=args.users, items=args.items, events=args.events, seed=args.seed,
-                         bad_rate=args.bad_rate, days=args.days, start=parse_day(args.start), bots=args.bots, gzip=args.gzip)
+                         bad_rate=args.bad_rate, days=args.days, start=parse_day(args.start), bots=args.bots, gzip=args.gzip,
+                         session_intent=args.session_intent)
     result = generate(settings.raw_dir, spec)
     print(f"generated into {settings.raw_dir}: " + ", ".join(f"{k}={v}" for k, v in result.items()))
 
@@ -175,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     syn.add_argument("--start", default="2024-01-01", help="first day (YYYY-MM-DD)")
     syn.add_argument("--bots", type=int, default=0, help="bot users that burst one day a week")
     syn.add_argument("--gzip", action="store_true", help="write .jsonl.gz")
+    syn.add_argument("--session-intent", type=float, default=0.0,
+                     help="share of a session's events that keep the one topic the session came for (0..1; 0: every event "
+                          "draws its topic from the user's taste on its own)")
     syn.set_defaults(fn=_ingest_synthetic)
 
     etl = sub.add_parser("etl", help="clean raw logs and build sequences, items and users (one Spark app)")
@@ -236,9 +240,10 @@ def main(argv: list[str] | None = None) -> int:
             if getattr(args, name) <= 0:
                 print(f"error: --{name} must be positive", file=sys.stderr)
                 return 2
-        if not 0 <= args.bad_rate <= 1:
-            print("error: --bad-rate must be within 0..1", file=sys.stderr)
-            return 2
+        for flag, value in (("--bad-rate", args.bad_rate), ("--session-intent", args.session_intent)):
+            if not 0 <= value <= 1:
+                print(f"error: {flag} must be within 0..1", file=sys.stderr)
+                return 2
     try:
         settings = load_settings(args.config)
         private_files(settings.home)

@@ -70,6 +70,9 @@ DATASETS = {
     # `llmrec ingest synthetic --users 3000 --items 2000 --events 200000 --days 90 --start 2026-01-01 --seed 7`:
     # topics drive item text and drifting taste; the last 30 days are the window.
     "synthetic": Dataset("synthetic drifting-taste log", date(2026, 3, 31), datetime(2026, 3, 2, tzinfo=timezone.utc), 30, 30),
+    # The same command with `--session-intent 0.5`: half of a session's events keep the topic it came for.
+    "synthetic-sessions": Dataset("synthetic drifting-taste log with session intent", date(2026, 3, 31),
+                                  datetime(2026, 3, 2, tzinfo=timezone.utc), 30, 30),
 }
 PROTOCOLS = ["loo", "temporal", "cold_items", "ctr"]
 COLUMNS = {

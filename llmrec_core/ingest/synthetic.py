@@ -5,7 +5,10 @@ topic's vocabulary) and user taste (a Dirichlet mixture over topics that drifts 
 Item popularity follows a power law; some items launch later and some never get an event (cold
 items); some users have a profile but no events (cold users). Users act in sessions of a few
 minutes: views, then clicks, add-to-carts and purchases down a funnel, and ratings that follow
-taste. Optionally a share of malformed lines (every kind the cleaner quarantines), resent
+taste. By default every event's topic is drawn from the user's taste on its own; with
+``session_intent`` p, a session first draws one topic from that taste (what the user came for)
+and each of its events keeps it with probability p, so a session's first behaviours say what
+the rest of it is about. Optionally a share of malformed lines (every kind the cleaner quarantines), resent
 duplicates, and bots. Events are produced day by day in vectorised batches and written as they
 are made: memory does not grow with the number of events.
 """
@@ -64,6 +67,7 @@ class SyntheticSpec:
     bots: int = 0
     gzip: bool = False
     topics: int = len(TOPICS)
+    session_intent: float = 0.0
 
 
 class _World:
@@ -203,6 +207,11 @@ def generate(raw_dir: Path, spec: SyntheticSpec, batch: int = 50_000) -> dict[st
     return stats
 
 
+def _topics(taste_cdf: np.ndarray, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One topic per row, drawn from that row's user's taste of the day."""
+    return np.minimum((taste_cdf[users] < rng.random((len(users), 1))).sum(axis=1), taste_cdf.shape[1] - 1)
+
+
 def _emit_batch(out, rng, world, spec, day, day_start, n, counter, topic_cdfs, all_cdf, taste_cdf, seen_user, stats):
     users = rng.choice(spec.users, n, p=world.activity)
     # Sessions: consecutive rows of one user a minute or so apart.
@@ -213,8 +222,11 @@ def _emit_batch(out, rng, world, spec, day, day_start, n, counter, topic_cdfs, a
     offset = rng.integers(0, 86_400 - 3_600, n)[np.minimum(owner, n - 1)]
     step = rng.exponential(45.0, n).astype(int)
     ts = day_start + np.minimum(offset + np.cumsum(step) % 3_000, 86_399)
-    topics = (taste_cdf[users] < rng.random((n, 1))).sum(axis=1)
-    topics = np.minimum(topics, taste_cdf.shape[1] - 1)
+    topics = _topics(taste_cdf, users, rng)
+    if spec.session_intent > 0:  # extra draws only here: logs without intent keep their bytes
+        first = np.r_[0, np.flatnonzero(np.diff(owner)) + 1]  # each session's first row
+        intent = _topics(taste_cdf, users[first], rng)[np.searchsorted(first, np.arange(n), side="right") - 1]
+        topics = np.where(rng.random(n) < spec.session_intent, intent, topics)
     r = rng.random(n)
     items = np.empty(n, dtype=np.int64)
     for t in np.unique(topics):

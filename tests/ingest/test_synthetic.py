@@ -6,6 +6,8 @@ import collections
 import gzip
 import hashlib
 import json
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 from llmrec_core.ingest.synthetic import SyntheticSpec, generate
@@ -67,3 +69,33 @@ def test_gzip_output(tmp_path):
     files = sorted((tmp_path / "events").rglob("*.jsonl.gz"))
     assert len(files) == 2
     assert sum(len(gzip.decompress(f.read_bytes()).splitlines()) for f in files) >= 500
+
+
+def same_topic_share(raw: Path) -> float:
+    """Among a user's consecutive events at most 30 minutes apart, the share on the same main topic."""
+    topic = {}
+    for f in (raw / "items").rglob("*.jsonl"):
+        for line in f.read_text().splitlines():
+            row = json.loads(line)
+            topic[row["item_id"]] = row["categories"][0]
+    by_user = collections.defaultdict(list)
+    for r in events(raw):
+        ts = r["ts"] if isinstance(r["ts"], int) else int(datetime.fromisoformat(r["ts"].replace("Z", "+00:00")).timestamp())
+        by_user[r["user_id"]].append((ts, topic[r["item_id"]]))
+    pairs = same = 0
+    for rows in by_user.values():
+        rows.sort()
+        for (t0, a), (t1, b) in zip(rows, rows[1:]):
+            if t1 - t0 <= 1_800:
+                pairs, same = pairs + 1, same + (a == b)
+    return same / pairs
+
+
+def test_session_intent_makes_a_session_stay_on_its_topic(tmp_path):
+    spec = SyntheticSpec(users=300, items=400, events=20_000, seed=5, days=3, duplicate_rate=0.0)
+    generate(tmp_path / "plain", spec)
+    generate(tmp_path / "intent", replace(spec, session_intent=0.8))
+    plain, intent = same_topic_share(tmp_path / "plain"), same_topic_share(tmp_path / "intent")
+    # Without intent, two neighbours share a topic as often as two draws from the user's taste do.
+    assert plain < 0.45 and intent > plain + 0.25, (plain, intent)
+    assert len(events(tmp_path / "plain")) == len(events(tmp_path / "intent")) == 20_000
