@@ -36,8 +36,10 @@ class ModelSettings(Section):
     encoder: str = "packaged"
     finetune: Literal["none", "lora", "full"] = "none"
     max_text_tokens: int = Field(64, ge=8)
-    dim: int = Field(64, ge=4)
-    max_len: int = Field(50, ge=1)
+    # 128 and 100 were chosen on a validation window of MovieLens-100K over 64/128/256 and
+    # 50/100/200 (benchmarks/RESULTS.md, "The model's size, chosen on validation").
+    dim: int = Field(128, ge=4)
+    max_len: int = Field(100, ge=1)
     n_layers: int = Field(2, ge=1)
     n_heads: int = Field(2, ge=1)
     dropout: float = Field(0.2, ge=0.0, lt=1.0)
