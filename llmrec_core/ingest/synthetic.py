@@ -8,8 +8,8 @@ minutes: views, then clicks, add-to-carts and purchases down a funnel, and ratin
 taste. By default every event's topic is drawn from the user's taste on its own; with
 ``session_intent`` p, a session first draws one topic from that taste (what the user came for)
 and each of its events keeps it with probability p, so a session's first behaviours say what
-the rest of it is about. Optionally a share of malformed lines (every kind the cleaner quarantines), resent
-duplicates, and bots. Events are produced day by day in vectorised batches and written as they
+the rest of it is about. Optionally a share of malformed lines (every kind the cleaner
+quarantines), resent duplicates, and bots. Events are produced day by day in vectorised batches and written as they
 are made: memory does not grow with the number of events.
 """
 
@@ -224,8 +224,8 @@ def _emit_batch(out, rng, world, spec, day, day_start, n, counter, topic_cdfs, a
     ts = day_start + np.minimum(offset + np.cumsum(step) % 3_000, 86_399)
     topics = _topics(taste_cdf, users, rng)
     if spec.session_intent > 0:  # extra draws only here: logs without intent keep their bytes
-        first = np.r_[0, np.flatnonzero(np.diff(owner)) + 1]  # each session's first row
-        intent = _topics(taste_cdf, users[first], rng)[np.searchsorted(first, np.arange(n), side="right") - 1]
+        first = np.r_[0, np.flatnonzero(np.diff(owner)) + 1]  # each session's first row; owner numbers them 0, 1, ...
+        intent = _topics(taste_cdf, users[first], rng)[owner]
         topics = np.where(rng.random(n) < spec.session_intent, intent, topics)
     r = rng.random(n)
     items = np.empty(n, dtype=np.int64)
