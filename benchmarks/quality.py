@@ -45,7 +45,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, machine, write_section  # noqa: E402
 
-from llmrec_core.comparison import DATASETS, Dataset, bootstrap, fit_sequence, table  # noqa: E402, F401  (refresh.py, peers.py)
+from llmrec_core.comparison import DATASETS, Dataset, bootstrap, fit_sequence, lake_settings, table  # noqa: E402, F401  (refresh.py, peers.py)
 from llmrec_core.comparison import run as compare  # noqa: E402
 from llmrec_core.data.snapshot import load_snapshot  # noqa: E402
 from llmrec_core.evaluate import DEFAULT_MODELS  # noqa: E402
@@ -74,7 +74,7 @@ def main() -> None:
     parser.add_argument("--dataset", choices=sorted(DATASETS), default="movielens-100k",
                         help="which lake ($LLMREC_HOME) this is: its day and cutoffs")
     args = parser.parse_args()
-    settings = load_settings()
+    settings = lake_settings(load_settings(), DATASETS[args.dataset])
     wanted = set(args.models or DEFAULT_MODELS)
     start = time.perf_counter()
     results = run(settings, wanted, args.protocols, not args.no_rerank, args.seeds, args.loo_seeds, DATASETS[args.dataset])

@@ -49,7 +49,7 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, machine, write_section  # noqa: E402
-from quality import DATASETS, Dataset, fit_sequence  # noqa: E402
+from quality import DATASETS, Dataset, fit_sequence, lake_settings  # noqa: E402
 
 from llmrec_core import metrics  # noqa: E402
 from llmrec_core.data import protocols  # noqa: E402
@@ -333,7 +333,7 @@ def main() -> None:
     when = time.strftime("%Y-%m-%d", time.gmtime())
     command = " ".join(["benchmarks/refresh.py", *sys.argv[1:]])
     if args.what == "quality":
-        res = quality(load_settings(), DATASETS[args.dataset], args.seeds, args.fresh, args.rerank_pairs)
+        res = quality(lake_settings(load_settings(), DATASETS[args.dataset]), DATASETS[args.dataset], args.seeds, args.fresh, args.rerank_pairs)
         key = f"refresh-{args.dataset}" + ("-rerank" if args.rerank_pairs else "")
         title = f"Intraday refresh quality ({res['dataset']}{', with the cross-encoder' if args.rerank_pairs else ''})"
         body = quality_table(res)

@@ -179,3 +179,17 @@ def test_movielens_100k_is_recognised_by_its_snapshot_and_gets_the_benchmarks_cu
     assert found is ml and (found.cutoff.date(), found.window, found.cold_window) == (date(1998, 1, 1), 30, 120)
     assert evaluate.recognise(date(1998, 4, 22), {"events": 99_999, "users": 943, "items": 1_682}) is None
     assert evaluate.recognise(date(1998, 4, 21), {"events": 100_000, "users": 943, "items": 1_682}) is None
+
+
+def test_a_lake_gets_the_model_settings_its_validation_chose_unless_the_environment_sets_them(tiny_settings):
+    data = comparison.DATASETS["synthetic-sessions"]
+    assert data.model == {"dim": 64, "max_len": 50}
+    base = tiny_settings.model_copy(deep=True)
+    base.model.dim, base.model.max_len = 128, 100
+    chosen = comparison.lake_settings(base, data, environ={})
+    assert (chosen.model.dim, chosen.model.max_len) == (64, 50)
+    assert (base.model.dim, base.model.max_len) == (128, 100)  # the caller's settings are not changed
+    swept = comparison.lake_settings(base, data, environ={"LLMREC_MODEL__DIM": "256"})
+    assert (swept.model.dim, swept.model.max_len) == (128, 50)  # the environment's dim wins (already in base)
+    ml = comparison.DATASETS["movielens-100k"]
+    assert ml.model == {} and comparison.lake_settings(base, ml, environ={}) is base  # the defaults were chosen there
