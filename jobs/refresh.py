@@ -1,9 +1,12 @@
 """Intraday refresh: the lists of users who acted today, re-ranked with today's behaviours.
 
     python -m jobs.refresh --ds 1998-04-23 [--until 1998-04-23T12:00:00Z] [--model-version 3] [--if-changed]
+        [--force [--forced-by NAME]]
     llmrec refresh --ds latest
 
-D is the day in progress. Top to bottom: settings -> the model version (champion unless named)
+D is the day in progress. Top to bottom: settings -> the model version (champion unless named;
+one the promotion gate refused only with ``--force``, recorded in the run record, as for
+``llmrec score``)
 -> the event files landed so far under ``raw/events/ds=D``, cleaned with the nightly rules
 (``--until``: only what happened before that moment, to replay a past day); the quarantine and
 the clean events go to ``lake/intraday/{quarantine,events}/ds=D`` -> the lake snapshot of D-1
@@ -31,7 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
 from jobs.common import ds_parser, guarded, run_main
-from jobs.score import load_version, rerank_head, user_table
+from jobs.score import forced_record, load_version, rerank_head, user_table
 from llmrec_core.data.snapshot import load_item_facets, load_snapshot
 from llmrec_core.days import resolve_day
 from llmrec_core.errors import DataQualityError, LlmrecError, MissingInputError
@@ -94,11 +97,16 @@ def fresh_table(day: FreshDay, ds: dt.date, rows: pa.Table, *, model_name: str, 
         "fresh_events", pa.array(day.per_user[rows["user"].to_numpy()], pa.int32())).cast(USER_RECOMMENDATIONS_FRESH)
 
 
-def run(settings: Settings, ds: dt.date, until: str | None = None, model_version: str | None = None, spark=None) -> dict:
+def run(settings: Settings, ds: dt.date, until: str | None = None, model_version: str | None = None, spark=None,
+        force: bool = False, forced_by: str | None = None) -> dict:
+    """Refresh ``ds`` so far and publish it. ``force`` refreshes with a version the gate refused
+    (the one a forced nightly run serves); the run record then carries ``forced``, ``forced_by``
+    and ``forced_reason``."""
     started = time.perf_counter()
     moment = _parse_until(until, ds)
     previous = ds - dt.timedelta(days=1)
-    mv, bundle = load_version(settings, model_version, previous)
+    mv, bundle = load_version(settings, model_version, previous, force=force)
+    forced = forced_record(mv, forced_by)
     files, mark = landed(settings, ds)
     if not files:
         raise MissingInputError(f"no event file has landed under {lake.partition(settings.raw_table('events'), ds)}")
@@ -145,7 +153,7 @@ def run(settings: Settings, ds: dt.date, until: str | None = None, model_version
               "model_version": str(mv.version), "model": bundle.meta.get("model", "llmrec"), "refreshed_at": now.isoformat(), "run_id": run_id, "lines": so_far.counts(),
               "quarantine_reasons": so_far.reasons(), "behaviours": day.counts, "rows": published,
               "sources": {k: int(v) for k, v in sources.items()}, "reranked": isinstance(rec, Reranked),
-              "seconds": {k: round(v, 3) for k, v in seconds.items()}, "warehouse": target}
+              "seconds": {k: round(v, 3) for k, v in seconds.items()}, "warehouse": target, **forced}
     lake.write_json_atomic(lake.run_summary_path(settings.runs_dir, JOB, ds), record)
     log.info("refreshed %s: %d users, %d rows in %.1fs", ds, len(day.users), published, seconds["total"])
     return record
@@ -154,8 +162,10 @@ def run(settings: Settings, ds: dt.date, until: str | None = None, model_version
 def summary(out: dict) -> str:
     lines, beh = out["lines"], out["behaviours"]
     until = f" until {out['until']}" if out["until"] else ""
+    forced = [f"  FORCED by {out['forced_by']}: the gate did not promote this version ({out['forced_reason']})"] if out.get("forced") else []
     return "\n".join([
         f"refreshed {out['ds']}{until} with version {out['model_version']} ({out['model']}) into {out['warehouse']}:",
+        *forced,
         f"  lines    read={lines['read']:,} clean={lines['clean']:,} quarantined={lines['quarantined']:,} "
         f"duplicates={lines['duplicates']:,} later={lines['later']:,}",
         f"  today    {beh['users']:,} users with {beh['fresh']:,} new behaviours ({beh['new_users']:,} new users; "
@@ -170,6 +180,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser.add_argument("--until", help="only events before this moment (ISO-8601; UTC when no offset): replay a past day")
     parser.add_argument("--model-version", help="registered version to use (default: the champion)")
     parser.add_argument("--if-changed", action="store_true", help="do nothing when no file landed since the last refresh")
+    parser.add_argument("--force", action="store_true", help="refresh with a version the promotion gate refused (recorded in the run record)")
+    parser.add_argument("--forced-by", help="who forces it, for the record (default: this OS user)")
     args = parser.parse_args(argv)
 
     def go():
@@ -183,7 +195,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
                 print(f"skipped: {why}")
                 return
         with guarded(settings, JOB, [ds]):
-            print(summary(run(settings, ds, args.until, args.model_version)))
+            print(summary(run(settings, ds, args.until, args.model_version, force=args.force, forced_by=args.forced_by)))
     return run_main(go)
 
 

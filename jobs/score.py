@@ -132,6 +132,13 @@ def load_version(settings: Settings, model_version: str | None, ds: date, force:
     return mv, bundle
 
 
+def forced_record(mv, forced_by: str | None) -> dict[str, str]:
+    """``forced``, ``forced_by`` and ``forced_reason`` for a version the gate did not promote
+    (served with ``force``); nothing for a promoted one."""
+    why = tracking.not_promoted(mv)
+    return {"forced": "true", "forced_by": forced_by or getpass.getuser(), "forced_reason": why} if why is not None else {}
+
+
 def run(settings: Settings, ds: date, model_version: str | None = None, spark=None, force: bool = False,
         forced_by: str | None = None) -> dict:
     """Score ``ds`` with a version and publish it. ``force`` serves a version the gate refused;
@@ -142,8 +149,7 @@ def run(settings: Settings, ds: date, model_version: str | None = None, spark=No
     if settings.warehouse.parquet_copies:
         with Warehouse.open(settings) as wh:
             reconcile_parquet_copies(settings.lake_dir, wh, settings.warehouse.keep_days)
-    why = tracking.not_promoted(mv)
-    forced = {"forced": "true", "forced_by": forced_by or getpass.getuser(), "forced_reason": why} if why is not None else {}
+    forced = forced_record(mv, forced_by)
     name = settings.tracking.registered_model
     snap = load_snapshot(settings, ds)
     rec = restore(bundle.model, snap, sc.device, reranker=rerank_head(sc.rerank, bundle, sc.device), text=settings.text)

@@ -151,3 +151,29 @@ def test_a_later_file_supersedes_and_until_replays_the_past(world, capsys):
     assert line in summary(settings, last)  # what `llmrec pipeline` prints
     with pytest.raises(LlmrecError, match="not within the day"):
         refresh.run(settings, today, until=f"{last}T09:01:00Z", spark=spark)
+
+
+def test_a_version_the_gate_refused_refreshes_only_when_forced(world, capsys):
+    """As ``llmrec score``: a champion alias moved by hand onto a refused version is no promotion,
+    and refreshing with it needs ``--force``, which the run record and the summary carry."""
+    from mlflow import MlflowClient
+
+    from llmrec_core.io import tracking
+
+    home, settings, last, today, spark = world
+    name, champion = settings.tracking.registered_model, tracking.champion(settings)
+    decision = champion.tags["promotion"]
+    MlflowClient().set_model_version_tag(name, champion.version, "promotion", "not promoted: moved here by hand")
+    try:
+        assert refresh.main(["--ds", str(today)]) == 1
+        err = capsys.readouterr().err
+        assert f"version {champion.version} was not promoted by the gate (moved here by hand)" in err
+        assert "--force" in err and "Traceback" not in err
+        out = refresh.run(settings, today, spark=spark, force=True, forced_by="alice")
+        assert (out["forced"], out["forced_by"], out["forced_reason"]) == ("true", "alice", "moved here by hand")
+        assert "FORCED by alice: the gate did not promote this version (moved here by hand)" in refresh.summary(out)
+        record = json.loads(lake.run_summary_path(settings.runs_dir, refresh.JOB, today).read_text())
+        assert record["forced_by"] == "alice" and record["model_version"] == str(champion.version)
+    finally:
+        MlflowClient().set_model_version_tag(name, champion.version, "promotion", decision)
+    assert "forced" not in refresh.run(settings, today, spark=spark)
