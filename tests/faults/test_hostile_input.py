@@ -88,7 +88,7 @@ def corpus(home):
 
 
 @pytest.mark.slow
-def test_a_hostile_day_is_quarantined_line_by_line_in_bounded_memory(corpus, postgres_db_url):
+def test_a_hostile_day_is_quarantined_line_by_line_in_bounded_memory(corpus, postgres_db_url, spark):
     home = corpus
     # Most of this day is hostile on purpose: let it pass the bad-share gate to show each line.
     env = {**os.environ, "LLMREC_SPARK__DRIVER_MEMORY": "1g", "LLMREC_CLEAN__MAX_BAD_SHARE": "0.5"}
@@ -114,6 +114,16 @@ def test_a_hostile_day_is_quarantined_line_by_line_in_bounded_memory(corpus, pos
     summary = json.loads((home / "lake" / "_runs" / "clean_logs" / "events" / f"ds={D1}.json").read_text())
     assert summary["read"] == 20 + 1 + 3 + 1 + 6 and summary["reconciled"]
     assert quarantine  # every rejected line kept, with its reason
+
+    # The intraday refresh reads the same day as the day in progress: the same lines quarantined
+    # for the same reasons, the same events clean, nothing lost.
+    from llmrec_core.etl.intraday import clean_so_far
+
+    so_far = clean_so_far(spark, load_settings(), dt.date.fromisoformat(D1))
+    assert sorted(zip(so_far.quarantine["reason"].to_pylist(), so_far.quarantine["raw_line"].to_pylist(), strict=True)) == \
+        sorted((r["reason"], r["raw_line"]) for r in table(home, "quarantine") if r["source"] == "events")
+    assert set(so_far.events["event_id"].to_pylist()) == set(clean)
+    assert so_far.read == summary["read"] and so_far.summary(dt.date.fromisoformat(D1), 0.5).reconciled
 
     # What passed publishes to Postgres, the "²" user included.
     from jobs import score
