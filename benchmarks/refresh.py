@@ -29,7 +29,8 @@ depend on the weights, so it is served with ``force`` whatever the gate decided)
 active users one raw file of D with 5 behaviours each (the lake's users first, then users new
 today), and ``jobs.refresh.run`` on it with an already started Spark session. Reports the
 phases of the job, the fixed and per-user parts fitted over N, and the per-user p50/p99 of the
-ranking step (one user at a time), with and without the cross-encoder. Results: ``<work>/refresh.json`` and the sections in ``benchmarks/RESULTS.md``.
+ranking step (one user at a time), with and without the cross-encoder. Results:
+``<work>/refresh.json`` and the sections in ``benchmarks/RESULTS.md``.
 """
 
 from __future__ import annotations

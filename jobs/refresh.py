@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
 from jobs.common import ds_parser, guarded, run_main
-from jobs.score import forced_record, load_version, rerank_head, user_table
+from jobs.score import forced_lines, forced_record, load_version, rerank_head, user_table
 from llmrec_core.data.snapshot import load_item_facets, load_snapshot
 from llmrec_core.days import resolve_day
 from llmrec_core.errors import DataQualityError, LlmrecError, MissingInputError
@@ -162,10 +162,9 @@ def run(settings: Settings, ds: dt.date, until: str | None = None, model_version
 def summary(out: dict) -> str:
     lines, beh = out["lines"], out["behaviours"]
     until = f" until {out['until']}" if out["until"] else ""
-    forced = [f"  FORCED by {out['forced_by']}: the gate did not promote this version ({out['forced_reason']})"] if out.get("forced") else []
     return "\n".join([
         f"refreshed {out['ds']}{until} with version {out['model_version']} ({out['model']}) into {out['warehouse']}:",
-        *forced,
+        *forced_lines(out),
         f"  lines    read={lines['read']:,} clean={lines['clean']:,} quarantined={lines['quarantined']:,} "
         f"duplicates={lines['duplicates']:,} later={lines['later']:,}",
         f"  today    {beh['users']:,} users with {beh['fresh']:,} new behaviours ({beh['new_users']:,} new users; "

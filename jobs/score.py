@@ -139,6 +139,11 @@ def forced_record(mv, forced_by: str | None) -> dict[str, str]:
     return {"forced": "true", "forced_by": forced_by or getpass.getuser(), "forced_reason": why} if why is not None else {}
 
 
+def forced_lines(out: dict) -> list[str]:
+    """The summary's FORCED line for a run that served a refused version (see ``forced_record``)."""
+    return [f"  FORCED by {out['forced_by']}: the gate did not promote this version ({out['forced_reason']})"] if out.get("forced") else []
+
+
 def run(settings: Settings, ds: date, model_version: str | None = None, spark=None, force: bool = False,
         forced_by: str | None = None) -> dict:
     """Score ``ds`` with a version and publish it. ``force`` serves a version the gate refused;
@@ -195,8 +200,7 @@ def run(settings: Settings, ds: date, model_version: str | None = None, spark=No
 
 def summary(out: dict, settings: Settings) -> str:
     lines = [f"published {out['ds']} with {settings.tracking.registered_model} version {out['version']} to {out['warehouse']}:"]
-    if out.get("forced"):
-        lines.append(f"  FORCED by {out['forced_by']}: the gate did not promote this version ({out['forced_reason']})")
+    lines += forced_lines(out)
     lines += [f"  {table:22s} {rows:>10,} rows" for table, rows in out["counts"].items()]
     lines.append(f"  {out['users']:,} users by source: " + ", ".join(f"{k} {v:,} rows" for k, v in out["sources"].items()))
     lines.append(f"  re-ranked: {'yes' if out['reranked'] else 'no'}; {out['seconds']:.1f}s in all, {out['scoring_seconds']:.1f}s scoring")

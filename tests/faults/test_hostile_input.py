@@ -119,11 +119,12 @@ def test_a_hostile_day_is_quarantined_line_by_line_in_bounded_memory(corpus, pos
     # for the same reasons, the same events clean, nothing lost.
     from llmrec_core.etl.intraday import clean_so_far
 
-    so_far = clean_so_far(spark, load_settings(), dt.date.fromisoformat(D1))
+    day = dt.date.fromisoformat(D1)
+    so_far = clean_so_far(spark, load_settings(), day)
     assert sorted(zip(so_far.quarantine["reason"].to_pylist(), so_far.quarantine["raw_line"].to_pylist(), strict=True)) == \
         sorted((r["reason"], r["raw_line"]) for r in table(home, "quarantine") if r["source"] == "events")
     assert set(so_far.events["event_id"].to_pylist()) == set(clean)
-    assert so_far.read == summary["read"] and so_far.summary(dt.date.fromisoformat(D1), 0.5).reconciled
+    assert so_far.read == summary["read"] and so_far.summary(day, 0.5).reconciled
 
     # What passed publishes to Postgres, the "²" user included.
     from jobs import score
@@ -134,7 +135,6 @@ def test_a_hostile_day_is_quarantined_line_by_line_in_bounded_memory(corpus, pos
 
     settings = load_settings()
     settings.warehouse_url = postgres_db_url
-    day = dt.date.fromisoformat(D1)
     snap = load_snapshot(settings, day)
     tracking.setup(settings)
     version = register_popularity(settings, snap, D1)
