@@ -121,7 +121,7 @@ def load_version(settings: Settings, model_version: str | None, ds: date, force:
     if (why := tracking.not_promoted(mv)) is not None:
         if not force:
             raise LlmrecError(f"{name} version {mv.version} was not promoted by the gate ({why}): serving it anyway "
-                              "needs --force (the DAG form's `force`), and is recorded as forced")
+                              "needs --force (in Airflow, the `force` of the llmrec_score form), and is recorded as forced")
         log.warning("serving %s version %s although the gate did not promote it (%s): forced", name, mv.version, why)
     with tempfile.TemporaryDirectory() as tmp:
         bundle = load_bundle(tracking.download_bundle(settings, mv.version, Path(tmp)), gate=False)
