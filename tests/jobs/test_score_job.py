@@ -55,8 +55,11 @@ def trained(tmp_path_factory, spark):
     settings.scoring.user_block = 16  # several blocks even on the toy
     settings.tracking.gate_baselines = ["popularity"]  # the language model's paths (item-kNN wins the toy's validation)
     settings.tracking.system_metrics = False  # the training job's test checks them
+    # The random-weight model's three epochs on this toy land just below popularity with the
+    # default click weight (validation NDCG@10 0.127 against 0.129); these tests need it served.
+    settings.train.bce_weight = 0.5
     out = train.run(settings, last, progress=False)
-    assert out["promoted"]
+    assert out["promoted"], out
     yield home, last, settings
     mp.undo()
 
