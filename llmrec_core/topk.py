@@ -3,7 +3,7 @@
 Every ranked list in llmrec comes from here: the evaluation harness, the nightly scoring job,
 the re-ranker and the similar items. For each block of users and each block of items the
 scores are computed (one matrix multiply in :func:`blocked_topk`, a slice of a score matrix in
-:func:`topk_of_scores`); excluded (user, item) pairs and items that are not allowed are set to
+:func:`topk_of_scores`, the caller's function in :func:`topk_of_blocks`); excluded (user, item) pairs and items that are not allowed are set to
 -inf; the running top-K of each user is merged with the block's top-K. Ties go to the lower
 item index, so every path (CPU, GPU, Spark partitions) returns the same rows.
 
@@ -106,6 +106,17 @@ def blocked_topk(user_vecs: torch.Tensor, item_vecs: torch.Tensor, k: int, *, ex
 
     return _accumulate(block, user_vecs.shape[0], item_vecs.shape[0], k, exclude=exclude, allowed=allowed, scale=scale,
                        bias=bias, row_block=user_block, col_block=item_block, device=user_vecs.device)
+
+
+@torch.no_grad()
+def topk_of_blocks(block_scores, n_rows: int, n_cols: int, k: int, *, exclude: tuple[np.ndarray, np.ndarray] | None = None,
+                   allowed: np.ndarray | None = None, row_block: int = 4096, col_block: int = 65536,
+                   device: torch.device | str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """Top-k columns per row of scores that ``block_scores(r0, r1, lo, hi)`` computes one block
+    at a time (a fresh tensor): the same selection as :func:`blocked_topk`, for scores that are
+    not one scaled product (an item's audience: a user's return rate times p(click))."""
+    return _accumulate(block_scores, n_rows, n_cols, k, exclude=exclude, allowed=allowed, scale=1.0, bias=0.0,
+                       row_block=row_block, col_block=col_block, device=torch.device(device))
 
 
 @torch.no_grad()

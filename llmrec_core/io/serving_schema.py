@@ -120,7 +120,9 @@ _TABLES = {
         {"ds": "The day D of the catalogue and the model.", "item_id": "The item.",
          "rank": "1 = most likely to want the item, then 2, 3 ... without gaps.",
          "user_id": "A user with a history or a profile who has not engaged with the item yet.",
-         "score": "The recommender's score for (user_id, item_id); for the language model, the calibrated click logit.",
+         "score": ("The recommender's score for (user_id, item_id); for the language model, log p(the user comes back "
+                   "within model.return_horizon_days days and clicks the item): the log of the user's return rate, "
+                   "by days since their last behaviour, plus the log of the calibrated click probability."),
          "model_version": _VERSION}),
     FRESH: Described(
         ("Intraday lists of the day in progress, for the users who acted on it so far, written by llmrec refresh; "

@@ -23,9 +23,10 @@ from llmrec_core.models import encoder as lm
 from llmrec_core.models.batches import history_batch, make_segments, train_batch
 from llmrec_core.models.losses import click_bce, sampled_softmax
 from llmrec_core.models.two_tower import TwoTower, TwoTowerConfig, gap_bucket
+from llmrec_core.recommenders import returning
 from llmrec_core.recommenders.base import History, Recommender
 from llmrec_core.settings import ModelSettings, TrainSettings
-from llmrec_core.topk import blocked_topk, transpose_csr
+from llmrec_core.topk import blocked_topk, topk_of_blocks, transpose_csr
 from llmrec_core.training import LoopResult, run_epochs
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class LlmRecommender(Recommender):
         self.result_: LoopResult | None = None
         # Platt scaling (a, c) of the click logit, fitted on a validation window: see ``calibrate``.
         self.calibration: tuple[float, float] = (1.0, 0.0)
+        self.returns_: returning.ReturnRates | None = None  # see ``fit_returns``
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_users_cache": None}  # a broadcast ships the model, not a block's vectors
@@ -159,7 +161,15 @@ class LlmRecommender(Recommender):
         )
         self._cache = self._users_cache = None
         self.fit_cold_start()
+        self.fit_returns(train)
         return self
+
+    def fit_returns(self, train: Interactions) -> None:
+        """The return rates an item's audience is ranked with (``model.return_horizon_days``),
+        learnt from the training events up to their end."""
+        horizon = self.model_settings.return_horizon_days
+        asof = int(train.ts.max()) + 1 if len(train) else 0
+        self.returns_ = returning.fit(train, self.snap_.n_users, asof, horizon) if horizon else None
 
     def fit_cold_start(self) -> None:
         """Fit the text-to-ID map of items without interactions (``model.cold_start: map``)."""
@@ -284,12 +294,27 @@ class LlmRecommender(Recommender):
 
     def audience(self, users: np.ndarray, history: History, asof: np.ndarray, k: int, *,
                  eligible: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Users by ``log p(returns within H days) + log p(click)`` (``returning``), or by the
+        click logit alone for a model without return rates (``return_horizon_days`` 0, or
+        exported before they existed)."""
         users = np.asarray(users, np.int64)
         V = self.all_item_vectors().float()
+        U = self.all_user_vectors(users, history, asof).float()
         engaged = transpose_csr(history.seen(users), V.shape[0])
         scale, bias = self._scale_bias()
-        scores, rows = blocked_topk(V, self.all_user_vectors(users, history, asof).float(), k, exclude=engaged, allowed=eligible,
-                                    scale=scale, bias=bias, user_block=USER_BLOCK)
+        if self.returns_ is None:
+            scores, rows = blocked_topk(V, U, k, exclude=engaged, allowed=eligible, scale=scale, bias=bias, user_block=USER_BLOCK)
+        else:
+            stops = history.indptr[users + 1]
+            last = np.where(stops > history.indptr[users], history.events.ts[np.maximum(stops - 1, 0)], -1) if len(history.events) else np.full(len(users), -1)
+            log_return = torch.from_numpy(self.returns_.log_rate(last, asof)).float().to(U.device)
+
+            def block(i0: int, i1: int, lo: int, hi: int) -> torch.Tensor:
+                click = torch.nn.functional.logsigmoid(V[i0:i1] @ U[lo:hi].T * scale + bias)
+                return click + log_return[lo:hi]
+
+            scores, rows = topk_of_blocks(block, V.shape[0], len(users), k, exclude=engaged, allowed=eligible,
+                                          row_block=USER_BLOCK, col_block=16_384, device=U.device)
         if not self.model_settings.use_text:
             dead = ~self.known_.cpu().numpy()
             scores[dead], rows[dead] = -np.inf, -1
@@ -332,6 +357,7 @@ class LlmRecommender(Recommender):
             "base_encoder_state": base_state,
             "encoder_tuned": self.encoder_ is not None,
             "calibration": list(self.calibration),
+            "return_rates": self.returns_.to_dict() if self.returns_ is not None else None,
             "ds": str(self.snap_.ds),
         }
 
@@ -344,6 +370,8 @@ class LlmRecommender(Recommender):
         ms, ts = ModelSettings(**state["model_settings"]), TrainSettings(**{**state["train_settings"], "device": device})
         rec = cls(ms, ts, name=state["name"])
         rec.calibration = tuple(state.get("calibration", (1.0, 0.0)))
+        rates = state.get("return_rates")
+        rec.returns_ = returning.ReturnRates.from_dict(rates) if rates else None
         old = {item: i for i, item in enumerate(state["item_ids"])}
         rows = np.array([old.get(item, -1) for item in snap.item_ids], np.int64)
         same_text = np.array([r >= 0 and state["item_texts"][r] == t for r, t in zip(rows, snap.item_texts, strict=True)], bool)

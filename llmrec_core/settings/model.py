@@ -54,6 +54,12 @@ class ModelSettings(Section):
     # leaves it without an ID part.
     cold_start: Literal["none", "map"] = "map"
     cold_map_l2: float = Field(1.0, gt=0.0)
+    # An item's audience ranks users by p(returns within this many days) x p(click | user, item),
+    # the return rate learnt from the training events by days since the last behaviour
+    # (llmrec_core/recommenders/returning.py); 0 ranks by p(click) alone. 7 was chosen on
+    # MovieLens-100K's validation window over 3, 7, 14 and 30 (benchmarks/RESULTS.md, "An item's
+    # audience: who comes back").
+    return_horizon_days: int = Field(7, ge=0, le=365)
 
     @field_validator("encoder")
     @classmethod

@@ -260,3 +260,31 @@ def test_calibration_lowers_log_loss_and_keeps_the_ranking(toy):
     top_after = rec.recommend(np.arange(snap.n_users), History.of(ctr.history, snap.n_users), np.full(snap.n_users, cutoff), 5)[1]
     assert np.array_equal(top_before, top_after)
     assert restore(rec.export(), snap, "cpu").calibration == rec.calibration
+
+
+def test_an_items_audience_is_return_rate_times_click_and_travels_with_the_model(toy):
+    from llmrec_core.recommenders.base import Recommender
+    from llmrec_core.topk import topk_of_scores, transpose_csr
+
+    settings, snap, cutoff = toy
+    settings.train.epochs = 2
+    train = snap.events.mask(snap.events.ts < cutoff)
+    rec = _llm(settings).fit(snap, train)
+    assert rec.returns_ is not None and len(np.unique(rec.returns_.rates)) > 1
+    users = np.arange(snap.n_users)
+    history, asof = History.of(train, snap.n_users), np.full(snap.n_users, snap.end_ts)
+    # By hand: log p(returns within 7 days | days since the last behaviour) + log sigmoid(click logit).
+    stops = history.indptr[users + 1]
+    last = np.where(stops > history.indptr[users], train.ts[np.maximum(stops - 1, 0)], -1)
+    click = rec.score(users, history, asof).astype(np.float64)
+    joint = rec.returns_.log_rate(last, asof)[:, None] - np.logaddexp(0, -click)
+    want_s, want = topk_of_scores(joint.T, 4, exclude=transpose_csr(history.seen(users), snap.n_items))
+    got_s, got = rec.audience(users, history, asof, 4)
+    assert np.array_equal(got, want) and np.allclose(got_s, want_s, atol=1e-4)
+    # Without return rates the audience is the click ranking, as for every other recommender.
+    restored = restore(rec.export(), snap, "cpu")
+    assert np.array_equal(restored.returns_.rates, rec.returns_.rates)
+    assert np.array_equal(restored.audience(users, history, asof, 4)[1], got)
+    restored.returns_ = None
+    assert np.array_equal(restored.audience(users, history, asof, 4)[1], Recommender.audience(restored, users, history, asof, 4)[1])
+    assert not np.array_equal(restored.audience(users, history, asof, 4)[1], got)
