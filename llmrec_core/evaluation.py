@@ -19,9 +19,12 @@ import numpy as np
 from llmrec_core import metrics
 from llmrec_core.data.protocols import EvalSplit
 from llmrec_core.data.snapshot import Snapshot
+from llmrec_core.recommenders import returning
 from llmrec_core.recommenders.base import History, Recommender
+from llmrec_core.settings import ModelSettings
 
 log = logging.getLogger(__name__)
+RETURN_HORIZON = ModelSettings.model_fields["return_horizon_days"].default  # the peer of the default audience
 BLOCK = 512
 
 
@@ -128,8 +131,15 @@ def evaluate_cold_items(rec: Recommender, split: EvalSplit, snap: Snapshot, ks: 
     user_lists = [np.array([position[int(i)] for i in row if i >= 0], np.int64) for row in items]
     _, audience_rows = rec.audience(split.users, history, split.asof, max(ks))
     audience = [row[row >= 0] for row in audience_rows[split.items]]
-    # The item side's simple peer: the same most active users (most training events) for every item.
-    active = np.lexsort((np.arange(snap.n_users), -np.bincount(split.train.user, minlength=snap.n_users)))
+    # The item side's simple peers, the same users for every item: the most active (most training
+    # events), and those most likely to come back (the language model's return rates alone, most
+    # active first among equals): what the click model adds to an audience is the gap to the latter.
+    events = np.bincount(split.train.user, minlength=snap.n_users)
+    active = np.lexsort((np.arange(snap.n_users), -events))
+    rates = returning.fit(split.train, snap.n_users, int(split.asof.max()), RETURN_HORIZON)
+    last = np.full(snap.n_users, -1, np.int64)
+    np.maximum.at(last, split.train.user, split.train.ts)
+    coming = np.lexsort((np.arange(snap.n_users), -events, -rates.log_rate(last, np.full(snap.n_users, split.asof.max()))))
     out = {}
     for k in ks:
         vals = [metrics.recall(lst[:k].tolist(), {position[int(i)] for i in split.truth[u]}, k)
@@ -138,6 +148,8 @@ def evaluate_cold_items(rec: Recommender, split: EvalSplit, snap: Snapshot, ks: 
         out[f"cold_random_recall_{k}"] = min(1.0, k / len(split.items)) if len(split.items) else float("nan")
         vals = [metrics.recall(active[:k].tolist(), set(t.tolist()), k) for t in split.item_truth]
         out[f"cold_active_audience_recall_{k}"] = float(np.mean(vals)) if vals else float("nan")
+        vals = [metrics.recall(coming[:k].tolist(), set(t.tolist()), k) for t in split.item_truth]
+        out[f"cold_returning_audience_recall_{k}"] = float(np.mean(vals)) if vals else float("nan")
         vals = [metrics.recall(lst[:k].tolist(), set(t.tolist()), k) for lst, t in zip(audience, split.item_truth, strict=True)]
         out[f"cold_audience_recall_{k}"] = float(np.mean(vals)) if vals else float("nan")
     return out

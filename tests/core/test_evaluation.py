@@ -179,6 +179,20 @@ def test_evaluate_cold_items_unscorable_gets_zero():
     assert out["cold_audience_recall_1"] == out["cold_audience_recall_3"] == 0.0
 
 
+def test_the_audience_peers_are_the_most_active_users_and_those_likely_to_come_back():
+    # User 0: 100 events on the first day, gone since. User 1: one event a day until the cut-off
+    # (day 60), and then the new item 2.
+    cut = 60 * DAY
+    rows = [(0, 0, 1, i * 600) for i in range(100)]
+    rows += [(1, 1, 1, d * DAY + 3600) for d in range(60)] + [(1, 2, 1, cut + 1)]
+    events = make(rows)
+    split = cold_items(events, 2, 3, cut, 5)
+    assert split.items.tolist() == [2]
+    out = evaluate_cold_items(Fixed(np.zeros((2, 3))), split, snapshot(2, 3, events), [1])
+    assert out["cold_active_audience_recall_1"] == 0.0  # user 0 has more events
+    assert out["cold_returning_audience_recall_1"] == 1.0  # user 1 came back every day; user 0 never did
+
+
 # --- ctr ----------------------------------------------------------------------------------------
 
 CTR_ROWS = [(0, 0, 1, C + 1), (0, 1, 0, C + 2), (1, 2, 1, C + 1), (1, 3, 0, C + 2), (1, 1, -1, C + 3)]
