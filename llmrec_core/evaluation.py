@@ -136,10 +136,10 @@ def evaluate_cold_items(rec: Recommender, split: EvalSplit, snap: Snapshot, ks: 
     # active first among equals): what the click model adds to an audience is the gap to the latter.
     events = np.bincount(split.train.user, minlength=snap.n_users)
     active = np.lexsort((np.arange(snap.n_users), -events))
-    rates = returning.fit(split.train, snap.n_users, int(split.asof.max()), RETURN_HORIZON)
-    last = np.full(snap.n_users, -1, np.int64)
-    np.maximum.at(last, split.train.user, split.train.ts)
-    coming = np.lexsort((np.arange(snap.n_users), -events, -rates.log_rate(last, np.full(snap.n_users, split.asof.max()))))
+    asof = int(split.asof.max())
+    rates = returning.fit(split.train, snap.n_users, asof, RETURN_HORIZON)
+    last = History.of(split.train, snap.n_users).last_ts(np.arange(snap.n_users))
+    coming = np.lexsort((np.arange(snap.n_users), -events, -rates.log_rate(last, np.full(snap.n_users, asof))))
     out = {}
     for k in ks:
         vals = [metrics.recall(lst[:k].tolist(), {position[int(i)] for i in split.truth[u]}, k)

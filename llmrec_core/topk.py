@@ -3,7 +3,7 @@
 Every ranked list in llmrec comes from here: the evaluation harness, the nightly scoring job,
 the re-ranker and the similar items. For each block of users and each block of items the
 scores are computed (one matrix multiply in :func:`blocked_topk`, a slice of a score matrix in
-:func:`topk_of_scores`, the caller's function in :func:`topk_of_blocks`); excluded (user, item) pairs and items that are not allowed are set to
+:func:`topk_of_scores`, a matrix multiply and a log-probability in :func:`joint_topk`); excluded (user, item) pairs and items that are not allowed are set to
 -inf; the running top-K of each user is merged with the block's top-K. Ties go to the lower
 item index, so every path (CPU, GPU, Spark partitions) returns the same rows.
 
@@ -109,14 +109,20 @@ def blocked_topk(user_vecs: torch.Tensor, item_vecs: torch.Tensor, k: int, *, ex
 
 
 @torch.no_grad()
-def topk_of_blocks(block_scores, n_rows: int, n_cols: int, k: int, *, exclude: tuple[np.ndarray, np.ndarray] | None = None,
-                   allowed: np.ndarray | None = None, row_block: int = 4096, col_block: int = 65536,
-                   device: torch.device | str = "cpu") -> tuple[np.ndarray, np.ndarray]:
-    """Top-k columns per row of scores that ``block_scores(r0, r1, lo, hi)`` computes one block
-    at a time (a fresh tensor): the same selection as :func:`blocked_topk`, for scores that are
-    not one scaled product (an item's audience: a user's return rate times p(click))."""
-    return _accumulate(block_scores, n_rows, n_cols, k, exclude=exclude, allowed=allowed, scale=1.0, bias=0.0,
-                       row_block=row_block, col_block=col_block, device=torch.device(device))
+def joint_topk(row_vecs: torch.Tensor, col_vecs: torch.Tensor, col_log_prior: torch.Tensor, k: int, *,
+               exclude: tuple[np.ndarray, np.ndarray] | None = None, allowed: np.ndarray | None = None,
+               scale: float = 1.0, bias: float = 0.0, row_block: int = 4096,
+               col_block: int = 16_384) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k columns per row by ``col_log_prior[c] + log sigmoid(<r, c> * scale + bias)``: the log
+    of a probability that is the column's prior times a click probability (an item's audience:
+    each user's return rate times p(click)). The same selection as :func:`blocked_topk`."""
+
+    def block(r0: int, r1: int, lo: int, hi: int) -> torch.Tensor:
+        s = torch.matmul(row_vecs[r0:r1], col_vecs[lo:hi].T)
+        return torch.nn.functional.logsigmoid(s.mul_(scale).add_(bias)).add_(col_log_prior[lo:hi])
+
+    return _accumulate(block, row_vecs.shape[0], col_vecs.shape[0], k, exclude=exclude, allowed=allowed, scale=1.0,
+                       bias=0.0, row_block=row_block, col_block=col_block, device=row_vecs.device)
 
 
 @torch.no_grad()

@@ -54,6 +54,14 @@ class History:
     def length(self, users: np.ndarray) -> np.ndarray:
         return self.indptr[users + 1] - self.indptr[users]
 
+    def last_ts(self, users: np.ndarray) -> np.ndarray:
+        """Each user's latest behaviour time (the history is time-ordered), -1 for none."""
+        users = np.asarray(users, np.int64)
+        starts, stops = self.indptr[users], self.indptr[users + 1]
+        if not len(self.events):
+            return np.full(len(users), -1, np.int64)
+        return np.where(stops > starts, self.events.ts[np.maximum(stops - 1, 0)], -1)
+
     def seen(self, users: np.ndarray) -> CSR:
         """Each user's history items as CSR over ``users``: what is never recommended again."""
         return csr_rows((self.indptr, self.events.item), np.asarray(users, np.int64))

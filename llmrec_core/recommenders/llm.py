@@ -26,7 +26,7 @@ from llmrec_core.models.two_tower import TwoTower, TwoTowerConfig, gap_bucket
 from llmrec_core.recommenders import returning
 from llmrec_core.recommenders.base import History, Recommender
 from llmrec_core.settings import ModelSettings, TrainSettings
-from llmrec_core.topk import blocked_topk, topk_of_blocks, transpose_csr
+from llmrec_core.topk import blocked_topk, joint_topk, transpose_csr
 from llmrec_core.training import LoopResult, run_epochs
 
 log = logging.getLogger(__name__)
@@ -305,16 +305,9 @@ class LlmRecommender(Recommender):
         if self.returns_ is None:
             scores, rows = blocked_topk(V, U, k, exclude=engaged, allowed=eligible, scale=scale, bias=bias, user_block=USER_BLOCK)
         else:
-            stops = history.indptr[users + 1]
-            last = np.where(stops > history.indptr[users], history.events.ts[np.maximum(stops - 1, 0)], -1) if len(history.events) else np.full(len(users), -1)
-            log_return = torch.from_numpy(self.returns_.log_rate(last, asof)).float().to(U.device)
-
-            def block(i0: int, i1: int, lo: int, hi: int) -> torch.Tensor:
-                click = torch.nn.functional.logsigmoid(V[i0:i1] @ U[lo:hi].T * scale + bias)
-                return click + log_return[lo:hi]
-
-            scores, rows = topk_of_blocks(block, V.shape[0], len(users), k, exclude=engaged, allowed=eligible,
-                                          row_block=USER_BLOCK, col_block=16_384, device=U.device)
+            log_return = torch.from_numpy(self.returns_.log_rate(history.last_ts(users), asof)).float().to(U.device)
+            scores, rows = joint_topk(V, U, log_return, k, exclude=engaged, allowed=eligible, scale=scale, bias=bias,
+                                      row_block=USER_BLOCK)
         if not self.model_settings.use_text:
             dead = ~self.known_.cpu().numpy()
             scores[dead], rows[dead] = -np.inf, -1

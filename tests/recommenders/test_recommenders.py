@@ -274,8 +274,7 @@ def test_an_items_audience_is_return_rate_times_click_and_travels_with_the_model
     users = np.arange(snap.n_users)
     history, asof = History.of(train, snap.n_users), np.full(snap.n_users, snap.end_ts)
     # By hand: log p(returns within 7 days | days since the last behaviour) + log sigmoid(click logit).
-    stops = history.indptr[users + 1]
-    last = np.where(stops > history.indptr[users], train.ts[np.maximum(stops - 1, 0)], -1)
+    last = np.array([train.ts[history.rows(u)].max() if history.length(np.array([u]))[0] else -1 for u in users])
     click = rec.score(users, history, asof).astype(np.float64)
     joint = rec.returns_.log_rate(last, asof)[:, None] - np.logaddexp(0, -click)
     want_s, want = topk_of_scores(joint.T, 4, exclude=transpose_csr(history.seen(users), snap.n_items))
