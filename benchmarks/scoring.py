@@ -14,6 +14,11 @@ produce the top K items of every user; each runs in a fresh child process so its
   sink, on ``local[*]``. ALS excludes nothing. Only the recommendation step is timed.
 
 Results: ``benchmarks/_work/scoring.json`` and the ``scoring`` section of ``benchmarks/RESULTS.md``.
+
+``--audience`` times an item's audience instead (the top K users of every item, what
+``item_audience`` holds), both ways the language model can rank it: by the click logit alone
+(``blocked_topk`` over items x users) and by a return rate times p(click) (``joint_topk``: the
+same multiply, a log-sigmoid and a per-user prior), into the ``scoring-audience`` section.
 """
 
 from __future__ import annotations
@@ -47,6 +52,29 @@ def child_llmrec(users: int, items: int, dim: int, k: int) -> dict:
     scores, top = blocked_topk(u, v, k, exclude=seen)
     seconds = time.perf_counter() - start
     assert top.shape == (users, k) and (top >= 0).all()
+    return {"seconds": seconds}
+
+
+def child_audience(users: int, items: int, dim: int, k: int, joint: bool) -> dict:
+    import numpy as np
+    import torch
+
+    from llmrec_core.topk import blocked_topk, joint_topk
+
+    gen = torch.Generator().manual_seed(0)
+    u = torch.nn.functional.normalize(torch.randn(users, dim, generator=gen), dim=1)
+    v = torch.nn.functional.normalize(torch.randn(items, dim, generator=gen), dim=1)
+    rng = np.random.default_rng(0)
+    # Each item's users who engaged with it: SEEN_PER_USER per user, by item.
+    engaged = (np.arange(items + 1, dtype=np.int64) * (users * SEEN_PER_USER // items), rng.integers(0, users, items * (users * SEEN_PER_USER // items)))
+    log_return = torch.from_numpy(np.log(rng.uniform(0.01, 0.5, users))).float()
+    start = time.perf_counter()
+    if joint:
+        scores, top = joint_topk(v, u, log_return, k, exclude=engaged, scale=3.0, bias=1.0)
+    else:
+        scores, top = blocked_topk(v, u, k, exclude=engaged, scale=3.0, bias=1.0)
+    seconds = time.perf_counter() - start
+    assert top.shape == (items, k) and (top >= 0).all()
     return {"seconds": seconds}
 
 
@@ -93,13 +121,18 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--k", type=int, default=50)
     parser.add_argument("--als-timeout", type=float, default=1200)
-    parser.add_argument("--child", choices=["llmrec", "als"])
+    parser.add_argument("--audience", action="store_true", help="time an item's audience (click alone, return x click)")
+    parser.add_argument("--child", choices=["llmrec", "als", "click", "joint"])
     parser.add_argument("size", nargs="?")
     args = parser.parse_args()
     if args.child:
         users, items = map(int, args.size.split("x"))
-        fn = child_llmrec if args.child == "llmrec" else child_als
-        print(json.dumps(fn(users, items, args.dim, args.k)))
+        children = {"llmrec": child_llmrec, "als": child_als,
+                    "click": lambda *a: child_audience(*a, joint=False), "joint": lambda *a: child_audience(*a, joint=True)}
+        print(json.dumps(children[args.child](users, items, args.dim, args.k)))
+        return
+    if args.audience:
+        audience(args)
         return
     rows = []
     for size in args.sizes.split(","):
@@ -112,6 +145,27 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     (work / "scoring.json").write_text(json.dumps(rows, indent=2))
     write_section("scoring", "Scoring throughput", table(rows, args))
+
+
+def audience(args) -> None:
+    rows = []
+    for size in args.sizes.split(","):
+        users, items = map(int, size.split("x"))
+        for kind in ("click", "joint"):
+            rows.append({"ranking": kind, "users": users, "items": items, **run_one(kind, users, items, args.dim, args.k, 0)})
+            print(json.dumps(rows[-1]), flush=True)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    lines = [f"Machine: {machine()}; no GPU. Commit {commit}. d = {args.dim}, K = {args.k} users per item, "
+             f"{SEEN_PER_USER} engaged items per user excluded; `python benchmarks/scoring.py --audience --sizes {args.sizes} "
+             f"--dim {args.dim} --k {args.k}`.", "",
+             "| users x items | audience ranked by | s | pairs/s | peak RSS GiB | against the click alone |", "|---|---|---:|---:|---:|---:|"]
+    click = {(r["users"], r["items"]): r["seconds"] for r in rows if r["ranking"] == "click"}
+    for r in rows:
+        ratio = f"{r['seconds'] / click[(r['users'], r['items'])]:.2f}x" if r["ranking"] == "joint" else ""
+        name = "return rate x p(click) (`joint_topk`)" if r["ranking"] == "joint" else "click logit (`blocked_topk`)"
+        lines.append(f"| {r['users']:,} x {r['items']:,} | {name} | {r['seconds']:.1f} | {r['pairs_per_s']:.3g} | "
+                     f"{r['peak_rss_gib']:.2f} | {ratio} |")
+    write_section("scoring-audience", "Audience throughput", "\n".join(lines))
 
 
 def table(rows: list[dict], args) -> str:
