@@ -17,8 +17,9 @@ Results: ``benchmarks/_work/scoring.json`` and the ``scoring`` section of ``benc
 
 ``--audience`` times an item's audience instead (the top K users of every item, what
 ``item_audience`` holds), both ways the language model can rank it: by the click logit alone
-(``blocked_topk`` over items x users) and by a return rate times p(click) (``joint_topk``: the
-same multiply, a log-sigmoid and a per-user prior), into the ``scoring-audience`` section.
+(``blocked_topk`` over items x users) and by a return rate times p(click) (``joint_topk``: one
+``blocked_topk`` per bucket of return rates, ten of them, merged), into the ``scoring-audience``
+section.
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ def child_audience(users: int, items: int, dim: int, k: int, joint: bool) -> dic
     rng = np.random.default_rng(0)
     # Each item's users who engaged with it: SEEN_PER_USER per user, by item.
     engaged = (np.arange(items + 1, dtype=np.int64) * (users * SEEN_PER_USER // items), rng.integers(0, users, items * (users * SEEN_PER_USER // items)))
-    log_return = torch.from_numpy(np.log(rng.uniform(0.01, 0.5, users))).float()
+    # Return rates take one value per bucket of days since the last behaviour: ten of them.
+    log_return = np.log(rng.choice(np.linspace(0.01, 0.5, 10), users))
     start = time.perf_counter()
     if joint:
         scores, top = joint_topk(v, u, log_return, k, exclude=engaged, scale=3.0, bias=1.0)

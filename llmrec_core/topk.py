@@ -109,20 +109,45 @@ def blocked_topk(user_vecs: torch.Tensor, item_vecs: torch.Tensor, k: int, *, ex
 
 
 @torch.no_grad()
-def joint_topk(row_vecs: torch.Tensor, col_vecs: torch.Tensor, col_log_prior: torch.Tensor, k: int, *,
+def joint_topk(row_vecs: torch.Tensor, col_vecs: torch.Tensor, col_log_prior: np.ndarray, k: int, *,
                exclude: tuple[np.ndarray, np.ndarray] | None = None, allowed: np.ndarray | None = None,
                scale: float = 1.0, bias: float = 0.0, row_block: int = 4096,
-               col_block: int = 16_384) -> tuple[np.ndarray, np.ndarray]:
+               col_block: int = 65536) -> tuple[np.ndarray, np.ndarray]:
     """Top-k columns per row by ``col_log_prior[c] + log sigmoid(<r, c> * scale + bias)``: the log
     of a probability that is the column's prior times a click probability (an item's audience:
-    each user's return rate times p(click)). The same selection as :func:`blocked_topk`."""
+    each user's return rate times p(click)), as (scores [R, k] float32, columns [R, k]).
 
-    def block(r0: int, r1: int, lo: int, hi: int) -> torch.Tensor:
-        s = torch.matmul(row_vecs[r0:r1], col_vecs[lo:hi].T)
-        return torch.nn.functional.logsigmoid(s.mul_(scale).add_(bias)).add_(col_log_prior[lo:hi])
-
-    return _accumulate(block, row_vecs.shape[0], col_vecs.shape[0], k, exclude=exclude, allowed=allowed, scale=1.0,
-                       bias=0.0, row_block=row_block, col_block=col_block, device=row_vecs.device)
+    The prior takes a few values (one per bucket of return rates). Within the columns that share
+    one, the order is the click logit's, so each group runs through :func:`blocked_topk` and the
+    groups' k best are merged: the cost of one :func:`blocked_topk` over all columns, with no
+    transcendental function over the whole matrix. Ties go to the higher click logit, then to
+    the lower column."""
+    prior = np.asarray(col_log_prior, np.float64)
+    n_rows, n_cols = row_vecs.shape[0], col_vecs.shape[0]
+    out_s, out_i = np.full((n_rows, k), -np.inf, np.float32), np.full((n_rows, k), -1, np.int64)
+    if not n_rows or not n_cols:
+        return out_s, out_i
+    found_s, found_c = [], []
+    for value in np.unique(prior):
+        cols = np.flatnonzero(prior == value)
+        local = None
+        if exclude is not None:  # the exclusions of this group's columns, in its own numbering
+            position = np.full(n_cols, -1, np.int64)
+            position[cols] = np.arange(len(cols))
+            mapped = position[exclude[1]]
+            kept = np.concatenate([[0], np.cumsum(mapped >= 0)])
+            local = (kept[exclude[0]], mapped[mapped >= 0])
+        s, c = blocked_topk(row_vecs, col_vecs[torch.from_numpy(cols).to(col_vecs.device)], k, exclude=local,
+                            allowed=None if allowed is None else np.asarray(allowed, bool)[cols], scale=scale, bias=bias,
+                            user_block=row_block, item_block=col_block)
+        found_s.append(value + torch.nn.functional.logsigmoid(torch.from_numpy(s).double()).numpy())
+        found_c.append(np.where(c >= 0, cols[np.maximum(c, 0)], n_cols))  # padding sorts last
+    best_s, best_c = sort_top(torch.from_numpy(np.concatenate(found_s, 1)), torch.from_numpy(np.concatenate(found_c, 1)), k)
+    best_s, best_c = best_s.numpy(), best_c.numpy()
+    found = np.isfinite(best_s)
+    out_s[:, : best_s.shape[1]] = np.where(found, best_s, -np.inf)
+    out_i[:, : best_c.shape[1]] = np.where(found, best_c, -1)
+    return out_s, out_i
 
 
 @torch.no_grad()

@@ -305,7 +305,7 @@ class LlmRecommender(Recommender):
         if self.returns_ is None:
             scores, rows = blocked_topk(V, U, k, exclude=engaged, allowed=eligible, scale=scale, bias=bias, user_block=USER_BLOCK)
         else:
-            log_return = torch.from_numpy(self.returns_.log_rate(history.last_ts(users), asof)).float().to(U.device)
+            log_return = self.returns_.log_rate(history.last_ts(users), asof)
             scores, rows = joint_topk(V, U, log_return, k, exclude=engaged, allowed=eligible, scale=scale, bias=bias,
                                       row_block=USER_BLOCK)
         if not self.model_settings.use_text:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from llmrec_core.topk import blocked_topk, topk_of_scores
+from llmrec_core.topk import blocked_topk, joint_topk, topk_of_scores
 
 
 def _naive(u, v, k, seen, allowed):
@@ -37,6 +37,30 @@ def test_blocked_topk_matches_naive(user_block, item_block):
     exp_s, exp_i = _naive(u, v, 5, seen, allowed)
     assert np.array_equal(items, exp_i)
     assert np.allclose(scores, exp_s, atol=1e-5)
+
+
+@pytest.mark.parametrize("row_block,col_block", [(4096, 65536), (3, 7)])
+def test_joint_topk_ranks_by_prior_times_click_as_the_full_matrix_does(row_block, col_block):
+    rng = np.random.default_rng(1)
+    rows, cols = rng.normal(size=(9, 4)).astype(np.float32), rng.normal(size=(31, 4)).astype(np.float32)
+    prior = np.log(rng.choice([0.05, 0.2, 0.6], size=31))  # a few values, as return rates per bucket are
+    seen = [rng.choice(31, size=rng.integers(0, 8), replace=False) for _ in range(9)]
+    indptr = np.concatenate([[0], np.cumsum([len(s) for s in seen])])
+    allowed = np.ones(31, bool)
+    allowed[[0, 12, 30]] = False
+    scores, picked = joint_topk(torch.from_numpy(rows), torch.from_numpy(cols), prior, 6, exclude=(indptr, np.concatenate(seen)),
+                                allowed=allowed, scale=2.0, bias=0.5, row_block=row_block, col_block=col_block)
+    full = prior[None, :] - np.logaddexp(0, -(rows.astype(np.float64) @ cols.T.astype(np.float64) * 2.0 + 0.5))
+    want_s, want = topk_of_scores(full, 6, exclude=(indptr, np.concatenate(seen)), allowed=allowed)
+    assert np.array_equal(picked, want)
+    assert np.allclose(scores, want_s, atol=1e-5)
+    # The prior decides between users the click model finds alike: with a flat prior, the click order.
+    flat_s, flat = joint_topk(torch.from_numpy(rows), torch.from_numpy(cols), np.zeros(31), 6)
+    assert np.array_equal(flat, blocked_topk(torch.from_numpy(rows), torch.from_numpy(cols), 6, scale=1.0)[1])
+    assert not np.array_equal(flat, joint_topk(torch.from_numpy(rows), torch.from_numpy(cols), prior, 6)[1])
+    # Fewer candidates than k pad with (-inf, -1).
+    few_s, few = joint_topk(torch.from_numpy(rows), torch.from_numpy(cols), prior, 6, allowed=np.arange(31) < 4)
+    assert (few[:, 4:] == -1).all() and np.isneginf(few_s[:, 4:]).all() and (few[:, :4] >= 0).all()
 
 
 def test_fewer_candidates_than_k_pad_with_minus_one():
