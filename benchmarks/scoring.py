@@ -156,8 +156,7 @@ def audience(args) -> None:
         for kind in ("click", "joint"):
             rows.append({"ranking": kind, "users": users, "items": items, **run_one(kind, users, items, args.dim, args.k, 0)})
             print(json.dumps(rows[-1]), flush=True)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    lines = [f"Machine: {machine()}; no GPU. Commit {commit}. d = {args.dim}, K = {args.k} users per item, "
+    lines = [f"Machine: {machine()}; no GPU. Commit {_commit()}. d = {args.dim}, K = {args.k} users per item, "
              f"{SEEN_PER_USER} engaged items per user excluded; `python benchmarks/scoring.py --audience --sizes {args.sizes} "
              f"--dim {args.dim} --k {args.k}`.", "",
              "| users x items | audience ranked by | s | pairs/s | peak RSS GiB | against the click alone |", "|---|---|---:|---:|---:|---:|"]
@@ -170,9 +169,12 @@ def audience(args) -> None:
     write_section("scoring-audience", "Audience throughput", "\n".join(lines))
 
 
+def _commit() -> str:
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+
 def table(rows: list[dict], args) -> str:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    lines = [f"Machine: {machine()}; no GPU. Commit {commit}. d = {args.dim}, K = {args.k}; "
+    lines = [f"Machine: {machine()}; no GPU. Commit {_commit()}. d = {args.dim}, K = {args.k}; "
              f"`python benchmarks/scoring.py` (`make scoring-bench`).", "",
              "| users x items | scorer | scoring s | pairs/s | peak RSS GiB (process tree) | speed-up vs ALS |",
              "|---|---|---:|---:|---:|---:|"]

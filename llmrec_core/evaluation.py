@@ -138,7 +138,7 @@ def evaluate_cold_items(rec: Recommender, split: EvalSplit, snap: Snapshot, ks: 
     active = np.lexsort((np.arange(snap.n_users), -events))
     asof = int(split.asof.max())
     rates = returning.fit(split.train, snap.n_users, asof, RETURN_HORIZON)
-    last = History.of(split.train, snap.n_users).last_ts(np.arange(snap.n_users))
+    last = history.last_ts(np.arange(snap.n_users))  # where each user stands at the cut-off, as ``audience`` reads it
     coming = np.lexsort((np.arange(snap.n_users), -events, -rates.log_rate(last, np.full(snap.n_users, asof))))
     out = {}
     for k in ks:

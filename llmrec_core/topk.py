@@ -3,9 +3,10 @@
 Every ranked list in llmrec comes from here: the evaluation harness, the nightly scoring job,
 the re-ranker and the similar items. For each block of users and each block of items the
 scores are computed (one matrix multiply in :func:`blocked_topk`, a slice of a score matrix in
-:func:`topk_of_scores`, a matrix multiply and a log-probability in :func:`joint_topk`); excluded (user, item) pairs and items that are not allowed are set to
--inf; the running top-K of each user is merged with the block's top-K. Ties go to the lower
-item index, so every path (CPU, GPU, Spark partitions) returns the same rows.
+:func:`topk_of_scores`; :func:`joint_topk` runs :func:`blocked_topk` per group of columns and
+merges); excluded (user, item) pairs and items that are not allowed are set to -inf; the
+running top-K of each user is merged with the block's top-K. Ties go to the lower item index,
+so every path (CPU, GPU, Spark partitions) returns the same rows.
 
 Exclusions are CSR ``(indptr, indices)`` over the rows being ranked; ``allowed`` a boolean mask
 over the columns. Rows with fewer than k candidates end in (-inf, -1).
@@ -124,9 +125,9 @@ def joint_topk(row_vecs: torch.Tensor, col_vecs: torch.Tensor, col_log_prior: np
     the lower column."""
     prior = np.asarray(col_log_prior, np.float64)
     n_rows, n_cols = row_vecs.shape[0], col_vecs.shape[0]
-    out_s, out_i = np.full((n_rows, k), -np.inf, np.float32), np.full((n_rows, k), -1, np.int64)
     if not n_rows or not n_cols:
-        return out_s, out_i
+        return np.full((n_rows, k), -np.inf, np.float32), np.full((n_rows, k), -1, np.int64)
+    allowed = None if allowed is None else np.asarray(allowed, bool)
     found_s, found_c = [], []
     for value in np.unique(prior):
         cols = np.flatnonzero(prior == value)
@@ -138,16 +139,15 @@ def joint_topk(row_vecs: torch.Tensor, col_vecs: torch.Tensor, col_log_prior: np
             kept = np.concatenate([[0], np.cumsum(mapped >= 0)])
             local = (kept[exclude[0]], mapped[mapped >= 0])
         s, c = blocked_topk(row_vecs, col_vecs[torch.from_numpy(cols).to(col_vecs.device)], k, exclude=local,
-                            allowed=None if allowed is None else np.asarray(allowed, bool)[cols], scale=scale, bias=bias,
+                            allowed=None if allowed is None else allowed[cols], scale=scale, bias=bias,
                             user_block=row_block, item_block=col_block)
         found_s.append(value + torch.nn.functional.logsigmoid(torch.from_numpy(s).double()).numpy())
         found_c.append(np.where(c >= 0, cols[np.maximum(c, 0)], n_cols))  # padding sorts last
+    # Every group gave k columns (padded), so the merge gives k.
     best_s, best_c = sort_top(torch.from_numpy(np.concatenate(found_s, 1)), torch.from_numpy(np.concatenate(found_c, 1)), k)
     best_s, best_c = best_s.numpy(), best_c.numpy()
     found = np.isfinite(best_s)
-    out_s[:, : best_s.shape[1]] = np.where(found, best_s, -np.inf)
-    out_i[:, : best_c.shape[1]] = np.where(found, best_c, -1)
-    return out_s, out_i
+    return np.where(found, best_s, -np.inf).astype(np.float32), np.where(found, best_c, -1)
 
 
 @torch.no_grad()
