@@ -87,7 +87,7 @@ COLUMNS = {
                  "ndcg_10_cold_users", "recall_20_cold_users", "coverage_10", "novelty_10", "diversity_10", "popularity_bias_10"],
     "cold_items": ["cold_recall_10", "cold_recall_20", "cold_random_recall_20", "cold_audience_recall_20",
                    "cold_active_audience_recall_20", "cold_returning_audience_recall_20"],
-    "ctr": ["auc", "user_auc", "log_loss", "ece"],
+    "ctr": ["auc", "user_auc", "log_loss", "ece", "base_rate_log_loss", "item_share_auc", "item_share_log_loss"],
 }
 NO_MAP = "llmrec_no_cold_map"  # the same fitted model without the text-to-ID map of cold items
 RERANK = f"{zoo.MODEL}_rerank"

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from llmrec_core import metrics
+from llmrec_core.data.interactions import Interactions
 from llmrec_core.data.protocols import EvalSplit
 from llmrec_core.data.snapshot import Snapshot
 from llmrec_core.recommenders import returning
@@ -25,6 +26,10 @@ from llmrec_core.settings import ModelSettings
 
 log = logging.getLogger(__name__)
 RETURN_HORIZON = ModelSettings.model_fields["return_horizon_days"].default  # the peer of the default audience
+# Labels that pull an item's share of positives towards the overall share (chosen on the
+# MovieLens-100K validation window among 2, 5, 10 and 20; benchmarks/RESULTS.md, "What the
+# click probability knows").
+ITEM_SHARE_PRIOR = 2
 BLOCK = 512
 
 
@@ -177,7 +182,7 @@ def per_user_ndcg(rec: Recommender, split: EvalSplit, snap: Snapshot, k: int) ->
 
 
 def evaluate_ctr(rec: Recommender, split: EvalSplit, snap: Snapshot) -> dict[str, float]:
-    users, _, labels = split.pairs
+    users, items, labels = split.pairs
     scores = pair_scores(rec, split, snap)
     finite = np.isfinite(scores)
     # Unscorable pairs rank below every scored one.
@@ -187,7 +192,23 @@ def evaluate_ctr(rec: Recommender, split: EvalSplit, snap: Snapshot) -> dict[str
     if rec.probabilistic:
         probs = 1.0 / (1.0 + np.exp(-ranked.astype(np.float64)))
         out["log_loss"], out["ece"] = metrics.log_loss(labels, probs), metrics.ece(labels, probs)
+    # The simple peers on the same pairs, the same for every model: the best constant (the
+    # window's own share of positives), whose log loss a probability must beat; and each item's
+    # share of positive labels in training, which knows nothing of the user.
+    share = item_positive_share(split.train, snap.n_items)[items]
+    out["base_rate_log_loss"] = metrics.log_loss(labels, np.full(len(labels), labels.mean()))
+    out["item_share_auc"], out["item_share_log_loss"] = metrics.auc(labels, share), metrics.log_loss(labels, share)
     return out
+
+
+def item_positive_share(train: Interactions, n_items: int) -> np.ndarray:
+    """Each item's share of positive labels among its labelled training events, pulled towards
+    the share over all items by ``ITEM_SHARE_PRIOR`` labels (an item without any: that share)."""
+    labelled = train.label >= 0
+    items, positive = train.item[labelled], (train.label[labelled] == 1).astype(np.float64)
+    overall = float(positive.mean()) if len(positive) else 0.5
+    hits = np.bincount(items, positive, minlength=n_items)
+    return (hits + ITEM_SHARE_PRIOR * overall) / (np.bincount(items, minlength=n_items) + ITEM_SHARE_PRIOR)
 
 
 def calibrate(rec: Recommender, split: EvalSplit, snap: Snapshot) -> tuple[float, float]:

@@ -12,6 +12,7 @@ from llmrec_core.data.interactions import Interactions, KindVocab
 from llmrec_core.data.protocols import DAY, cold_items, ctr, loo, temporal
 from llmrec_core.data.snapshot import Snapshot
 from llmrec_core.evaluation import (
+    ITEM_SHARE_PRIOR,
     evaluate,
     evaluate_cold_items,
     evaluate_ctr,
@@ -204,7 +205,7 @@ def test_evaluate_ctr_auc():
     split = ctr(events, 2, C, 5)
     out = evaluate_ctr(Fixed(CTR_SCORES), split, snapshot(2, 4, events))
     # Positives {2.0, 0.6} vs negatives {1.0, 0.5}: 3 of 4 pairs ordered. Per user both are ordered.
-    assert out == {"auc": pytest.approx(0.75), "user_auc": pytest.approx(1.0)}
+    assert (out["auc"], out["user_auc"]) == (pytest.approx(0.75), pytest.approx(1.0))
 
 
 def test_evaluate_ctr_unscorable_pairs_rank_last():
@@ -213,7 +214,7 @@ def test_evaluate_ctr_unscorable_pairs_rank_last():
     scores = [[2.0, 1.0, 0.0, 0.0], [0.0, 0.0, NEG, 0.5]]  # user 1's positive cannot be scored
     out = evaluate_ctr(Fixed(scores), split, snapshot(2, 4, events))
     # Positives {2.0, floor} vs negatives {1.0, 0.5}: 2 of 4; user 1 is fully inverted.
-    assert out == {"auc": pytest.approx(0.5), "user_auc": pytest.approx(0.5)}
+    assert (out["auc"], out["user_auc"]) == (pytest.approx(0.5), pytest.approx(0.5))
 
 
 def test_evaluate_ctr_log_loss_only_when_probabilistic():
@@ -230,6 +231,23 @@ def test_evaluate_ctr_log_loss_only_when_probabilistic():
     expected = -(math.log(sig(2.0)) + math.log(1 - sig(1.0)) + math.log(sig(0.6)) + math.log(1 - sig(0.5))) / 4
     assert out["log_loss"] == pytest.approx(expected)  # 0.7129...
     assert out["auc"] == pytest.approx(0.75)
+
+
+def test_the_click_peers_are_the_best_constant_and_each_items_share_of_positives():
+    # Training labels: item 0 liked 3 of 3 times, item 1 disliked twice, item 2 only seen (-1), so
+    # 3 of 5 labels are positive and each item's share is pulled towards 0.6 by the prior's labels.
+    before = [(0, 0, 1, C - 30), (0, 0, 1, C - 20), (1, 0, 1, C - 10), (0, 1, 0, C - 9), (1, 1, 0, C - 8), (0, 2, -1, C - 7)]
+    events = make(before + CTR_ROWS)
+    split = ctr(events, 2, C, 5)
+    out = evaluate_ctr(Fixed(CTR_SCORES, probabilistic=True), split, snapshot(2, 4, events))
+    prior = ITEM_SHARE_PRIOR
+    liked, disliked = (3 + prior * 0.6) / (3 + prior), (0 + prior * 0.6) / (2 + prior)
+    # Pairs (item, label): (0, 1), (1, 0), (2, 1), (3, 0) -> shares liked, disliked, 0.6, 0.6.
+    # Positives {liked, 0.6} against negatives {disliked, 0.6}: three ordered and one tie.
+    assert out["item_share_auc"] == pytest.approx(3.5 / 4)
+    assert out["item_share_log_loss"] == pytest.approx(-(math.log(liked) + math.log(1 - disliked) + math.log(0.6) + math.log(0.4)) / 4)
+    assert out["base_rate_log_loss"] == pytest.approx(math.log(2))  # two of the four pairs are positive
+    assert out["auc"] == pytest.approx(0.75)  # the model's own figures are untouched by the peers
 
 
 def test_evaluate_rejects_unknown_protocol():
