@@ -196,7 +196,7 @@ def evaluate_ctr(rec: Recommender, split: EvalSplit, snap: Snapshot) -> dict[str
     # window's own share of positives), whose log loss a probability must beat; and each item's
     # share of positive labels in training, which knows nothing of the user.
     share = item_positive_share(split.train, snap.n_items)[items]
-    out["base_rate_log_loss"] = metrics.log_loss(labels, np.full(len(labels), labels.mean()))
+    out["base_rate_log_loss"] = metrics.log_loss(labels, np.full(len(labels), labels.mean() if len(labels) else 0.5))
     out["item_share_auc"], out["item_share_log_loss"] = metrics.auc(labels, share), metrics.log_loss(labels, share)
     return out
 
