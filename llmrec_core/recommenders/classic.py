@@ -7,19 +7,38 @@ import torch
 from scipy import sparse
 
 from llmrec_core.data.interactions import Interactions
+from llmrec_core.data.protocols import DAY
 from llmrec_core.data.snapshot import Snapshot
 from llmrec_core.recommenders.base import History, Recommender, popularity_counts
 
 
 class Popularity(Recommender):
-    """Items ranked by their number of training interactions (the same list for everyone)."""
+    """Items ranked by their number of training interactions (the same list for everyone).
+
+    With ``days`` > 0 only the interactions of the last ``days`` days before the training events
+    end count, and ties (items nobody touched in those days, mostly) go to the all-time count: a
+    "what is popular now" list, like the scoring job's fallback. ``days`` 0 counts all of them.
+    """
 
     name = "popularity"
 
+    def __init__(self, days: int = 0):
+        if days < 0:
+            raise ValueError(f"days must be 0 (all of the history) or more, not {days}")
+        self.days = days
+
+    def params(self) -> dict[str, object]:
+        return {"days": self.days}
+
     def fit(self, snapshot: Snapshot, train: Interactions) -> Popularity:
         counts = popularity_counts(train, snapshot.n_items)
+        order = counts
+        if self.days and len(train):
+            recent = train.mask(train.ts >= int(train.ts.max()) + 1 - self.days * DAY)
+            # The all-time count as a fraction below 1 breaks the ties of the recent counts.
+            order = popularity_counts(recent, snapshot.n_items) + counts / (counts.max() + 1.0)
         # Items nobody touched cannot be ranked by popularity.
-        self.scores_ = np.where(counts > 0, np.log1p(counts), -np.inf).astype(np.float32)
+        self.scores_ = np.where(counts > 0, np.log1p(order), -np.inf).astype(np.float32)
         self.item_ids_ = np.asarray(snapshot.item_ids, dtype=object)
         return self
 
@@ -27,11 +46,12 @@ class Popularity(Recommender):
         return np.broadcast_to(self.scores_, (len(users), len(self.scores_))).copy()
 
     def export(self) -> dict:
-        return {"kind": self.name, "name": self.name, "item_ids": list(self.item_ids_), "scores": torch.from_numpy(self.scores_)}
+        return {"kind": self.name, "name": self.name, "item_ids": list(self.item_ids_), "scores": torch.from_numpy(self.scores_),
+                "days": self.days}
 
     @classmethod
     def restore(cls, state: dict, snap: Snapshot, device: str = "cpu") -> Popularity:
-        rec = cls()
+        rec = cls(int(state.get("days", 0)))
         rows = by_id(state["item_ids"], snap.item_ids)
         rec.item_ids_ = np.asarray(snap.item_ids, dtype=object)
         rec.scores_ = np.where(rows >= 0, state["scores"].numpy()[np.maximum(rows, 0)], -np.inf).astype(np.float32)

@@ -44,7 +44,7 @@ def baseline_grids(settings: Settings, n_items: int | None = None) -> dict[str, 
 
     tune = ev.tune_baselines
     out = {
-        "popularity": (Popularity, [{}]),
+        "popularity": (Popularity, grid(days=_first(ev.popularity_days, ev.popularity_days_grid, tune))),
         "item_knn": (ItemKNN, grid(neighbours=_first(ev.knn_neighbours, ev.knn_neighbours_grid, tune),
                                    shrink=_first(0.0, ev.knn_shrink_grid, tune))),
         "ease": (EASE, grid(l2=_first(ev.ease_l2, ev.ease_l2_grid, tune))),

@@ -22,9 +22,12 @@ class EvaluationSettings(Section):
     als_reg: float = Field(0.05, ge=0.0)
     als_alpha: float = Field(10.0, ge=0.0)
     ease_l2: float = Field(500.0, gt=0.0)
+    # Popularity counts the last this many days before the training events end (0: all of them).
+    popularity_days: int = Field(0, ge=0)
     # Baselines are tuned on the validation split like the model: each grid is tried, the best
     # value of `metric` wins. An empty grid keeps the single value above.
     tune_baselines: bool = True
+    popularity_days_grid: list[int] = [7, 14, 30, 60]
     knn_neighbours_grid: list[int] = [20, 50, 100, 200, 400]
     knn_shrink_grid: list[float] = [0.0, 10.0, 50.0, 200.0]
     ease_l2_grid: list[float] = [50.0, 200.0, 500.0, 1000.0, 3000.0, 10000.0]

@@ -22,7 +22,7 @@ BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 # A tiny random-weight language model; the test window is the toy lake's last 5 days.
 CONFIG = ('model: {encoder: "random:16x1", dim: 8, max_len: 6, max_text_tokens: 12}\n'
           "train: {epochs: 2, patience: 1, batch_size: 16, lr: 0.005, negatives: 8}\n"
-          "evaluation: {temporal_window_days: 5, knn_neighbours_grid: [20, 50], knn_shrink_grid: [0.0, 10.0]}\n")
+          "evaluation: {temporal_window_days: 5, knn_neighbours_grid: [20, 50], knn_shrink_grid: [0.0, 10.0], popularity_days_grid: []}\n")
 
 
 @pytest.fixture

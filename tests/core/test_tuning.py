@@ -30,6 +30,7 @@ def test_grids_start_with_the_configured_values_and_can_be_switched_off(tiny_set
     grids = zoo.baseline_grids(tiny_settings)
     assert set(grids) == {"popularity", "item_knn", "ease", "als"}
     assert grids["item_knn"][1][0] == {"neighbours": ev.knn_neighbours, "shrink": 0.0}
+    assert grids["popularity"][1][0] == {"days": ev.popularity_days}  # 0: all of the history
     assert grids["ease"][1][0] == {"l2": ev.ease_l2} and len(grids["ease"][1]) == len(set(ev.ease_l2_grid) | {ev.ease_l2})
     assert "ease" not in zoo.baseline_grids(tiny_settings, n_items=ev.ease_max_items + 1)
     ev.tune_baselines = False
@@ -46,7 +47,8 @@ def test_tune_baselines_is_tune_over_each_wanted_grid(toy_home, tiny_settings):
     tuned = tune_baselines(tiny_settings, snap, valid, [10], "ndcg_10", wanted={"popularity", "item_knn"})
     assert [t.name for t in tuned] == ["popularity", "item_knn"]
     popularity, knn = tuned
-    assert popularity.params == {} and popularity.trials == []  # one candidate: nothing to try
+    days = [tiny_settings.evaluation.popularity_days, *tiny_settings.evaluation.popularity_days_grid]
+    assert [t["days"] for t in popularity.trials] == days and popularity.params["days"] in days
     make, grid = zoo.baseline_grids(tiny_settings, snap.n_items)["item_knn"]
     best, trials = tune(make, grid, snap, valid.train, valid, [10], "ndcg_10")
     assert knn.params == best and knn.trials == [{**p, "ndcg_10": v} for p, v in trials] and knn.seconds > 0

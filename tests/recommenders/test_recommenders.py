@@ -173,6 +173,32 @@ def test_baselines_share_the_interface(toy):
     assert ((knn.sim_ > 0).sum(axis=1) <= 5).all()
 
 
+def test_popularity_over_recent_days_breaks_ties_by_all_time_counts():
+    """Item 2 was the hit long ago, item 1 is the hit of the last week, item 0 had one event in
+    that week and none before, items 3 and 4 none in it (4 more often before), item 5 never.
+    The ties go against the item order, so an index tie-break would fail."""
+    from tests.core.test_evaluation import snapshot
+    from tests.toy import interactions
+
+    D, end = protocols.DAY, 100 * protocols.DAY
+    old = [(u, 2, 1, end - 50 * D) for u in range(6)] + [(u, 4, 1, end - 40 * D) for u in range(4)] + [(0, 3, 1, end - 40 * D)]
+    week = [(u, 1, 1, end - 2 * D) for u in range(3)] + [(0, 0, 1, end - 6 * D), (0, 2, 1, end - 1)]
+    events = interactions(old + week)
+    snap = snapshot(6, 6, events)
+    all_time = Popularity().fit(snap, events).scores_
+    recent = Popularity(days=7).fit(snap, events).scores_
+    assert list(np.argsort(-all_time, kind="stable")[:5]) == [2, 4, 1, 0, 3]
+    # Last 7 days: item 1 (3 events), then 2 and 0 (1 each; 2 has more in all), then 4 before 3.
+    assert list(np.argsort(-recent, kind="stable")[:5]) == [1, 2, 0, 4, 3]
+    assert np.isneginf(recent[5]) and np.isneginf(all_time[5])
+    assert Popularity(days=7).params() == {"days": 7}
+    state = Popularity(days=7).fit(snap, events).export()
+    back = restore(state, snap)
+    assert back.days == 7 and np.array_equal(back.scores_, recent)
+    with pytest.raises(ValueError, match="days"):
+        Popularity(days=-1)
+
+
 def test_spark_als_baseline(toy, spark):
     from llmrec_core.recommenders.als import SparkALS
 
