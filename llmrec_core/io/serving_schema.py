@@ -89,7 +89,7 @@ _USER_COLUMNS = {
     "score": ("The recommender's score, not increasing along the ranks. For model and cold_text rows of the language model, "
               "the calibrated click logit (sigmoid(score) = p(click)) unless the day was re-ranked; for popularity_fallback "
               "rows, the item's share of recent positive events (docs/data-contract.md, What score means)."),
-    "reason": "Why the item is recommended, in words, from the user's own history (Because you rated Fargo (1996) highly).",
+    "reason": "Why the item is recommended, in words, from the user's own history (Because you rated Fargo (1996) highly); when the list is the same for everyone (a popularity model serving), that it is popular.",
     "source": ("How the user was scored: model (from the behaviour history), cold_text (from the profile text, or an item "
                "the model never saw, from its text) or popularity_fallback (neither)."),
     "model_name": "The registered model's name (tracking.registered_model).",

@@ -77,6 +77,9 @@ class Recommender(ABC):
     name: str = "recommender"
     # Whether scores are click logits (sigmoid = p(click)); log loss is reported only then.
     probabilistic: bool = False
+    # Whether a user's list depends on the user. A list that does not is never explained by the
+    # user's own behaviours (``TextSettings.reason_popular_list`` instead).
+    personal: bool = True
 
     @abstractmethod
     def fit(self, snapshot: Snapshot, train: Interactions) -> Recommender: ...

@@ -21,6 +21,7 @@ class Popularity(Recommender):
     """
 
     name = "popularity"
+    personal = False
 
     def __init__(self, days: int = 0):
         if days < 0:

@@ -84,6 +84,8 @@ def recommend(users: np.ndarray, sc: Scoring) -> pa.Table:
     choice = pick_behaviours(sc.vectors, items, (recent_ptr, ev.item[recent]), ev.label[recent])
     reasons = reason_texts(sc.text, choice, kind, ev.item[recent], ev.event_type[recent].astype(str), sc.titles,
                            fresh=None if sc.fresh is None else sc.fresh[recent], hist_values=ev.value[recent])
+    if not sc.rec.personal:  # the same list for everyone: no behaviour of the user's chose it
+        reasons[kind != POPULAR] = sc.text.reason_popular_list
     valid = items >= 0
     rows, ranks = np.nonzero(valid)
     source = SOURCES[kind[rows]]

@@ -41,6 +41,8 @@ class TextSettings(Section):
     }
     fresh_reason_default: str = "Because of your interest today in {title}"
     reason_popular: str = "Popular this week"
+    # Every row of a list that is the same for everyone (a popularity model serving).
+    reason_popular_list: str = "Among the most popular"
     reason_profile: str = "Picked for your profile"
     # A user with history but no behaviour that can be a reason (only explicit negatives).
     reason_history: str = "Based on your recent activity"
@@ -59,7 +61,7 @@ class TextSettings(Section):
             ("item_parts", self.item_parts, item_fields),
             ("behaviour_templates", [*self.behaviour_templates.values(), self.behaviour_default], {"event_type", "value", "title"}),
             ("reason_templates", [*self.reason_templates.values(), self.reason_default, self.reason_popular,
-                                  self.reason_profile, self.reason_history], {"title"}),
+                                  self.reason_popular_list, self.reason_profile, self.reason_history], {"title"}),
             ("fresh_reason_templates", [*self.fresh_reason_templates.values(), self.fresh_reason_default], {"title", "value"}),
         ):
             for template in templates:

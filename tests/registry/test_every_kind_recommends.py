@@ -62,6 +62,8 @@ def test_the_pyfunc_recommends_what_the_nightly_table_would(world, name):
     assert set(got["source"]) == ({"popularity_fallback"} if name == "als" else {"model"})
     if name == "item_knn":  # reasons point at the history's own items
         assert got["reason"].str.startswith("Because").all()
+    if name == "popularity":  # the same list for everyone: no behaviour of the user's is its reason
+        assert (got["reason"] == settings.text.reason_popular_list).all()
 
 
 def test_a_user_with_nothing_to_score_from_gets_the_fallback_and_a_pair_still_scores(world):
