@@ -81,11 +81,12 @@ def recommend(users: np.ndarray, sc: Scoring) -> pa.Table:
         items[r, : len(keep)] = sc.popular[keep]
         scores[r, : len(keep)] = sc.popular_scores[keep]
     recent_ptr, recent = sc.recent(users)
-    choice = pick_behaviours(sc.vectors, items, (recent_ptr, ev.item[recent]), ev.label[recent])
+    # A list that is the same for everyone: no behaviour of the user's chose it.
+    personal = sc.rec.personal
+    choice = (pick_behaviours(sc.vectors, items, (recent_ptr, ev.item[recent]), ev.label[recent]) if personal
+              else np.full(items.shape, -1, np.int64))
     reasons = reason_texts(sc.text, choice, kind, ev.item[recent], ev.event_type[recent].astype(str), sc.titles,
-                           fresh=None if sc.fresh is None else sc.fresh[recent], hist_values=ev.value[recent])
-    if not sc.rec.personal:  # the same list for everyone: no behaviour of the user's chose it
-        reasons[kind != POPULAR] = sc.text.reason_popular_list
+                           fresh=None if sc.fresh is None else sc.fresh[recent], hist_values=ev.value[recent], personal=personal)
     valid = items >= 0
     rows, ranks = np.nonzero(valid)
     source = SOURCES[kind[rows]]

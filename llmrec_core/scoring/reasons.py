@@ -4,7 +4,8 @@ The reason for recommending item i is the user's behaviour whose item is most si
 (cosine of the model's item vectors; the newest of equally similar ones), rendered with the
 template of its event type: "Because you rated Toy Story (1995) highly". Explicit negatives
 are never a reason. Rows without such a behaviour say what they are: popular, picked for the
-profile, or based on recent activity.
+profile, or based on recent activity; every row of a list that is the same for everyone says it
+is popular.
 """
 
 from __future__ import annotations
@@ -58,14 +59,18 @@ def pick_behaviours(item_vectors: np.ndarray | None, recs: np.ndarray, hist: tup
 
 def reason_texts(settings: TextSettings, choice: np.ndarray, kind: np.ndarray, hist_items: np.ndarray,
                  hist_types: np.ndarray, titles: list[str], fresh: np.ndarray | None = None,
-                 hist_values: np.ndarray | None = None) -> np.ndarray:
+                 hist_values: np.ndarray | None = None, personal: bool = True) -> np.ndarray:
     """The reason of each row ([users, k] object array) from :func:`pick_behaviours`'s choice.
 
     ``fresh`` (bool, like ``hist_items``) marks today's behaviours: their reason says so, with
-    the rating from ``hist_values`` ("Because you just rated Fargo (1996) 5 stars")."""
+    the rating from ``hist_values`` ("Because you just rated Fargo (1996) 5 stars").
+    ``personal`` False: the recommender's list is the same for everyone, so every row it ranked
+    says that it is popular (``reason_popular_list``), whatever the user's history or profile."""
     out = np.empty(choice.shape, dtype=object)
-    out[:] = settings.reason_history
+    out[:] = settings.reason_history if personal else settings.reason_popular_list
     out[kind == POPULAR] = settings.reason_popular
+    if not personal:
+        return out
     out[kind == COLD_TEXT] = settings.reason_profile
     cache: dict[tuple, str] = {}
     rows, cols = np.nonzero(choice >= 0)

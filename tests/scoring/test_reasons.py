@@ -39,6 +39,11 @@ def test_fallback_reasons_by_how_the_user_is_scored_and_unknown_event_types():
     assert out[1].tolist() == ["Picked for your profile"] * 2
     assert out[2].tolist() == ["Based on your recent activity"] * 2
     assert out[3].tolist() == ["Because of your interest in Toy Story (1995)"] * 2
+    # A list that is the same for everyone: no behaviour or profile is its reason, even a chosen one.
+    out = reason_texts(s, choice, np.array([POPULAR, COLD_TEXT, MODEL, MODEL]), hist[1], np.array(["rate", "wishlist"], object), TITLES,
+                       personal=False)
+    assert out[0].tolist() == ["Popular this week"] * 2
+    assert out[1:].ravel().tolist() == ["Among the most popular"] * 6
 
 
 def test_reason_titles_are_cleaned_and_capped():
