@@ -115,9 +115,10 @@ def model_names(settings: Settings) -> list[str]:
 def fit_sequence(rec, snap, inner_train, inner_valid, outer_train, metric, refit: bool, calibration_split=None):
     """Early stopping on the inner split, Platt scaling on the inner labelled window, then
     (optionally) a refit on the outer training data for the chosen epochs, scaled again on
-    that window."""
+    that window. The returned ``valid_<metric>`` is the inner split's at the chosen epoch: the
+    figure to choose settings by, never the test split's."""
     rec.fit(snap, inner_train, validate=lambda: evaluate(rec, inner_valid, snap, [10])[metric])
-    best, inner_epochs = rec.result_.best_epoch, rec.result_.epochs_run
+    best, best_metric, inner_epochs = rec.result_.best_epoch, rec.result_.best_metric, rec.result_.epochs_run
     if calibration_split is not None:
         rec.calibration = calibrate(rec, calibration_split, snap)
     if refit:
@@ -125,7 +126,8 @@ def fit_sequence(rec, snap, inner_train, inner_valid, outer_train, metric, refit
         rec.fit(snap, outer_train, epochs=best)
         # Scaled again for the refit's own logits, on the same window, as the training job does.
         rec.calibration = calibrate(rec, calibration_split, snap) if calibration_split is not None else calibration
-    return {"best_epoch": best, "epochs_run": inner_epochs + (best if refit else 0), "calibration": list(rec.calibration)}
+    return {"best_epoch": best, "epochs_run": inner_epochs + (best if refit else 0), "calibration": list(rec.calibration),
+            f"valid_{metric}": float(best_metric)}
 
 
 def tuned_baselines(settings, snap, valid, test_train, wanted) -> list[tuple[object, dict]]:
@@ -260,6 +262,23 @@ def bootstrap(per_user: dict) -> dict:
     return out
 
 
+def fit_cell(info: dict) -> str:
+    """One fit: its seconds, then the epoch early stopping kept and the validation NDCG@10 there
+    (sequence models), or a dash (baselines, whose validation trials are under ``trials``)."""
+    valid = f", {info['valid_ndcg_10']:.4f}" if "valid_ndcg_10" in info else ""
+    return f"{info['fit_s']} ({info.get('best_epoch', '-')}{valid})"
+
+
+def valid_means(results: dict) -> dict[str, float]:
+    """Each sequence model's validation NDCG@10 at its chosen epoch, averaged over its fits."""
+    out = {}
+    for name, fam in results["models"].items():
+        vals = [i["valid_ndcg_10"] for fits in fam.values() for i in fits if "valid_ndcg_10" in i]
+        if vals:
+            out[name] = float(np.mean(vals))
+    return out
+
+
 def table(results: dict) -> str:
     """The markdown tables: metrics per protocol, the bootstrap, fit seconds and tuned values."""
     lines = []
@@ -277,10 +296,10 @@ def table(results: dict) -> str:
     boot = ["| protocol | llmrec against | NDCG@10 difference | 95% interval (paired bootstrap) | users |", "|---|---|---|---|---|"]
     for p, b in results.get("bootstrap", {}).items():
         boot.append(f"| {p} | {b['against']} | {b['diff']:+.4f} | [{b['low']:+.4f}, {b['high']:+.4f}] | {b['users']} |")
-    fits = ["| model | " + " | ".join(f"{f} fit s per seed (best epoch)" for f in ("loo", "temporal")) + " | tuned on validation |",
-            "|---|---|---|---|"]
+    fits = ["| model | " + " | ".join(f"{f} fit s per seed (best epoch, validation NDCG@10)" for f in ("loo", "temporal"))
+            + " | tuned on validation |", "|---|---|---|---|"]
     for name, fam in results["models"].items():
-        cells = [", ".join(f"{i['fit_s']} ({i.get('best_epoch', '-')})" for i in fam[f]) if f in fam else "" for f in ("loo", "temporal")]
+        cells = [", ".join(fit_cell(i) for i in fam[f]) if f in fam else "" for f in ("loo", "temporal")]
         params = "; ".join(f"{f}: {fam[f][0]['params']}" for f in ("loo", "temporal") if f in fam and "params" in fam[f][0])
         fits.append(f"| {name} | " + " | ".join(cells) + f" | {params} |")
     return "\n".join(lines + boot + [""] + fits)

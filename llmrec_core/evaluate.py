@@ -154,7 +154,9 @@ def restored(settings: Settings, registered: Registered, snap: Snapshot, protoco
 
 def record(settings: Settings, results: dict) -> str:
     """The evaluation run: tagged ``kind=evaluation`` with the request, ``<model>.<metric>``
-    metrics, and ``evaluation.json`` (the results and the printed tables)."""
+    metrics (the test split's, and ``<model>.valid_ndcg_10`` for sequence models: the
+    validation split's at the epoch early stopping kept, mean over seeds), and
+    ``evaluation.json`` (the results and the printed tables)."""
     request = results["request"]
     tracking.setup(settings)
     with tracking.run(f"evaluate {request['ds']} {request['protocol']}", params=request,
@@ -162,6 +164,8 @@ def record(settings: Settings, results: dict) -> str:
         block = results["protocols"].get(request["protocol"], {"results": {}})
         for name, metrics in block["results"].items():
             tracking.log_metrics(metrics, prefix=f"{name}.")
+        # What to choose settings by: the validation split's NDCG@10, never the test split's.
+        tracking.log_metrics({f"{name}.valid_ndcg_10": v for name, v in comparison.valid_means(results).items()})
         tracking.log_dict({k: v for k, v in results.items() if k != "per_user"}, "evaluation.json")
     return run_id
 

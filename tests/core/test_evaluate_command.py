@@ -65,7 +65,11 @@ def test_evaluate_gives_the_quality_benchmarks_numbers_and_records_them(lake, ca
     assert (tags["ds"], tags["protocol"], tags["cutoff"], tags["window"]) == (str(last), "temporal", str(cutoff), "5")
     assert tags["models"] == "item_knn,llmrec,popularity"
     wanted = {f"{name}.{k}": v for name, m in expected.items() for k, v in m.items() if math.isfinite(v)}
+    # The sequence model's validation NDCG@10 (what settings are chosen by) beside the test metrics.
+    (fit,) = bench["models"]["llmrec"]["temporal"]
+    wanted["llmrec.valid_ndcg_10"] = fit["valid_ndcg_10"]
     assert metrics == wanted and len(wanted) > 30
+    assert f"({fit['best_epoch']}, {fit['valid_ndcg_10']:.4f})" in printed
     assert f"MLflow evaluation run {run.info.run_id}" in printed
     artifact = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/evaluation.json")
     assert artifact["table"] in printed and artifact["protocols"]["temporal"]["results"] == expected

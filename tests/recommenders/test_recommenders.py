@@ -119,6 +119,23 @@ def test_early_stopping_keeps_the_best_epoch(toy):
     assert rec.result_.best_epoch == 2 and rec.result_.epochs_run == 4
 
 
+def test_the_comparison_reports_the_validation_ndcg_of_the_epoch_it_kept(toy):
+    """``valid_ndcg_10`` is the model's NDCG@10 on the validation split at the kept epoch (what
+    settings are chosen by), not the test split's: without a refit the kept model gives it back."""
+    from llmrec_core import comparison
+
+    settings, snap, _ = toy
+    settings.train.epochs, settings.train.patience = 4, 1
+    valid, test = protocols.loo(snap.events, snap.n_users)
+    rec = _llm(settings)
+    info = comparison.fit_sequence(rec, snap, valid.train, valid, test.train, "ndcg_10", False)
+    again = evaluate(rec, valid, snap, [10])["ndcg_10"]
+    assert info["valid_ndcg_10"] == pytest.approx(again, abs=1e-6) and info["valid_ndcg_10"] > 0
+    assert info["valid_ndcg_10"] != pytest.approx(evaluate(rec, test, snap, [10])["ndcg_10"], abs=1e-6)
+    results = {"models": {"t": {"loo": [info, {**info, "valid_ndcg_10": 0.0}]}, "popularity": {"loo": [{"fit_s": 0.1}]}}}
+    assert comparison.valid_means(results) == {"t": pytest.approx(info["valid_ndcg_10"] / 2)}
+    assert comparison.fit_cell({**info, "fit_s": 3.5}) == f"3.5 ({info['best_epoch']}, {info['valid_ndcg_10']:.4f})"
+
 def test_export_restore_round_trip_and_grown_catalogue(toy):
     settings, snap, cutoff = toy
     train = snap.events.mask(snap.events.ts < cutoff)
