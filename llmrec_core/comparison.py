@@ -302,4 +302,5 @@ def table(results: dict) -> str:
         cells = [", ".join(fit_cell(i) for i in fam[f]) if f in fam else "" for f in ("loo", "temporal")]
         params = "; ".join(f"{f}: {fam[f][0]['params']}" for f in ("loo", "temporal") if f in fam and "params" in fam[f][0])
         fits.append(f"| {name} | " + " | ".join(cells) + f" | {params} |")
-    return "\n".join(lines + boot + [""] + fits)
+    # With one model there is nothing to compare: no bootstrap table.
+    return "\n".join(lines + (boot + [""] if len(boot) > 2 else []) + fits)

@@ -70,6 +70,7 @@ def test_evaluate_gives_the_quality_benchmarks_numbers_and_records_them(lake, ca
     wanted["llmrec.valid_ndcg_10"] = fit["valid_ndcg_10"]
     assert metrics == wanted and len(wanted) > 30
     assert f"({fit['best_epoch']}, {fit['valid_ndcg_10']:.4f})" in printed
+    assert "| temporal | " in printed.split("paired bootstrap", 1)[1]  # llmrec against the best other
     assert f"MLflow evaluation run {run.info.run_id}" in printed
     artifact = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/evaluation.json")
     assert artifact["table"] in printed and artifact["protocols"]["temporal"]["results"] == expected
@@ -83,6 +84,7 @@ def test_every_protocol_runs_and_is_recorded_as_its_own_run(lake, capsys):
         assert cli.main(["evaluate", "--ds", str(last), "--protocol", protocol, "--models", "popularity"]) == 0
         out = capsys.readouterr().out
         assert printed in out and f"**{protocol}**" in out and "| popularity |" in out
+        assert "paired bootstrap" not in out  # one model: nothing to compare it with
     runs = {r.data.tags["protocol"]: r.data.metrics for r in evaluation_runs(load_settings())}
     assert {p: f"popularity.{m}" in runs[p] for p, (_, m) in says.items()} == dict.fromkeys(says, True)
 
