@@ -136,6 +136,7 @@ def test_the_comparison_reports_the_validation_ndcg_of_the_epoch_it_kept(toy):
     assert comparison.valid_means(results) == {"t": pytest.approx(info["valid_ndcg_10"] / 2)}
     assert comparison.fit_cell({**info, "fit_s": 3.5}) == f"3.5 ({info['best_epoch']}, {info['valid_ndcg_10']:.4f})"
 
+
 def test_export_restore_round_trip_and_grown_catalogue(toy):
     settings, snap, cutoff = toy
     train = snap.events.mask(snap.events.ts < cutoff)
