@@ -4,8 +4,8 @@
     llmrec ingest synthetic --users N --items M --events E --seed S [--bad-rate R] [--days D]
     llmrec etl --ds D | --start A --end B | --all
     llmrec train [--ds D|latest] [--finetune none|lora|full] [--epochs N]
-    llmrec score [--ds D|latest] [--model-version V]
-    llmrec refresh [--ds D|latest] [--until TIMESTAMP] [--if-changed]   # intraday, the day in progress
+    llmrec score [--ds D|latest] [--model-version V] [--engine local|spark] [--force]
+    llmrec refresh [--ds D|latest] [--until TIMESTAMP] [--model-version V] [--if-changed] [--force]   # intraday, the day in progress
     llmrec pipeline [--ds D] [--finetune none|lora|full] [--epochs N] [--k K]   # the three DAGs via Airflow
     llmrec evaluate --ds D [--protocol temporal|loo|cold_items|ctr] [--models llmrec,popularity,...] [--model-version V]
     llmrec recommend --user U [--ds D] [--k 10]
