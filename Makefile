@@ -12,7 +12,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 TORCH ?= torch==2.13.0+cpu
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 
-.PHONY: venv run up down smoke test ui-test etl-bench quality-bench training-bench scoring-bench clean
+.PHONY: venv run up down smoke test ui-test etl-bench quality-bench quality-bench-quick training-bench scoring-bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -64,8 +64,11 @@ etl-bench: venv
 # About 4.5 hours on 2 cores.
 quality-bench: venv
 	$(BIN)/python benchmarks/quality.py
-	$(BIN)/python benchmarks/peers.py --models GRU4Rec --seeds 42 43 44 --epochs 40 --patience 3
-	$(BIN)/python benchmarks/peers.py --models SASRec --seeds 42 43 44 --epochs 20 --patience 3
+	$(BIN)/python benchmarks/peers.py
+
+quality-bench-quick: venv
+	$(BIN)/python benchmarks/quality.py --profile quick
+	$(BIN)/python benchmarks/peers.py --profile quick
 
 training-bench: venv
 	$(BIN)/python benchmarks/training.py

@@ -28,6 +28,11 @@ run once per seed; tables show the mean ± standard deviation over seeds, and a 
 Every model of a protocol fits on the same training events. Results: ``<work>/quality.json``
 and the table in ``benchmarks/RESULTS.md``.
 
+Profiles: ``full`` (the default) is the above, three seeds everywhere and the re-ranker, about
+1.7 hours on 2 cores. ``--profile quick`` is one seed (42), no re-ranker, and no
+``seq_text_only`` on ``loo``: about half an hour, into ``<work>/quality-quick.json`` and its own
+RESULTS section, for a change under way; its single-seed figures carry no spread.
+
 The harness is ``llmrec_core/comparison.py``, which ``llmrec evaluate`` runs too: on this lake,
 ``llmrec evaluate --ds 1998-04-22 --protocol temporal --seeds 42`` gives this script's
 ``--protocols temporal --seeds 42 --no-rerank`` numbers (the same cut-offs are its defaults there).
@@ -36,6 +41,7 @@ The harness is ``llmrec_core/comparison.py``, which ``llmrec evaluate`` runs too
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -55,10 +61,22 @@ log = logging.getLogger("quality")
 DS = DATASETS["movielens-100k"].ds
 
 
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    seeds: list[int]
+    loo_seeds: int
+    rerank: bool
+    loo_skip: frozenset[str] = frozenset()  # models the loo family leaves out
+
+
+PROFILES = {"full": Profile([42, 43, 44], 3, True), "quick": Profile([42], 1, False, frozenset({"seq_text_only"}))}
+
+
 def run(settings, wanted: set[str], which: list[str], rerank: bool, seeds: list[int], loo_seeds: int,
-        data: Dataset = DATASETS["movielens-100k"]) -> dict:
+        data: Dataset = DATASETS["movielens-100k"], loo_skip: frozenset[str] = frozenset()) -> dict:
     """The comparison on the snapshot of ``data.ds``: the code ``llmrec evaluate`` runs."""
-    return compare(settings, load_snapshot(settings, data.ds), data, wanted, which, rerank=rerank, seeds=seeds, loo_seeds=loo_seeds)
+    return compare(settings, load_snapshot(settings, data.ds), data, wanted, which, rerank=rerank, seeds=seeds, loo_seeds=loo_seeds,
+                   loo_wanted=wanted - loo_skip)
 
 
 def main() -> None:
@@ -66,31 +84,42 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--protocols", nargs="+", default=["loo", "temporal", "cold_items", "ctr"])
     parser.add_argument("--models", nargs="+", default=None)
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="full", help="seeds, re-ranker and loo models by default")
     parser.add_argument("--no-rerank", action="store_true")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[42, 43, 44], help="training seeds of the sequence models")
-    parser.add_argument("--loo-seeds", type=int, default=3, help="how many of --seeds the (slow) loo family runs")
+    parser.add_argument("--seeds", nargs="+", type=int, help="training seeds of the sequence models (the profile's by default)")
+    parser.add_argument("--loo-seeds", type=int, help="how many of --seeds the (slow) loo family runs (the profile's by default)")
     parser.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "_work")
     parser.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md")
     parser.add_argument("--dataset", choices=sorted(DATASETS), default="movielens-100k",
                         help="which lake ($LLMREC_HOME) this is: its day and cutoffs")
     args = parser.parse_args()
+    profile = PROFILES[args.profile]
+    seeds = args.seeds or profile.seeds
+    loo_seeds = args.loo_seeds if args.loo_seeds is not None else len(seeds) if args.seeds else profile.loo_seeds
     settings = lake_settings(load_settings(), DATASETS[args.dataset])
     wanted = set(args.models or DEFAULT_MODELS)
     start = time.perf_counter()
-    results = run(settings, wanted, args.protocols, not args.no_rerank, args.seeds, args.loo_seeds, DATASETS[args.dataset])
+    results = run(settings, wanted, args.protocols, profile.rerank and not args.no_rerank, seeds, loo_seeds, DATASETS[args.dataset],
+                  profile.loo_skip)
     results["wall_s"] = round(time.perf_counter() - start, 1)
+    results["profile"] = args.profile
     results["machine"] = machine()
     results["command"] = " ".join(["benchmarks/quality.py", *sys.argv[1:]])
     results["date"] = time.strftime("%Y-%m-%d", time.gmtime())
     args.work.mkdir(parents=True, exist_ok=True)
-    (args.work / results_file(args.dataset)).write_text(json.dumps(results, indent=2, default=float))
+    (args.work / results_file(args.dataset, args.profile)).write_text(json.dumps(results, indent=2, default=float))
     print(table(results))
     if not args.no_write:
         write_results(results, args.dataset)
 
 
-def results_file(dataset: str) -> str:
-    return "quality.json" if dataset == "movielens-100k" else f"quality-{dataset}.json"
+def section_key(dataset: str, profile: str = "full") -> str:
+    """The RESULTS section (and, with ``.json``, the work file) of a dataset's run under a profile."""
+    return "-".join(["quality", *([dataset] if dataset != "movielens-100k" else []), *([profile] if profile != "full" else [])])
+
+
+def results_file(dataset: str, profile: str = "full") -> str:
+    return f"{section_key(dataset, profile)}.json"
 
 
 def write_results(results: dict, dataset: str = "movielens-100k") -> None:
@@ -99,12 +128,16 @@ def write_results(results: dict, dataset: str = "movielens-100k") -> None:
     command = f"`.venv/bin/python {results.get('command', default)}`, {results['wall_s']} s in all"
     for name, p in results.get("peers", {}).items():
         command += (f"; then `.venv/bin/python benchmarks/peers.py --models {name} --seeds {' '.join(map(str, p['seeds']))} "
-                    f"--epochs {p['max_epochs']} --patience {p['patience']}` (RecBole {name} on the same loo split, {p.get('date', '')})")
-    key = "quality" if dataset == "movielens-100k" else f"quality-{dataset}"
-    write_section(key, f"Recommendation quality ({DATASETS[dataset].title})", "\n".join([
+                    f"--epochs {p['max_epochs']} --patience {p['patience']}` (RecBole {name} on the same loo split, {p.get('date', '')}"
+                    + (f"; seed {', '.join(map(str, p['reused']))} reused, trained by an earlier run on this split" if p.get("reused") else "")
+                    + ")")
+    profile = results.get("profile", "full")
+    title = f"Recommendation quality ({DATASETS[dataset].title}{', quick profile' if profile == 'quick' else ''})"
+    write_section(section_key(dataset, profile), title, "\n".join([
         f"Machine: {results['machine']}. Run: {results.get('date', time.strftime('%Y-%m-%d', time.gmtime()))}, {command}. "
-        "Means over seeds ± standard deviation (sequence models; baselines are deterministic "
-        "but for ALS). Baselines tuned on the validation window; sequence models stop early there and are calibrated there.",
+        + ("Means over seeds ± standard deviation (sequence models; baselines are deterministic but for ALS). " if len(results["seeds"]) > 1
+         else f"One seed ({results['seeds'][0]}): no spread, and a difference is confirmed with three seeds before it is trusted. ")
+        + "Baselines tuned on the validation window; sequence models stop early there and are calibrated there.",
         "", table(results)]))
 
 

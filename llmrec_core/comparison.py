@@ -176,9 +176,11 @@ def catalogue_vectors(settings: Settings, snap: Snapshot) -> np.ndarray:
 
 
 def run(settings: Settings, snap: Snapshot, data: Dataset, wanted: set[str], which: list[str], *, rerank: bool,
-        seeds: list[int], loo_seeds: int, fitted_elsewhere: Sequence[Recommender] = ()) -> dict:
+        seeds: list[int], loo_seeds: int, fitted_elsewhere: Sequence[Recommender] = (),
+        loo_wanted: set[str] | None = None) -> dict:
     """Fit the ``wanted`` models of the zoo on each protocol's training split and measure them
-    (and ``fitted_elsewhere``, on the ``temporal`` family only) on its test split."""
+    (and ``fitted_elsewhere``, on the ``temporal`` family only) on its test split. ``loo_wanted``
+    narrows the models of the (slow) ``loo`` family."""
     out: dict = {"protocols": {}, "models": {}, "seeds": seeds, "loo_seeds": seeds[:loo_seeds], "per_user": {}, "dataset": data.title}
     vectors = None
     inner_ctr = protocols.ctr(snap.events, snap.n_users, data.cutoff_ts - data.window * protocols.DAY, data.window)
@@ -187,11 +189,12 @@ def run(settings: Settings, snap: Snapshot, data: Dataset, wanted: set[str], whi
         evals = [p for p in which if (p == "loo") == (family == "loo")]
         splits = {p: protocol_split(snap, p, test, data) for p in evals}
         fitted = []
+        family_wanted = wanted & loo_wanted if family == "loo" and loo_wanted is not None else wanted
         for seed in seeds[:loo_seeds] if family == "loo" else seeds:
             s = settings.model_copy(deep=True)
             s.train.seed = seed
             for rec in zoo.sequence_models(s, all_targets=family == "loo"):
-                if rec.name not in wanted:
+                if rec.name not in family_wanted:
                     continue
                 start = time.perf_counter()
                 info = fit_sequence(rec, snap, valid.train, valid, test.train, "ndcg_10", family != "loo",
@@ -208,7 +211,7 @@ def run(settings: Settings, snap: Snapshot, data: Dataset, wanted: set[str], whi
                     out["models"].setdefault(rr.name, {}).setdefault(family, []).append(
                         {"fit_s": round(time.perf_counter() - start, 1), "pairs": rr.n_pairs_})
                     fitted.append((seed, rr))
-        for rec, info in tuned_baselines(settings, snap, valid, test.train, wanted):
+        for rec, info in tuned_baselines(settings, snap, valid, test.train, family_wanted):
             out["models"].setdefault(rec.name, {}).setdefault(family, []).append(info)
             fitted.append((None, rec))
         if family != "loo":

@@ -76,6 +76,31 @@ def test_evaluate_gives_the_quality_benchmarks_numbers_and_records_them(lake, ca
     assert artifact["table"] in printed and artifact["protocols"]["temporal"]["results"] == expected
 
 
+def test_the_quick_profile_leaves_only_seq_text_only_out_of_loo(lake, monkeypatch, tmp_path):
+    _, last = lake
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import quality
+
+    quick, cutoff = quality.PROFILES["quick"], last - timedelta(days=4)
+    data = quality.Dataset("toy", last, datetime.combine(cutoff, time(), tzinfo=timezone.utc), 5, 5)
+    wanted = {"seq_id_only", "seq_text_only", "popularity"}
+    bench = quality.run(load_settings(), wanted, ["loo", "temporal"], quick.rerank, quick.seeds, quick.loo_seeds, data, quick.loo_skip)
+    assert set(bench["protocols"]["loo"]["results"]) == {"seq_id_only", "popularity"}
+    assert set(bench["protocols"]["temporal"]["results"]) == wanted
+    assert bench["seeds"] == bench["loo_seeds"] == [42] and set(bench["models"]["seq_id_only"]) == {"loo", "temporal"}
+    # Its own work file and RESULTS section: a quick run never overwrites the full one.
+    assert [quality.results_file("movielens-100k", p) for p in ("full", "quick")] == ["quality.json", "quality-quick.json"]
+    assert quality.section_key("synthetic", "quick") == "quality-synthetic-quick"
+    import common
+
+    monkeypatch.setattr(common, "RESULTS", tmp_path / "RESULTS.md")
+    common.RESULTS.write_text("# Benchmark results\n\n<!-- quality:begin -->\nthe full run\n<!-- quality:end -->\n")
+    quality.write_results({**bench, "wall_s": 1.0, "machine": "here", "profile": "quick"})
+    text = common.RESULTS.read_text()
+    assert "the full run" in text and "## Recommendation quality (MovieLens-100K, quick profile)" in text
+    assert "One seed (42): no spread" in text and "Means over seeds" not in text
+
+
 def test_every_protocol_runs_and_is_recorded_as_its_own_run(lake, capsys):
     _, last = lake
     says = {"loo": ("each user's last event held out", "hr_10"), "ctr": ("window 5 days", "auc"),
