@@ -76,7 +76,7 @@ def run(settings, wanted: set[str], which: list[str], rerank: bool, seeds: list[
         data: Dataset = DATASETS["movielens-100k"], loo_skip: frozenset[str] = frozenset()) -> dict:
     """The comparison on the snapshot of ``data.ds``: the code ``llmrec evaluate`` runs."""
     return compare(settings, load_snapshot(settings, data.ds), data, wanted, which, rerank=rerank, seeds=seeds, loo_seeds=loo_seeds,
-                   loo_wanted=wanted - loo_skip)
+                   loo_skip=loo_skip)
 
 
 def main() -> None:
@@ -132,7 +132,7 @@ def write_results(results: dict, dataset: str = "movielens-100k") -> None:
                     + (f"; seed {', '.join(map(str, p['reused']))} reused, trained by an earlier run on this split" if p.get("reused") else "")
                     + ")")
     profile = results.get("profile", "full")
-    title = f"Recommendation quality ({DATASETS[dataset].title}{', quick profile' if profile == 'quick' else ''})"
+    title = f"Recommendation quality ({DATASETS[dataset].title}{f', {profile} profile' if profile != 'full' else ''})"
     write_section(section_key(dataset, profile), title, "\n".join([
         f"Machine: {results['machine']}. Run: {results.get('date', time.strftime('%Y-%m-%d', time.gmtime()))}, {command}. "
         + ("Means over seeds ± standard deviation (sequence models; baselines are deterministic but for ALS). " if len(results["seeds"]) > 1

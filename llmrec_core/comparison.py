@@ -177,10 +177,10 @@ def catalogue_vectors(settings: Settings, snap: Snapshot) -> np.ndarray:
 
 def run(settings: Settings, snap: Snapshot, data: Dataset, wanted: set[str], which: list[str], *, rerank: bool,
         seeds: list[int], loo_seeds: int, fitted_elsewhere: Sequence[Recommender] = (),
-        loo_wanted: set[str] | None = None) -> dict:
+        loo_skip: frozenset[str] = frozenset()) -> dict:
     """Fit the ``wanted`` models of the zoo on each protocol's training split and measure them
-    (and ``fitted_elsewhere``, on the ``temporal`` family only) on its test split. ``loo_wanted``
-    narrows the models of the (slow) ``loo`` family."""
+    (and ``fitted_elsewhere``, on the ``temporal`` family only) on its test split. ``loo_skip``
+    names wanted models the (slow) ``loo`` family leaves out."""
     out: dict = {"protocols": {}, "models": {}, "seeds": seeds, "loo_seeds": seeds[:loo_seeds], "per_user": {}, "dataset": data.title}
     vectors = None
     inner_ctr = protocols.ctr(snap.events, snap.n_users, data.cutoff_ts - data.window * protocols.DAY, data.window)
@@ -189,7 +189,7 @@ def run(settings: Settings, snap: Snapshot, data: Dataset, wanted: set[str], whi
         evals = [p for p in which if (p == "loo") == (family == "loo")]
         splits = {p: protocol_split(snap, p, test, data) for p in evals}
         fitted = []
-        family_wanted = wanted & loo_wanted if family == "loo" and loo_wanted is not None else wanted
+        family_wanted = wanted - loo_skip if family == "loo" else wanted
         for seed in seeds[:loo_seeds] if family == "loo" else seeds:
             s = settings.model_copy(deep=True)
             s.train.seed = seed
