@@ -38,6 +38,30 @@ def home(tmp_path, monkeypatch) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def _built_homes(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("built-homes")
+
+
+@pytest.fixture
+def prebuilt(_built_homes, home):
+    """``prebuilt(name, build)`` leaves ``home`` as ``build(home)`` does: the first test to ask
+    runs ``build`` and keeps a copy, later ones get the copy (modification times kept, so the
+    raw watermarks of the run summaries still match)."""
+    import shutil
+
+    def get(name: str, build) -> Path:
+        saved = _built_homes / name
+        if saved.is_dir():
+            shutil.copytree(saved, home, symlinks=True, dirs_exist_ok=True)
+        else:
+            build(home)
+            shutil.copytree(home, saved, symlinks=True)
+        return home
+
+    return get
+
+
 @pytest.fixture
 def settings(home):
     from llmrec_core.settings import load_settings

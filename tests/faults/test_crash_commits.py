@@ -37,12 +37,15 @@ def passed(home, ds) -> bool:
 
 
 @pytest.mark.parametrize("point", ["before-exchange", "after-exchange", "between-renames", "before-summary"])
-def test_a_commit_killed_at_any_point_is_repaired_by_the_next_run(spark, home, settings, point):
-    for ds in (D1, D2):
-        seed_day(home, ds)
-    with guarded(settings, "etl", [dt.date(2024, 1, 1), dt.date(2024, 1, 2)]):
-        etl.run(spark, settings, [dt.date(2024, 1, 1), dt.date(2024, 1, 2)])
-    assert clean_rows(home, D2) == 40 and passed(home, D2)
+def test_a_commit_killed_at_any_point_is_repaired_by_the_next_run(spark, home, settings, prebuilt, point):
+    def two_clean_days(home):
+        for ds in (D1, D2):
+            seed_day(home, ds)
+        with guarded(settings, "etl", [dt.date(2024, 1, 1), dt.date(2024, 1, 2)]):
+            etl.run(spark, settings, [dt.date(2024, 1, 1), dt.date(2024, 1, 2)])
+
+    prebuilt("two-clean-days", two_clean_days)
+    assert clean_rows(home, D2) == 40 and passed(home, D2) and etl_plan(dt.date(2024, 1, 2), settings) == {"start": D2, "end": D2}
     # Ten more events land for D2, and its ETL is rerun and killed mid-commit.
     write_raw(home, "events", D2, [ev("u1", f"i{k}", f"{D2}T23:{k:02d}:00Z", event_id=f"late-{k}") for k in range(10)], name="e.jsonl")
     proc = subprocess.run([sys.executable, "-m", "tests.faults.crash", point, "jobs.etl", "--ds", D2],

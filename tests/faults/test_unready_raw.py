@@ -27,10 +27,13 @@ def clean_count(home, ds):
 
 
 @pytest.fixture
-def cleaned(spark, home):
+def cleaned(spark, home, prebuilt):
     """D1 cleaned (40 events); returns its raw events partition."""
-    seed_day(home, D1)
-    assert cli.main(["etl", "--ds", D1]) == 0
+    def clean_d1(home):
+        seed_day(home, D1)
+        assert cli.main(["etl", "--ds", D1]) == 0
+
+    prebuilt("d1-cleaned", clean_d1)
     assert clean_count(home, D1) == 40
     return home / "raw" / "events" / f"ds={D1}"
 
