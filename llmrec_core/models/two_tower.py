@@ -102,6 +102,28 @@ class ItemTower(nn.Module):
         return F.normalize(g * t + (1 - g) * ids, dim=-1)
 
 
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` with a cheaper mask on the CPU.
+
+    torch draws a CPU dropout mask one element at a time unless the CPU is Intel's (its MKL
+    path checks the vendor). On a 2-core AMD machine that is 50 ms for the 6.6 M activations of
+    one feed-forward layer of a batch, and the model's dropouts were a quarter of a training
+    step. Here each 64-bit draw of torch's generator gives four 16-bit uniforms, and an element
+    is kept when its uniform is at or above ``p`` (``p`` rounded to 1/65536; the kept elements
+    are scaled by the rounded rate, so the expectation is unchanged): 11 ms for the same layer,
+    seeded by ``torch.manual_seed`` like the original. On a GPU it is ``nn.Dropout``.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0 or x.device.type != "cpu":
+            return super().forward(x)
+        drop = min(round(self.p * 65536), 65535)
+        n = x.numel()
+        bits = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64).view(torch.int16)[:n]
+        keep = (bits >= drop - 32768).view(x.shape)
+        return x * keep * (65536 / (65536 - drop))
+
+
 class UserTower(nn.Module):
     def __init__(self, cfg: TwoTowerConfig):
         super().__init__()
@@ -120,9 +142,11 @@ class UserTower(nn.Module):
         if cfg.use_text:
             self.profile_proj = nn.Linear(cfg.text_dim, d)
         layer = nn.TransformerEncoderLayer(d, cfg.n_heads, 4 * d, cfg.dropout, batch_first=True, norm_first=True)
+        # The feed-forward's and the residuals' dropouts (the attention's own stays torch's).
+        layer.dropout, layer.dropout1, layer.dropout2 = Dropout(cfg.dropout), Dropout(cfg.dropout), Dropout(cfg.dropout)
         self.encoder = nn.TransformerEncoder(layer, cfg.n_layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(d)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
         self.out = nn.Linear(d, d)
 
     def profile_token(self, profile: torch.Tensor | None, has_profile: torch.Tensor) -> torch.Tensor:

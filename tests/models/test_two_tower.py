@@ -8,7 +8,7 @@ import torch
 from torch.nn import functional as F
 
 from llmrec_core.models.losses import click_bce, sampled_softmax
-from llmrec_core.models.two_tower import GAP_BUCKETS, TwoTower, TwoTowerConfig, gap_bucket
+from llmrec_core.models.two_tower import GAP_BUCKETS, Dropout, TwoTower, TwoTowerConfig, gap_bucket
 
 
 def _model(**kw) -> TwoTower:
@@ -56,6 +56,27 @@ def test_ablations_use_one_signal():
 def _states(model, hist, kinds, gaps, profile=None):
     prof = model.users.profile_token(profile, torch.tensor([profile is not None]))
     return model.users(hist, kinds, gaps, prof)
+
+
+@pytest.mark.parametrize("p", [0.1, 0.2, 0.5])
+def test_dropout_drops_at_its_rate_and_keeps_the_expectation(p):
+    drop = Dropout(p).train()
+    x = torch.full((500, 1000), 3.0, requires_grad=True)
+    torch.manual_seed(0)
+    y = drop(x)
+    kept = y != 0
+    assert abs(1 - kept.float().mean().item() - p) < 0.003
+    assert torch.allclose(y[kept], torch.tensor(3.0 / (1 - p)), rtol=1e-4)
+    assert abs(y.mean().item() - 3.0) < 0.02
+    # Masks differ call to call and do not repeat along the tensor; one seed gives one mask.
+    again = drop(x) != 0
+    assert abs((kept & again).float().mean().item() - (1 - p) ** 2) < 0.003
+    assert abs((kept[:, :-1] & kept[:, 1:]).float().mean().item() - (1 - p) ** 2) < 0.003
+    torch.manual_seed(0)
+    assert torch.equal(drop(x) != 0, kept)
+    y.sum().backward()
+    assert torch.allclose(x.grad, torch.where(kept, 1 / (1 - p), 0.0), rtol=1e-4)
+    assert torch.equal(drop.eval()(x), x)
 
 
 def test_user_tower_is_causal_and_uses_order():
