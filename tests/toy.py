@@ -126,3 +126,23 @@ def isolated_home(mp, home: Path) -> None:
         if (name.startswith("LLMREC_") or name == "MLFLOW_TRACKING_URI") and name != "LLMREC_HOME":
             mp.delenv(name)
     mp.setenv("LLMREC_HOME", str(home))
+
+
+def train_champion(settings, day: dt.date) -> dict:
+    """Train on ``day`` and leave the language model as the champion, for the tests of what
+    serves one (scoring, the intraday refresh).
+
+    Whether three epochs of a tiny random-weight model beat popularity on the toy's validation
+    window is a coin toss that any change to the training's random draws turns over; the gate
+    has tests of its own (tests/core/test_gate.py, tests/jobs/test_train_job.py). So no baseline
+    is registered in its place, and a refused version is promoted here, as an operator would,
+    with the gate's reason kept in its promotion tag."""
+    from jobs import train
+    from llmrec_core.io import tracking
+
+    settings.tracking.serve_baseline_winner = False
+    out = train.run(settings, day, progress=False)
+    assert out["model"] == "llmrec" and out["champion"] in (None, out["version"]), out
+    if not out["promoted"]:
+        tracking.promote(settings, out["version"], f"by the test set-up; the gate said: {out['reason']}", expected=None)
+    return out

@@ -10,13 +10,13 @@ import json
 import duckdb
 import pytest
 
-from jobs import clean_logs, refresh, score, train
+from jobs import clean_logs, refresh, score
 from llmrec_core.errors import DataQualityError, LlmrecError
 from llmrec_core.io import lake
 from llmrec_core.orchestration.tasks import refresh_pending
 from llmrec_core.settings import load_settings
 from tests.conftest import write_raw
-from tests.toy import isolated_home, make_tiny, write_toy_lake
+from tests.toy import isolated_home, make_tiny, train_champion, write_toy_lake
 
 K = 5
 
@@ -45,7 +45,7 @@ def world(tmp_path_factory, spark):
     settings.tracking.gate_baselines = ["popularity"]
     settings.refresh.rerank = "on"
     settings.clean.max_bad_share = 0.6  # the toy file is a third bad lines (more than half before 09:01)
-    assert train.run(settings, last, progress=False)["promoted"]
+    train_champion(settings, last)
     score.run(settings, last)
     today = last + dt.timedelta(days=1)
     write_raw(home, "events", today, [

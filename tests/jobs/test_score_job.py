@@ -9,14 +9,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from jobs import score, train
+from jobs import score
 from llmrec_core import cli
 from llmrec_core.data.snapshot import load_snapshot
 from llmrec_core.io.warehouse import Warehouse
 from llmrec_core.scoring import runners
 from llmrec_core.scoring.validate import ValidationError
 from llmrec_core.settings import load_settings
-from tests.toy import isolated_home, make_tiny, write_toy_lake
+from tests.toy import isolated_home, make_tiny, train_champion, write_toy_lake
 
 K = 5
 
@@ -55,11 +55,7 @@ def trained(tmp_path_factory, spark):
     settings.scoring.user_block = 16  # several blocks even on the toy
     settings.tracking.gate_baselines = ["popularity"]  # the language model's paths (item-kNN wins the toy's validation)
     settings.tracking.system_metrics = False  # the training job's test checks them
-    # The random-weight model's three epochs on this toy land just below popularity with the
-    # default click weight (validation NDCG@10 0.127 against 0.129); these tests need it served.
-    settings.train.bce_weight = 0.5
-    out = train.run(settings, last, progress=False)
-    assert out["promoted"], out
+    train_champion(settings, last)
     yield home, last, settings
     mp.undo()
 
