@@ -42,7 +42,6 @@ def world(tmp_path_factory, spark):
     last = write_toy_lake(home)
     settings = make_tiny(load_settings())
     settings.scoring.k = K
-    settings.tracking.gate_baselines = ["popularity"]
     settings.refresh.rerank = "on"
     settings.clean.max_bad_share = 0.6  # the toy file is a third bad lines (more than half before 09:01)
     train_champion(settings, last)

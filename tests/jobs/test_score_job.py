@@ -53,7 +53,6 @@ def trained(tmp_path_factory, spark):
     settings = make_tiny(load_settings())
     settings.scoring.k, settings.scoring.similar_k, settings.scoring.audience_k = K, 3, 4
     settings.scoring.user_block = 16  # several blocks even on the toy
-    settings.tracking.gate_baselines = ["popularity"]  # the language model's paths (item-kNN wins the toy's validation)
     settings.tracking.system_metrics = False  # the training job's test checks them
     train_champion(settings, last)
     yield home, last, settings
