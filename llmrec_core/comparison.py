@@ -85,7 +85,8 @@ COLUMNS = {
     "loo": ["hr_10", "ndcg_10", "mrr_10", "hr_20", "ndcg_20"],
     "temporal": ["recall_20", "ndcg_10", "precision_10", "f1_10", "ndcg_10_warm_users", "recall_20_warm_users",
                  "ndcg_10_cold_users", "recall_20_cold_users", "coverage_10", "novelty_10", "diversity_10", "popularity_bias_10"],
-    "cold_items": ["cold_recall_10", "cold_recall_20", "cold_random_recall_20", "cold_audience_recall_20",
+    "cold_items": ["cold_recall_10", "cold_recall_20", "cold_recall_20_warm_users", "cold_recall_20_cold_users",
+                   "cold_random_recall_20", "cold_audience_recall_20",
                    "cold_active_audience_recall_20", "cold_returning_audience_recall_20"],
     "ctr": ["auc", "user_auc", "log_loss", "ece", "base_rate_log_loss", "item_share_auc", "item_share_log_loss"],
 }
@@ -177,11 +178,15 @@ def catalogue_vectors(settings: Settings, snap: Snapshot) -> np.ndarray:
 
 def run(settings: Settings, snap: Snapshot, data: Dataset, wanted: set[str], which: list[str], *, rerank: bool,
         seeds: list[int], loo_seeds: int, fitted_elsewhere: Sequence[Recommender] = (),
-        loo_skip: frozenset[str] = frozenset()) -> dict:
+        loo_skip: frozenset[str] = frozenset(), cold_seeds: Sequence[int] = ()) -> dict:
     """Fit the ``wanted`` models of the zoo on each protocol's training split and measure them
     (and ``fitted_elsewhere``, on the ``temporal`` family only) on its test split. ``loo_skip``
-    names wanted models the (slow) ``loo`` family leaves out."""
-    out: dict = {"protocols": {}, "models": {}, "seeds": seeds, "loo_seeds": seeds[:loo_seeds], "per_user": {}, "dataset": data.title}
+    names wanted models the (slow) ``loo`` family leaves out. ``cold_seeds`` are more seeds for
+    ``cold_items`` alone: its few new items spread more from seed to seed than the other
+    protocols, so their fits (of the models that read text) are measured there only."""
+    cold_seeds = [c for c in cold_seeds if c not in seeds] if "cold_items" in which else []
+    out: dict = {"protocols": {}, "models": {}, "seeds": seeds, "loo_seeds": seeds[:loo_seeds], "cold_seeds": cold_seeds,
+                 "per_user": {}, "dataset": data.title}
     vectors = None
     inner_ctr = protocols.ctr(snap.events, snap.n_users, data.cutoff_ts - data.window * protocols.DAY, data.window)
     runs: dict = {}  # (protocol, model) -> list of metric dicts, one per seed
@@ -190,11 +195,12 @@ def run(settings: Settings, snap: Snapshot, data: Dataset, wanted: set[str], whi
         splits = {p: protocol_split(snap, p, test, data) for p in evals}
         fitted = []
         family_wanted = wanted - loo_skip if family == "loo" else wanted
-        for seed in seeds[:loo_seeds] if family == "loo" else seeds:
+        for seed in seeds[:loo_seeds] if family == "loo" else [*seeds, *cold_seeds]:
             s = settings.model_copy(deep=True)
             s.train.seed = seed
+            cold_only = seed in cold_seeds
             for rec in zoo.sequence_models(s, all_targets=family == "loo"):
-                if rec.name not in family_wanted:
+                if rec.name not in family_wanted or (cold_only and not rec.model_settings.use_text):
                     continue
                 start = time.perf_counter()
                 info = fit_sequence(rec, snap, valid.train, valid, test.train, "ndcg_10", family != "loo",
@@ -204,7 +210,7 @@ def run(settings: Settings, snap: Snapshot, data: Dataset, wanted: set[str], whi
                     vectors = rec.item_text_.cpu().numpy()
                 out["models"].setdefault(rec.name, {}).setdefault(family, []).append(info)
                 fitted.append((seed, rec))
-                if rerank and rec.name == zoo.MODEL:
+                if rerank and rec.name == zoo.MODEL and not cold_only:
                     rr = Reranked(rec, s.rerank, s.text, s.model.encoder, rec.device, seed)
                     start = time.perf_counter()
                     rr.fit(snap, test.train)
@@ -220,6 +226,8 @@ def run(settings: Settings, snap: Snapshot, data: Dataset, wanted: set[str], whi
             vectors = catalogue_vectors(settings, snap)
         for seed, rec in fitted:
             for p, split in splits.items():
+                if seed in cold_seeds and p != "cold_items":
+                    continue
                 measure(rec, p, split, snap, settings.evaluation.ks, vectors, runs, out["per_user"])
             log.info("%s (seed %s) evaluated on %s", rec.name, seed, family)
     for (p, name), seeds_out in runs.items():
@@ -289,12 +297,14 @@ def table(results: dict) -> str:
         if p not in results["protocols"]:
             continue
         block = results["protocols"][p]
+        counts = block.get("n_seeds", {})
+        uneven = p == "cold_items" and bool(results.get("cold_seeds"))  # then say how many seeds each row has
         lines += [f"**{p}** ({', '.join(f'{k}={v}' for k, v in block['info'].items())})", "",
-                  "| model | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+                  "| model | " + " | ".join(cols) + (" | seeds" if uneven else "") + " |", "|---" * (len(cols) + 1 + uneven) + "|"]
         for name, m in block["results"].items():
-            sd, n = block.get("std", {}).get(name, {}), block.get("n_seeds", {}).get(name, 1)
+            sd, n = block.get("std", {}).get(name, {}), counts.get(name, 1)
             cells = ["" if np.isnan(m.get(c, np.nan)) else f"{m[c]:.4f}" + (f" ± {sd[c]:.4f}" if n > 1 and c in sd else "") for c in cols]
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+            lines.append(f"| {name} | " + " | ".join(cells + ([str(n)] if uneven else [])) + " |")
         lines.append("")
     boot = ["| protocol | llmrec against | NDCG@10 difference | 95% interval (paired bootstrap) | users |", "|---|---|---|---|---|"]
     for p, b in results.get("bootstrap", {}).items():

@@ -125,7 +125,9 @@ def evaluate_temporal(rec: Recommender, split: EvalSplit, snap: Snapshot, ks: li
 
 def evaluate_cold_items(rec: Recommender, split: EvalSplit, snap: Snapshot, ks: list[int]) -> dict[str, float]:
     """User side (``cold_recall_K``): each user's future cold items ranked among the cold
-    items. Item side (``cold_audience_recall_K``): each cold item's future users among all users.
+    items, also over users with and without training events apart (``_warm_users``,
+    ``_cold_users``): a user's taste can only help the former. Item side
+    (``cold_audience_recall_K``): each cold item's future users among all users.
     ``cold_random_recall_K`` is what a random order would score on the user side."""
     history = History.of(split.history, snap.n_users)
     cold = np.zeros(snap.n_items, bool)
@@ -145,11 +147,14 @@ def evaluate_cold_items(rec: Recommender, split: EvalSplit, snap: Snapshot, ks: 
     rates = returning.fit(split.train, snap.n_users, asof, RETURN_HORIZON)
     last = history.last_ts(np.arange(snap.n_users))  # where each user stands at the cut-off, as ``audience`` reads it
     coming = np.lexsort((np.arange(snap.n_users), -events, -rates.log_rate(last, np.full(snap.n_users, asof))))
+    warm_user = events[split.users[rows]] > 0
     out = {}
     for k in ks:
-        vals = [metrics.recall(lst[:k].tolist(), {position[int(i)] for i in split.truth[u]}, k)
-                for lst, u in zip(user_lists, rows, strict=True)]
-        out[f"cold_recall_{k}"] = float(np.mean(vals)) if vals else float("nan")
+        vals = np.array([metrics.recall(lst[:k].tolist(), {position[int(i)] for i in split.truth[u]}, k)
+                         for lst, u in zip(user_lists, rows, strict=True)])
+        out[f"cold_recall_{k}"] = float(np.mean(vals)) if len(vals) else float("nan")
+        for part, keep in (("warm_users", warm_user), ("cold_users", ~warm_user)):
+            out[f"cold_recall_{k}_{part}"] = float(np.mean(vals[keep])) if keep.any() else float("nan")
         out[f"cold_random_recall_{k}"] = min(1.0, k / len(split.items)) if len(split.items) else float("nan")
         vals = [metrics.recall(active[:k].tolist(), set(t.tolist()), k) for t in split.item_truth]
         out[f"cold_active_audience_recall_{k}"] = float(np.mean(vals)) if vals else float("nan")

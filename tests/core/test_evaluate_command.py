@@ -101,6 +101,28 @@ def test_the_quick_profile_leaves_only_seq_text_only_out_of_loo(lake, monkeypatc
     assert "One seed (42): no spread" in text and "Means over seeds" not in text
 
 
+def test_cold_seeds_fit_the_text_models_again_for_cold_items_alone(lake, monkeypatch):
+    _, last = lake
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import quality
+
+    assert quality.PROFILES["full"].cold_seeds == (45, 46, 47)
+    cutoff = last - timedelta(days=4)
+    data = quality.Dataset("toy", last, datetime.combine(cutoff, time(), tzinfo=timezone.utc), 5, 5)
+    bench = quality.run(load_settings(), {"llmrec", "seq_id_only"}, ["temporal", "cold_items"], False, [42], 1, data,
+                        cold_seeds=(42, 43))  # 42 is already a seed: it is not fitted twice
+    assert bench["cold_seeds"] == [43]
+    # The ID-only model cannot rank a new item: no extra fit for it. llmrec's second fit counts
+    # on cold_items (with its no-map twin) and nowhere else.
+    assert len(bench["models"]["llmrec"]["temporal"]) == 2 and len(bench["models"]["seq_id_only"]["temporal"]) == 1
+    assert bench["protocols"]["cold_items"]["n_seeds"] == {"llmrec": 2, comparison.NO_MAP: 2, "seq_id_only": 1}
+    assert bench["protocols"]["temporal"]["n_seeds"] == {"llmrec": 1, "seq_id_only": 1}
+    assert [len(v) for v in bench["per_user"]["temporal"].values()] == [1, 1]
+    printed = quality.table(bench)
+    assert "| seeds |" in printed.split("**cold_items**")[1].split("\n\n")[1]
+    assert rows(printed, "cold_items")[0].endswith(" | 2 |") and "| seeds |" not in printed.split("**cold_items**")[0]
+
+
 def test_every_protocol_runs_and_is_recorded_as_its_own_run(lake, capsys):
     _, last = lake
     says = {"loo": ("each user's last event held out", "hr_10"), "ctr": ("window 5 days", "auc"),

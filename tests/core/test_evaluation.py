@@ -168,6 +168,9 @@ def test_evaluate_cold_items_ranks_users_per_item():
     assert out["cold_recall_1"] == pytest.approx(2 / 3)
     assert out["cold_recall_3"] == pytest.approx(1.0)
     assert out["cold_random_recall_1"] == pytest.approx(0.5)
+    # Apart: user 0 has training events (hit); users 2 and 3 have none (one miss, one hit).
+    assert out["cold_recall_1_warm_users"] == pytest.approx(1.0)
+    assert out["cold_recall_1_cold_users"] == pytest.approx(0.5)
 
 
 def test_evaluate_cold_items_unscorable_gets_zero():
