@@ -31,9 +31,10 @@ and the table in ``benchmarks/RESULTS.md``.
 Profiles: ``full`` (the default) is the above, three seeds everywhere and the re-ranker, and
 three more seeds (45, 46, 47) for ``cold_items`` alone, whose 86 new items spread more from seed
 to seed than the other protocols (``--cold-seeds``; the extra fits are of the models that read
-text, and are measured there only): about 1.9 hours on 2 cores. ``--profile quick`` is one seed (42), no re-ranker, and no
-``seq_text_only`` on ``loo``: about half an hour, into ``<work>/quality-quick.json`` and its own
-RESULTS section, for a change under way; its single-seed figures carry no spread.
+text, and are measured there only): about 1.9 hours on 2 cores. ``--profile quick`` is one seed
+(42), no re-ranker, and no ``seq_text_only`` on ``loo``: about half an hour, into
+``<work>/quality-quick.json`` and its own RESULTS section, for a change under way; its
+single-seed figures carry no spread.
 
 The harness is ``llmrec_core/comparison.py``, which ``llmrec evaluate`` runs too: on this lake,
 ``llmrec evaluate --ds 1998-04-22 --protocol temporal --seeds 42`` gives this script's

@@ -152,17 +152,21 @@ def evaluate_cold_items(rec: Recommender, split: EvalSplit, snap: Snapshot, ks: 
     coming = np.lexsort((np.arange(snap.n_users), -events, -rates.log_rate(last, np.full(snap.n_users, asof))))
     warm_user = events[split.users[rows]] > 0
     taste = _taste_lists(item_vectors, history, split, rows[warm_user], max(ks)) if item_vectors is not None else None
+
+    def user_side(lists: list[np.ndarray], users: np.ndarray, k: int) -> np.ndarray:
+        """Recall@k of each user's lists (positions in ``split.items``) against their cold items."""
+        return np.array([metrics.recall(lst[:k].tolist(), {position[int(i)] for i in split.truth[u]}, k)
+                         for lst, u in zip(lists, users, strict=True)])
+
     out = {}
     for k in ks:
-        vals = np.array([metrics.recall(lst[:k].tolist(), {position[int(i)] for i in split.truth[u]}, k)
-                         for lst, u in zip(user_lists, rows, strict=True)])
+        vals = user_side(user_lists, rows, k)
         out[f"cold_recall_{k}"] = float(np.mean(vals)) if len(vals) else float("nan")
         for part, keep in (("warm_users", warm_user), ("cold_users", ~warm_user)):
             out[f"cold_recall_{k}_{part}"] = float(np.mean(vals[keep])) if keep.any() else float("nan")
         if taste is not None:
-            vals = [metrics.recall(lst[:k].tolist(), {position[int(i)] for i in split.truth[u]}, k)
-                    for lst, u in zip(taste, rows[warm_user], strict=True)]
-            out[f"cold_taste_recall_{k}_warm_users"] = float(np.mean(vals)) if vals else float("nan")
+            vals = user_side(taste, rows[warm_user], k)
+            out[f"cold_taste_recall_{k}_warm_users"] = float(np.mean(vals)) if len(vals) else float("nan")
         out[f"cold_random_recall_{k}"] = min(1.0, k / len(split.items)) if len(split.items) else float("nan")
         vals = [metrics.recall(active[:k].tolist(), set(t.tolist()), k) for t in split.item_truth]
         out[f"cold_active_audience_recall_{k}"] = float(np.mean(vals)) if vals else float("nan")
