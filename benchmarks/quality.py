@@ -31,7 +31,7 @@ and the table in ``benchmarks/RESULTS.md``.
 Profiles: ``full`` (the default) is the above, three seeds everywhere and the re-ranker, and
 three more seeds (45, 46, 47) for ``cold_items`` alone, whose 86 new items spread more from seed
 to seed than the other protocols (``--cold-seeds``; the extra fits are of the models that read
-text, and are measured there only): about 1.9 hours on 2 cores. ``--profile quick`` is one seed
+text, and are measured there only): about 1.8 hours on 2 cores once the peers are kept. ``--profile quick`` is one seed
 (42), no re-ranker, and no ``seq_text_only`` on ``loo``: about half an hour, into
 ``<work>/quality-quick.json`` and its own RESULTS section, for a change under way; its
 single-seed figures carry no spread.
@@ -94,7 +94,8 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, help="training seeds of the sequence models (the profile's by default)")
     parser.add_argument("--loo-seeds", type=int, help="how many of --seeds the (slow) loo family runs (the profile's by default)")
     parser.add_argument("--cold-seeds", nargs="*", type=int,
-                        help="more seeds for cold_items alone, fitting only the models that read text (the profile's by default)")
+                        help="more seeds for cold_items alone, fitting only the models that read text "
+                             "(the profile's by default; none when --seeds is given)")
     parser.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "_work")
     parser.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md")
     parser.add_argument("--dataset", choices=sorted(DATASETS), default="movielens-100k",
@@ -103,7 +104,8 @@ def main() -> None:
     profile = PROFILES[args.profile]
     seeds = args.seeds or profile.seeds
     loo_seeds = args.loo_seeds if args.loo_seeds is not None else len(seeds) if args.seeds else profile.loo_seeds
-    cold_seeds = args.cold_seeds if args.cold_seeds is not None else profile.cold_seeds
+    # Like --loo-seeds: with --seeds given, the profile's extra seeds are not added unasked.
+    cold_seeds = args.cold_seeds if args.cold_seeds is not None else () if args.seeds else profile.cold_seeds
     settings = lake_settings(load_settings(), DATASETS[args.dataset])
     wanted = set(args.models or DEFAULT_MODELS)
     start = time.perf_counter()

@@ -184,7 +184,7 @@ def run(settings: Settings, snap: Snapshot, data: Dataset, wanted: set[str], whi
     names wanted models the (slow) ``loo`` family leaves out. ``cold_seeds`` are more seeds for
     ``cold_items`` alone: its few new items spread more from seed to seed than the other
     protocols, so their fits (of the models that read text) are measured there only."""
-    cold_seeds = [c for c in cold_seeds if c not in seeds] if "cold_items" in which else []
+    cold_seeds = [c for c in dict.fromkeys(cold_seeds) if c not in seeds] if "cold_items" in which else []
     out: dict = {"protocols": {}, "models": {}, "seeds": seeds, "loo_seeds": seeds[:loo_seeds], "cold_seeds": cold_seeds,
                  "per_user": {}, "dataset": data.title}
     vectors = None
@@ -206,9 +206,10 @@ def run(settings: Settings, snap: Snapshot, data: Dataset, wanted: set[str], whi
                 info = fit_sequence(rec, snap, valid.train, valid, test.train, "ndcg_10", family != "loo",
                                     inner_ctr if family != "loo" else None)
                 info["fit_s"] = round(time.perf_counter() - start, 1)
-                if vectors is None and rec.model_settings.use_text:
-                    vectors = rec.item_text_.cpu().numpy()
-                out["models"].setdefault(rec.name, {}).setdefault(family, []).append(info)
+                if vectors is None and rec.model_settings.use_text and rec.model_settings.finetune == "none":
+                    vectors = rec.item_text_.cpu().numpy()  # the frozen vectors: the same for every model
+                # The extra seeds' fits are listed apart: the family's metrics do not average them.
+                out["models"].setdefault(rec.name, {}).setdefault("cold_items" if cold_only else family, []).append(info)
                 fitted.append((seed, rec))
                 if rerank and rec.name == zoo.MODEL and not cold_only:
                     rr = Reranked(rec, s.rerank, s.text, s.model.encoder, rec.device, seed)
@@ -281,10 +282,11 @@ def fit_cell(info: dict) -> str:
 
 
 def valid_means(results: dict) -> dict[str, float]:
-    """Each sequence model's validation NDCG@10 at its chosen epoch, averaged over its fits."""
+    """Each sequence model's validation NDCG@10 at its chosen epoch, averaged over the fits its
+    metrics come from (not the extra ``cold_seeds``)."""
     out = {}
     for name, fam in results["models"].items():
-        vals = [i["valid_ndcg_10"] for fits in fam.values() for i in fits if "valid_ndcg_10" in i]
+        vals = [i["valid_ndcg_10"] for f, fits in fam.items() if f != "cold_items" for i in fits if "valid_ndcg_10" in i]
         if vals:
             out[name] = float(np.mean(vals))
     return out
@@ -309,10 +311,11 @@ def table(results: dict) -> str:
     boot = ["| protocol | llmrec against | NDCG@10 difference | 95% interval (paired bootstrap) | users |", "|---|---|---|---|---|"]
     for p, b in results.get("bootstrap", {}).items():
         boot.append(f"| {p} | {b['against']} | {b['diff']:+.4f} | [{b['low']:+.4f}, {b['high']:+.4f}] | {b['users']} |")
-    fits = ["| model | " + " | ".join(f"{f} fit s per seed (best epoch, validation NDCG@10)" for f in ("loo", "temporal"))
-            + " | tuned on validation |", "|---|---|---|---|"]
+    families = ["loo", "temporal", *(["cold_items"] if results.get("cold_seeds") else [])]
+    fits = ["| model | " + " | ".join(f"{f} fit s per seed (best epoch, validation NDCG@10)" for f in families)
+            + " | tuned on validation |", "|---" * (len(families) + 2) + "|"]
     for name, fam in results["models"].items():
-        cells = [", ".join(fit_cell(i) for i in fam[f]) if f in fam else "" for f in ("loo", "temporal")]
+        cells = [", ".join(fit_cell(i) for i in fam[f]) if f in fam else "" for f in families]
         params = "; ".join(f"{f}: {fam[f][0]['params']}" for f in ("loo", "temporal") if f in fam and "params" in fam[f][0])
         fits.append(f"| {name} | " + " | ".join(cells) + f" | {params} |")
     # With one model there is nothing to compare: no bootstrap table.

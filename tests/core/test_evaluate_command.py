@@ -110,17 +110,20 @@ def test_cold_seeds_fit_the_text_models_again_for_cold_items_alone(lake, monkeyp
     cutoff = last - timedelta(days=4)
     data = quality.Dataset("toy", last, datetime.combine(cutoff, time(), tzinfo=timezone.utc), 5, 5)
     bench = quality.run(load_settings(), {"llmrec", "seq_id_only"}, ["temporal", "cold_items"], False, [42], 1, data,
-                        cold_seeds=(42, 43))  # 42 is already a seed: it is not fitted twice
+                        cold_seeds=(42, 43, 43))  # 42 is already a seed, 43 is asked twice: each is fitted once
     assert bench["cold_seeds"] == [43]
     # The ID-only model cannot rank a new item: no extra fit for it. llmrec's second fit counts
-    # on cold_items (with its no-map twin) and nowhere else.
-    assert len(bench["models"]["llmrec"]["temporal"]) == 2 and len(bench["models"]["seq_id_only"]["temporal"]) == 1
+    # on cold_items (with its no-map twin) and nowhere else, and is listed apart.
+    assert [len(bench["models"]["llmrec"][f]) for f in ("temporal", "cold_items")] == [1, 1]
+    assert set(bench["models"]["seq_id_only"]) == {"temporal"}
+    assert comparison.valid_means(bench)["llmrec"] == bench["models"]["llmrec"]["temporal"][0]["valid_ndcg_10"]
     assert bench["protocols"]["cold_items"]["n_seeds"] == {"llmrec": 2, comparison.NO_MAP: 2, "seq_id_only": 1}
     assert bench["protocols"]["temporal"]["n_seeds"] == {"llmrec": 1, "seq_id_only": 1}
     assert [len(v) for v in bench["per_user"]["temporal"].values()] == [1, 1]
     printed = quality.table(bench)
     assert "| seeds |" in printed.split("**cold_items**")[1].split("\n\n")[1]
     assert rows(printed, "cold_items")[0].endswith(" | 2 |") and "| seeds |" not in printed.split("**cold_items**")[0]
+    assert "| cold_items fit s per seed" in printed
 
 
 def test_every_protocol_runs_and_is_recorded_as_its_own_run(lake, capsys):
