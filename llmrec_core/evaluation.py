@@ -23,6 +23,7 @@ from llmrec_core.data.snapshot import Snapshot
 from llmrec_core.recommenders import returning
 from llmrec_core.recommenders.base import History, Recommender
 from llmrec_core.settings import ModelSettings
+from llmrec_core.topk import unit_rows
 
 log = logging.getLogger(__name__)
 RETURN_HORIZON = ModelSettings.model_fields["return_horizon_days"].default  # the peer of the default audience
@@ -181,7 +182,7 @@ def _taste_lists(item_vectors: np.ndarray, history: History, split: EvalSplit, r
     """For each user of ``rows`` (all with history), the positions in ``split.items`` of the k
     cold items nearest the user's taste: the mean of the unit text vectors of the items in their
     history, each centred on the catalogue's mean, so that what all items share does not rank."""
-    v = item_vectors / np.maximum(np.linalg.norm(item_vectors, axis=1, keepdims=True), 1e-12)
+    v = unit_rows(item_vectors)
     v = v - v.mean(axis=0)
     cold = v[split.items]
     out = []

@@ -181,3 +181,9 @@ def transpose_csr(csr: tuple[np.ndarray, np.ndarray], n_cols: int) -> tuple[np.n
     order = np.lexsort((rows, indices))
     by_col = np.concatenate([[0], np.cumsum(np.bincount(np.asarray(indices, np.int64), minlength=n_cols))]).astype(np.int64)
     return by_col, rows[order]
+
+
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """``vectors`` with each row scaled to unit length (a zero row stays zero), so that their dot
+    products are cosines."""
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)

@@ -22,7 +22,7 @@ from llmrec_core.io.serving_schema import POPULAR
 from llmrec_core.recommenders.base import History, Recommender
 from llmrec_core.scoring.reasons import pick_behaviours, reason_texts
 from llmrec_core.settings import TextSettings
-from llmrec_core.topk import blocked_topk
+from llmrec_core.topk import blocked_topk, unit_rows
 
 SOURCES = np.array(tables.SOURCES, dtype=object)
 
@@ -139,8 +139,7 @@ def similar_items(sc: Scoring, k: int) -> pa.Table:
         share[sc.popular] = sc.popular_scores
         s = np.where(i >= 0, share[np.maximum(i, 0)], -np.inf)
     else:
-        v = sc.vectors / np.maximum(np.linalg.norm(sc.vectors, axis=1, keepdims=True), 1e-12)
-        vt = torch.from_numpy(v.astype(np.float32)).to(sc.device)
+        vt = torch.from_numpy(unit_rows(sc.vectors).astype(np.float32)).to(sc.device)
         s, i = blocked_topk(vt, vt, k, exclude=itself, allowed=sc.allowed, user_block=sc.user_block, item_block=sc.item_block)
     valid = i >= 0
     item, rank = np.nonzero(valid)

@@ -16,6 +16,7 @@ import torch
 from llmrec_core.io.serving_schema import COLD_TEXT, POPULAR
 from llmrec_core.settings import TextSettings
 from llmrec_core.text import cap, clean_text, format_number
+from llmrec_core.topk import unit_rows
 
 
 def because(settings: TextSettings, event_type: str, title: str, *, fresh: bool = False, value: float | None = None) -> str:
@@ -41,7 +42,7 @@ def pick_behaviours(item_vectors: np.ndarray | None, recs: np.ndarray, hist: tup
         return choice
     if item_vectors is None:
         item_vectors = np.ones((int(max(items.max(initial=0), recs.max(initial=0))) + 1, 1), np.float32)
-    unit = item_vectors / np.maximum(np.linalg.norm(item_vectors, axis=1, keepdims=True), 1e-12)
+    unit = unit_rows(item_vectors)
     pos = indptr[:-1, None] + np.arange(width)[None, :]  # flat position of each (user, slot)
     present = np.arange(width)[None, :] < lengths[:, None]
     pos = np.where(present, pos, 0)
