@@ -203,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--ds", required=True, help="the snapshot to evaluate on (YYYY-MM-DD or 'latest')")
     ev.add_argument("--protocol", choices=["temporal", "loo", "cold_items", "ctr"], default="temporal", help="default temporal")
     ev.add_argument("--models", help="comma-separated models to fit: llmrec, seq_id_only, seq_text_only, popularity, item_knn, ease, "
-                                     "als, llmrec_rerank (default: all but llmrec_rerank; none beside --model-version)")
+                                     "als, content, llmrec_rerank (default: all but llmrec_rerank; none beside --model-version)")
     ev.add_argument("--model-version", help="a registered version to evaluate, loaded as `llmrec score` loads it")
     ev.add_argument("--force", action="store_true", help="evaluate a version the promotion gate refused (recorded in the run)")
     ev.add_argument("--cutoff", help="first day of the test window (YYYY-MM-DD); models train on everything before it")

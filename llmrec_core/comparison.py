@@ -86,7 +86,7 @@ COLUMNS = {
     "temporal": ["recall_20", "ndcg_10", "precision_10", "f1_10", "ndcg_10_warm_users", "recall_20_warm_users",
                  "ndcg_10_cold_users", "recall_20_cold_users", "coverage_10", "novelty_10", "diversity_10", "popularity_bias_10"],
     "cold_items": ["cold_recall_10", "cold_recall_20", "cold_recall_20_warm_users", "cold_recall_20_cold_users",
-                   "cold_random_recall_20", "cold_taste_recall_20_warm_users", "cold_audience_recall_20",
+                   "cold_random_recall_20", "cold_audience_recall_20",
                    "cold_active_audience_recall_20", "cold_returning_audience_recall_20"],
     "ctr": ["auc", "user_auc", "log_loss", "ece", "base_rate_log_loss", "item_share_auc", "item_share_log_loss"],
 }

@@ -34,7 +34,7 @@ from llmrec_core.settings import Settings, redact_url
 
 log = logging.getLogger(__name__)
 # What runs without --models: the benchmark's models, less the slow re-ranker (name it to add it).
-DEFAULT_MODELS = [zoo.MODEL, *zoo.ABLATIONS, "popularity", "item_knn", "ease", "als"]
+DEFAULT_MODELS = [zoo.MODEL, *zoo.ABLATIONS, "popularity", "item_knn", "ease", "als", "content"]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,7 +23,6 @@ from llmrec_core.data.snapshot import Snapshot
 from llmrec_core.recommenders import returning
 from llmrec_core.recommenders.base import History, Recommender
 from llmrec_core.settings import ModelSettings
-from llmrec_core.topk import unit_rows
 
 log = logging.getLogger(__name__)
 RETURN_HORIZON = ModelSettings.model_fields["return_horizon_days"].default  # the peer of the default audience
@@ -124,15 +123,12 @@ def evaluate_temporal(rec: Recommender, split: EvalSplit, snap: Snapshot, ks: li
     return out
 
 
-def evaluate_cold_items(rec: Recommender, split: EvalSplit, snap: Snapshot, ks: list[int],
-                        item_vectors: np.ndarray | None = None) -> dict[str, float]:
+def evaluate_cold_items(rec: Recommender, split: EvalSplit, snap: Snapshot, ks: list[int]) -> dict[str, float]:
     """User side (``cold_recall_K``): each user's future cold items ranked among the cold
     items, also over users with and without training events apart (``_warm_users``,
     ``_cold_users``): a user's taste can only help the former. Item side
     (``cold_audience_recall_K``): each cold item's future users among all users.
-    ``cold_random_recall_K`` is what a random order would score on the user side;
-    ``cold_taste_recall_K_warm_users`` what the users' taste in ``item_vectors`` (the language
-    model's frozen text vectors) scores for those with history, without any training."""
+    ``cold_random_recall_K`` is what a random order would score on the user side."""
     history = History.of(split.history, snap.n_users)
     cold = np.zeros(snap.n_items, bool)
     cold[split.items] = True
@@ -152,22 +148,14 @@ def evaluate_cold_items(rec: Recommender, split: EvalSplit, snap: Snapshot, ks: 
     last = history.last_ts(np.arange(snap.n_users))  # where each user stands at the cut-off, as ``audience`` reads it
     coming = np.lexsort((np.arange(snap.n_users), -events, -rates.log_rate(last, np.full(snap.n_users, asof))))
     warm_user = events[split.users[rows]] > 0
-    taste = _taste_lists(item_vectors, history, split, rows[warm_user], max(ks)) if item_vectors is not None else None
-
-    def user_side(lists: list[np.ndarray], users: np.ndarray, k: int) -> np.ndarray:
-        """Recall@k of each user's lists (positions in ``split.items``) against their cold items."""
-        return np.array([metrics.recall(lst[:k].tolist(), {position[int(i)] for i in split.truth[u]}, k)
-                         for lst, u in zip(lists, users, strict=True)])
 
     out = {}
     for k in ks:
-        vals = user_side(user_lists, rows, k)
+        vals = np.array([metrics.recall(lst[:k].tolist(), {position[int(i)] for i in split.truth[u]}, k)
+                         for lst, u in zip(user_lists, rows, strict=True)])
         out[f"cold_recall_{k}"] = float(np.mean(vals)) if len(vals) else float("nan")
         for part, keep in (("warm_users", warm_user), ("cold_users", ~warm_user)):
             out[f"cold_recall_{k}_{part}"] = float(np.mean(vals[keep])) if keep.any() else float("nan")
-        if taste is not None:
-            vals = user_side(taste, rows[warm_user], k)
-            out[f"cold_taste_recall_{k}_warm_users"] = float(np.mean(vals)) if len(vals) else float("nan")
         out[f"cold_random_recall_{k}"] = min(1.0, k / len(split.items)) if len(split.items) else float("nan")
         vals = [metrics.recall(active[:k].tolist(), set(t.tolist()), k) for t in split.item_truth]
         out[f"cold_active_audience_recall_{k}"] = float(np.mean(vals)) if vals else float("nan")
@@ -175,20 +163,6 @@ def evaluate_cold_items(rec: Recommender, split: EvalSplit, snap: Snapshot, ks: 
         out[f"cold_returning_audience_recall_{k}"] = float(np.mean(vals)) if vals else float("nan")
         vals = [metrics.recall(lst[:k].tolist(), set(t.tolist()), k) for lst, t in zip(audience, split.item_truth, strict=True)]
         out[f"cold_audience_recall_{k}"] = float(np.mean(vals)) if vals else float("nan")
-    return out
-
-
-def _taste_lists(item_vectors: np.ndarray, history: History, split: EvalSplit, rows: np.ndarray, k: int) -> list[np.ndarray]:
-    """For each user of ``rows`` (all with history), the positions in ``split.items`` of the k
-    cold items nearest the user's taste: the mean of the unit text vectors of the items in their
-    history, each centred on the catalogue's mean, so that what all items share does not rank."""
-    v = unit_rows(item_vectors)
-    v = v - v.mean(axis=0)
-    cold = v[split.items]
-    out = []
-    for u in rows:
-        scores = cold @ v[history.items(int(split.users[u]))].mean(axis=0)
-        out.append(np.argsort(-scores, kind="stable")[:k])
     return out
 
 
@@ -277,7 +251,7 @@ def evaluate(rec: Recommender, split: EvalSplit, snap: Snapshot, ks: list[int],
     elif split.name == "temporal":
         out = evaluate_temporal(rec, split, snap, ks, item_vectors)
     elif split.name == "cold_items":
-        out = evaluate_cold_items(rec, split, snap, ks, item_vectors)
+        out = evaluate_cold_items(rec, split, snap, ks)
     elif split.name == "ctr":
         out = evaluate_ctr(rec, split, snap)
     else:

@@ -96,7 +96,7 @@ def assert_same(served: dict[str, list[float]], measured: dict[str, list[float]]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["llmrec", "seq_id_only", "seq_text_only", "popularity", "item_knn", "ease", "als"])
+@pytest.mark.parametrize("name", ["llmrec", "seq_id_only", "seq_text_only", "popularity", "item_knn", "ease", "als", "content"])
 def test_the_served_table_is_the_measured_ranking(lake, name):
     home, last, settings, snap, fitted, _ = lake
     rec = fitted[name]

@@ -135,7 +135,7 @@ _TABLES = {
          "model_name": "The registered model's name (tracking.registered_model).", "model_version": _VERSION,
          **{f"rows_{name}": f"Rows of {name} published for the day." for name in SCHEMAS},
          "model": ("Which model the version is: llmrec (the language model) or the baseline the promotion gate registered "
-                   "and served instead (popularity, item_knn, ease, als); NULL for days published before this column existed, or by a version that does not say."),
+                   "and served instead (popularity, item_knn, ease, als, content); NULL for days published before this column existed, or by a version that does not say."),
          }),
 }
 _LATEST = {f"{name}_latest": Described(

@@ -13,11 +13,13 @@ from llmrec_core.data.snapshot import Snapshot
 from llmrec_core.recommenders.als import SparkALS
 from llmrec_core.recommenders.base import Recommender
 from llmrec_core.recommenders.classic import EASE, ItemKNN, Popularity
+from llmrec_core.recommenders.content import ContentTaste
 from llmrec_core.recommenders.llm import LlmRecommender
 from llmrec_core.recommenders.reranked import Reranked
 from llmrec_core.settings import TextSettings
 
-KINDS = {"llmrec": LlmRecommender, "popularity": Popularity, "item_knn": ItemKNN, "ease": EASE, "als": SparkALS}
+KINDS = {"llmrec": LlmRecommender, "popularity": Popularity, "item_knn": ItemKNN, "ease": EASE, "als": SparkALS,
+         "content": ContentTaste}
 
 
 def restore(state: dict, snap: Snapshot, device: str = "auto", *, reranker: dict | None = None,

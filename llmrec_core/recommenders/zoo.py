@@ -1,8 +1,8 @@
 """Which recommenders a training run fits and compares, built from settings.
 
 ``llmrec`` is the product model; ``seq_id_only`` and ``seq_text_only`` are its ablations
-(the same sequence model without text, and without ID embeddings); popularity, item-kNN and
-ALS are the baselines; ``llmrec_rerank`` is the product model re-ranked by the cross-encoder
+(the same sequence model without text, and without ID embeddings); popularity, item-kNN, EASE,
+ALS and the content baseline (the users' taste in the frozen text vectors) are the baselines; ``llmrec_rerank`` is the product model re-ranked by the cross-encoder
 (fitted once ``llmrec`` is).
 """
 
@@ -17,6 +17,7 @@ import torch
 from llmrec_core.recommenders.als import SparkALS
 from llmrec_core.recommenders.base import Recommender
 from llmrec_core.recommenders.classic import EASE, ItemKNN, Popularity
+from llmrec_core.recommenders.content import ContentTaste
 from llmrec_core.recommenders.llm import LlmRecommender
 from llmrec_core.recommenders.reranked import Reranked
 from llmrec_core.settings import Settings
@@ -42,6 +43,10 @@ def baseline_grids(settings: Settings, n_items: int | None = None) -> dict[str, 
     def als(rank, reg, alpha):
         return SparkALS(settings.spark, rank, ev.als_iterations, reg, alpha, settings.train.seed)
 
+    def content(half_life):
+        ms, ts = settings.model, settings.train
+        return ContentTaste(ms.encoder, ms.max_text_tokens, ts.text_batch_size, ts.seed, text_cache_dir(settings), half_life)
+
     tune = ev.tune_baselines
     out = {
         "popularity": (Popularity, grid(days=_first(ev.popularity_days, ev.popularity_days_grid, tune))),
@@ -50,6 +55,7 @@ def baseline_grids(settings: Settings, n_items: int | None = None) -> dict[str, 
         "ease": (EASE, grid(l2=_first(ev.ease_l2, ev.ease_l2_grid, tune))),
         "als": (als, grid(rank=_first(ev.als_rank, ev.als_rank_grid, tune), reg=_first(ev.als_reg, ev.als_reg_grid, tune),
                           alpha=_first(ev.als_alpha, ev.als_alpha_grid, tune))),
+        "content": (content, grid(half_life=_first(ev.content_half_life, ev.content_half_life_grid, tune))),
     }
     if n_items is not None and n_items > ev.ease_max_items:
         del out["ease"]

@@ -24,6 +24,8 @@ class EvaluationSettings(Section):
     ease_l2: float = Field(500.0, gt=0.0)
     # Popularity counts the last this many days before the training events end (0: all of them).
     popularity_days: int = Field(0, ge=0)
+    # The content baseline's taste weights halve every this many behaviours back (0: a plain mean).
+    content_half_life: float = Field(0.0, ge=0.0)
     # Baselines are tuned on the validation split like the model: each grid is tried, the best
     # value of `metric` wins. An empty grid keeps the single value above.
     tune_baselines: bool = True
@@ -34,6 +36,7 @@ class EvaluationSettings(Section):
     als_rank_grid: list[int] = [32, 64]
     als_reg_grid: list[float] = [0.01, 0.1]
     als_alpha_grid: list[float] = [1.0, 10.0, 40.0]
+    content_half_life_grid: list[float] = [5.0, 20.0, 50.0]
     # EASE inverts an items x items matrix: above this many items it is left out.
     ease_max_items: int = Field(20_000, ge=1)
 

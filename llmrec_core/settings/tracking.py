@@ -6,7 +6,7 @@ from pydantic import Field, field_serializer, field_validator
 
 from llmrec_core.settings.base import Section, redact_url
 
-BASELINES = ("popularity", "item_knn", "ease", "als")
+BASELINES = ("popularity", "item_knn", "ease", "als", "content")
 
 
 class TrackingSettings(Section):
@@ -26,7 +26,7 @@ class TrackingSettings(Section):
     serve_baseline_winner: bool = True
     # The tuned baselines whose validation scores set the bar for the language model (all by
     # default; ["popularity"] is the weakest bar that still means something).
-    gate_baselines: list[str] = ["popularity", "item_knn", "ease", "als"]
+    gate_baselines: list[str] = list(BASELINES)
     # MLflow's system metrics (CPU, memory, disk, network, GPU as system/*) on every job's top
     # run, sampled every system_metrics_interval seconds; a run shorter than that records none.
     system_metrics: bool = True

@@ -173,24 +173,6 @@ def test_evaluate_cold_items_ranks_users_per_item():
     assert out["cold_recall_1_cold_users"] == pytest.approx(0.5)
 
 
-def test_the_taste_peer_orders_a_users_cold_items_by_their_history_in_text_vectors():
-    events = make(COLD_ROWS)
-    split = cold_items(events, 4, 4, C, 5)
-    zeros = Fixed(np.zeros((4, 4)))
-    # User 0 (the one user with history and a cold item to find) watched item 0 and wants item 2.
-    like = np.array([[1.0, 0.0], [0.0, 1.0], [2.0, 0.0], [0.0, 3.0]])  # item 2 reads like item 0
-    unlike = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 0.0], [0.0, 3.0]])  # item 3 does
-    # Only unit vectors centred on the catalogue's mean put item 2 first here: raw vectors, unit
-    # vectors not centred and centred vectors not made unit all put item 3 first.
-    shared = np.array([[-3.0, -4.0], [-4.0, 3.0], [5.0, 5.0], [2.0, 5.0]])
-
-    def taste(vectors):
-        return evaluate_cold_items(zeros, split, snapshot(4, 4, events), [1], vectors)["cold_taste_recall_1_warm_users"]
-
-    assert (taste(like), taste(unlike), taste(shared)) == (1.0, 0.0, 1.0)
-    assert "cold_taste_recall_1_warm_users" not in evaluate_cold_items(zeros, split, snapshot(4, 4, events), [1])
-
-
 def test_evaluate_cold_items_unscorable_gets_zero():
     events = make(COLD_ROWS)
     split = cold_items(events, 4, 4, C, 5)

@@ -28,7 +28,7 @@ def test_the_best_grid_point_on_validation_wins(toy_home, tiny_settings):
 def test_grids_start_with_the_configured_values_and_can_be_switched_off(tiny_settings):
     ev = tiny_settings.evaluation
     grids = zoo.baseline_grids(tiny_settings)
-    assert set(grids) == {"popularity", "item_knn", "ease", "als"}
+    assert set(grids) == {"popularity", "item_knn", "ease", "als", "content"}
     assert grids["item_knn"][1][0] == {"neighbours": ev.knn_neighbours, "shrink": 0.0}
     assert grids["popularity"][1][0] == {"days": ev.popularity_days}  # 0: all of the history
     assert grids["ease"][1][0] == {"l2": ev.ease_l2} and len(grids["ease"][1]) == len(set(ev.ease_l2_grid) | {ev.ease_l2})

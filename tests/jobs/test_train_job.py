@@ -30,14 +30,16 @@ def trained(toy_home, tiny_settings, spark):
 
 
 def test_a_baseline_that_wins_validation_is_served_instead(toy_home, tiny_settings, spark):
-    """The default bar is every tuned baseline; on the toy lake item-kNN beats the tiny model, so
-    the language model is refused, saying so, and item-kNN refit on everything becomes the champion."""
+    """With the bar of the baselines that read no text, item-kNN beats the tiny model on the toy
+    lake, so the language model is refused, saying so, and item-kNN refit on everything becomes
+    the champion."""
     import mlflow
     from mlflow.tracking import MlflowClient
 
     from llmrec_core.registry.bundle import load_bundle
 
     home, last = toy_home
+    tiny_settings.tracking.gate_baselines = ["popularity", "item_knn", "ease", "als"]
     out = train.run(tiny_settings, last, progress=False)
     res = out["results"]
     winner = max(("popularity", "item_knn", "ease", "als"), key=lambda b: res[b]["ndcg_10"])
@@ -90,6 +92,32 @@ def test_a_baseline_that_wins_validation_is_served_instead(toy_home, tiny_settin
     assert "| champion v2, re-evaluated |" in client.get_model_version("llmrec", "3").description
 
 
+def test_the_content_baseline_can_win_the_gate_and_serve(toy_home, tiny_settings, spark):
+    """The default bar includes the content baseline. On the toy lake an item's topic is in its
+    title and each user keeps to a topic, so the users' taste in the text vectors wins
+    validation: it is registered, refit on everything, and the nightly lists are its own, each
+    with a reason from the user's history."""
+    import duckdb
+
+    from jobs import score
+    from llmrec_core.registry.bundle import load_bundle
+
+    home, last = toy_home
+    assert "content" in tiny_settings.tracking.gate_baselines
+    out = train.run(tiny_settings, last, progress=False)
+    res = out["results"]
+    assert max(tiny_settings.tracking.gate_baselines, key=lambda b: res[b]["ndcg_10"]) == "content"
+    assert [v["model"] for v in out["versions"]] == ["llmrec", "content"] and out["versions"][1]["promoted"]
+    bundle = load_bundle(tracking.download_bundle(tiny_settings, out["champion"], home / "dl"))
+    assert bundle.model["kind"] == "content" and bundle.model["params"] == bundle.gate["params"]
+    score.run(tiny_settings, last)
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT model FROM publications WHERE ds = ?", [last]).fetchall() == [("content",)]
+        rows = con.execute("SELECT source, reason FROM user_recommendations WHERE ds = ?", [last]).fetchall()
+    model_rows = [reason for source, reason in rows if source == "model"]
+    assert model_rows and all(reason.startswith("Because") for reason in model_rows)
+
+
 def test_train_logs_registers_and_gates(trained):
     import mlflow
     from mlflow.tracking import MlflowClient
@@ -98,7 +126,7 @@ def test_train_logs_registers_and_gates(trained):
     assert (home / "mlflow.db").is_file() and (home / "mlartifacts").is_dir()
     assert first["promoted"] and first["reason"].startswith("first champion"), first["reason"]
     results = first["results"]
-    for name in ("llmrec", "seq_id_only", "seq_text_only", "popularity", "item_knn", "ease", "als", "llmrec_rerank"):
+    for name in ("llmrec", "seq_id_only", "seq_text_only", "popularity", "item_knn", "ease", "als", "content", "llmrec_rerank"):
         assert np.isfinite(results[name]["ndcg_10"]), name
     assert results["llmrec"]["ndcg_10"] > results["popularity"]["ndcg_10"]
 
@@ -111,7 +139,7 @@ def test_train_logs_registers_and_gates(trained):
     assert len(parent.data.tags["git_commit"]) in (40, 7) or parent.data.tags["git_commit"] == "unknown"
     assert parent.data.params["model.encoder"] == "random:32x2"
     # The same metric names on every model's run, so the compare view lines them up.
-    for name in ("llmrec", "seq_id_only", "popularity", "als", "item_knn", "ease"):
+    for name in ("llmrec", "seq_id_only", "popularity", "als", "item_knn", "ease", "content"):
         assert {"val_ndcg_10", "val_recall_20", "val_auc"} <= set(by_model[name].data.metrics), name
     # Baselines were tuned on the validation split: the chosen values are the best trial's.
     tuned = json.loads(Path(mlflow.artifacts.download_artifacts(run_id=first["run_id"], artifact_path="results.json",

@@ -40,7 +40,7 @@ def requests(snap, users: np.ndarray) -> pd.DataFrame:
                          "event_types": [list(ev.event_type[r]) for r in rows], "values": [ev.value[r].astype(float).tolist() for r in rows]})
 
 
-@pytest.mark.parametrize("name", ["popularity", "item_knn", "ease", "als"])
+@pytest.mark.parametrize("name", ["popularity", "item_knn", "ease", "als", "content"])
 def test_the_pyfunc_recommends_what_the_nightly_table_would(world, name):
     settings, snap, fitted = world
     rec = fitted[name]
