@@ -103,6 +103,7 @@ def run_epochs(
     config: dict,
     validate: Callable[[], float] | None = None,
     patience: int = 3,
+    min_epochs: int = 1,
     checkpoint: Path | None = None,
     progress: bool = True,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
@@ -110,7 +111,8 @@ def run_epochs(
     seed: int = 0,
 ) -> LoopResult:
     """Train for up to ``epochs``; with ``validate``, stop after ``patience`` epochs without a
-    better validation metric and leave the best epoch's weights in ``model``."""
+    better validation metric (never before ``min_epochs`` epochs) and leave the best epoch's
+    weights in ``model``."""
     start, best, best_epoch, best_state, curves = 1, -math.inf, 0, None, []
     state = load_checkpoint(checkpoint, config)
     if state is not None:
@@ -122,7 +124,7 @@ def run_epochs(
     resumed_from = start - 1
     forward = _trainer(model, step)  # wraps the module without renaming its state_dict keys
     for epoch in range(start, epochs + 1):
-        if validate is not None and epoch - best_epoch > patience and best_epoch > 0:
+        if validate is not None and epoch > min_epochs and epoch - best_epoch > patience and best_epoch > 0:
             break
         model.train()
         # Seeded per epoch, so a resumed run draws the same negatives and dropout masks as an

@@ -160,7 +160,7 @@ class LlmRecommender(Recommender):
                   "fingerprint": data_fingerprint(snap, train)}
         self.result_ = run_epochs(
             net, optimizer, batches, self._step, epochs=ts.epochs if epochs is None else epochs, config=config, validate=validate,
-            patience=ts.patience, checkpoint=checkpoint, progress=self.progress, on_epoch=on_epoch, name=self.name,
+            patience=ts.patience, min_epochs=ts.min_epochs, checkpoint=checkpoint, progress=self.progress, on_epoch=on_epoch, name=self.name,
             seed=ts.seed,
         )
         self._cache = self._users_cache = None

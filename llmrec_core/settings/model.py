@@ -71,6 +71,9 @@ class TrainSettings(Section):
     epochs: int = Field(50, ge=1)
     # The validation metric plateaus for a few epochs early on before it climbs again.
     patience: int = Field(6, ge=1)
+    # Early stopping never ends a run before this many epochs: on some logs the first plateau lasts
+    # longer than the patience (benchmarks/RESULTS.md, "Early stopping's first plateau").
+    min_epochs: int = Field(15, ge=1)
     batch_size: int = Field(128, ge=1)
     lr: float = Field(1e-3, gt=0.0)
     encoder_lr: float = Field(5e-5, gt=0.0)

@@ -112,11 +112,17 @@ def test_killed_run_resumes_from_its_last_checkpoint(toy, tmp_path):
 
 def test_early_stopping_keeps_the_best_epoch(toy):
     settings, snap, cutoff = toy
-    settings.train.epochs, settings.train.patience = 10, 2
+    settings.train.epochs, settings.train.patience, settings.train.min_epochs = 10, 2, 1
     train = snap.events.mask(snap.events.ts < cutoff)
     values = iter([0.1, 0.5, 0.3, 0.2, 0.1, 0.9])
     rec = _llm(settings).fit(snap, train, validate=lambda: next(values))
     assert rec.result_.best_epoch == 2 and rec.result_.epochs_run == 4
+    # A first plateau longer than the patience: min_epochs runs past it to the better epoch 6,
+    # then stops after the patience.
+    settings.train.min_epochs = 6
+    values = iter([0.1, 0.5, 0.3, 0.2, 0.1, 0.9, 0.4, 0.3, 0.2])
+    rec = _llm(settings).fit(snap, train, validate=lambda: next(values))
+    assert rec.result_.best_epoch == 6 and rec.result_.epochs_run == 8
 
 
 def test_the_comparison_reports_the_validation_ndcg_of_the_epoch_it_kept(toy):
