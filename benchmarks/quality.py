@@ -21,7 +21,7 @@ through its own ``recommend`` (the path ``llmrec score`` publishes with):
   everything before the cutoff, as the training job does. ``llmrec_no_cold_map`` is the same
   fitted model without the text-to-ID map of items that have no interactions.
 
-Baselines (popularity, item-kNN, EASE, ALS) are tuned on the same validation split (the
+Baselines (popularity, item-kNN, EASE, ALS, content) are tuned on the same validation split (the
 ``evaluation.*_grid`` settings) and refit on the test split's training events. Sequence models
 run once per seed; tables show the mean ± standard deviation over seeds, and a paired bootstrap
 95% interval of the per-user NDCG@10 difference between ``llmrec`` and the best other model.

@@ -6,7 +6,7 @@ Runs when the ETL updates `llmrec_sequences` (default), or on a cron schedule wh
 
 1. **check_inputs**: the lake snapshot of the day exists.
 2. **train** (`python -m jobs.train`, pool `gpu` of one slot): the LLM two-tower model with
-   early stopping on the validation window, its ablations, popularity / item-kNN / EASE / ALS tuned on the
+   early stopping on the validation window, its ablations, popularity / item-kNN / EASE / ALS / content tuned on the
    same split, the cross-encoder re-ranker, a refit on everything up to the day; everything
    logged to MLflow; registered as `llmrec`; the `champion` alias moves only when the version
    beats the best tuned baseline and the current champion (the reason is a tag on the

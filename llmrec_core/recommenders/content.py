@@ -26,20 +26,25 @@ from llmrec_core.data.snapshot import Snapshot
 from llmrec_core.models import encoder as lm
 from llmrec_core.recommenders.base import History, Recommender
 from llmrec_core.recommenders.classic import by_id
+from llmrec_core.recommenders.llm import pick_device
 from llmrec_core.topk import unit_rows
 
 log = logging.getLogger(__name__)
 
 
 class ContentTaste(Recommender):
+    """Items scored by their text vector's dot product with the user's taste (module docstring).
+    ``encoder``, ``max_tokens``, ``batch_size`` and ``seed`` are the text models' (the same
+    vectors, shared through ``cache_dir``); ``device`` is where texts are encoded."""
+
     name = "content"
 
-    def __init__(self, encoder: str, max_tokens: int, batch_size: int = 64, seed: int = 42,
-                 cache_dir: Path | None = None, half_life: float = 0.0):
+    def __init__(self, encoder: str, max_tokens: int, batch_size: int, seed: int, cache_dir: Path | None = None,
+                 half_life: float = 0.0, device: str = "cpu"):
         if half_life < 0:
             raise ValueError(f"half_life must be 0 (a plain mean) or more, not {half_life}")
         self.encoder, self.max_tokens, self.batch_size, self.seed = encoder, max_tokens, batch_size, seed
-        self.cache_dir, self.half_life = cache_dir, half_life
+        self.cache_dir, self.half_life, self.device = cache_dir, half_life, device
 
     def params(self) -> dict[str, object]:
         return {"half_life": self.half_life}
@@ -54,8 +59,8 @@ class ContentTaste(Recommender):
         return self
 
     def _encode(self, texts: list[str]) -> np.ndarray:
-        return lm.frozen_vectors(self.encoder, texts, self.max_tokens, self.batch_size, torch.device("cpu"),
-                                 seed=self.seed, cache_dir=self.cache_dir).numpy()
+        return lm.frozen_vectors(self.encoder, texts, self.max_tokens, self.batch_size, pick_device(self.device),
+                                 seed=self.seed, cache_dir=self.cache_dir).cpu().numpy()
 
     def weights(self, n: int) -> np.ndarray:
         """The weights of a history of ``n`` behaviours, oldest first, summing to 1."""
@@ -87,12 +92,12 @@ class ContentTaste(Recommender):
                 "vectors": torch.from_numpy(self.vectors_), "centre": torch.from_numpy(self.centre_)}
 
     @classmethod
-    def restore(cls, state: dict, snap: Snapshot, device: str = "cpu") -> ContentTaste:
+    def restore(cls, state: dict, snap: Snapshot, device: str = "auto") -> ContentTaste:
         """The exported baseline onto any day's catalogue: an item whose text it knows keeps its
         vector; a new item, or one whose text changed, is encoded from its text now (with the same
         encoder and centre), so the content baseline scores new items as it did in training."""
         rec = cls(state["encoder"], int(state["max_tokens"]), int(state["batch_size"]), int(state["seed"]),
-                  half_life=float(state["params"]["half_life"]))
+                  half_life=float(state["params"]["half_life"]), device=device)
         rows = by_id(state["item_ids"], snap.item_ids)
         same = np.array([r >= 0 and state["item_texts"][r] == t for r, t in zip(rows, snap.item_texts, strict=True)], bool)
         rec.centre_ = state["centre"].numpy()

@@ -1,9 +1,9 @@
 """Which recommenders a training run fits and compares, built from settings.
 
-``llmrec`` is the product model; ``seq_id_only`` and ``seq_text_only`` are its ablations
-(the same sequence model without text, and without ID embeddings); popularity, item-kNN, EASE,
-ALS and the content baseline (the users' taste in the frozen text vectors) are the baselines; ``llmrec_rerank`` is the product model re-ranked by the cross-encoder
-(fitted once ``llmrec`` is).
+``llmrec`` is the product model; ``seq_id_only`` and ``seq_text_only`` are its ablations (the
+same sequence model without text, and without ID embeddings); popularity, item-kNN, EASE, ALS
+and the content baseline (the users' taste in the frozen text vectors) are the baselines;
+``llmrec_rerank`` is the product model re-ranked by the cross-encoder (fitted once ``llmrec`` is).
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ def baseline_grids(settings: Settings, n_items: int | None = None) -> dict[str, 
 
     def content(half_life):
         ms, ts = settings.model, settings.train
-        return ContentTaste(ms.encoder, ms.max_text_tokens, ts.text_batch_size, ts.seed, text_cache_dir(settings), half_life)
+        return ContentTaste(ms.encoder, ms.max_text_tokens, ts.text_batch_size, ts.seed, text_cache_dir(settings), half_life,
+                            ts.device)
 
     tune = ev.tune_baselines
     out = {

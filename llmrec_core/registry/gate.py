@@ -1,7 +1,7 @@
 """The promotion gate: when a newly trained version may become the champion.
 
 Pure decisions on metrics measured on the same validation data. The language model must beat
-the best tuned baseline (popularity, item-kNN, EASE, ALS) on the gate metric overall and for
+the best tuned baseline (popularity, item-kNN, EASE, ALS, content) on the gate metric overall and for
 users with history, must do at least as well as popularity for users without history, and must
 beat the current champion (re-evaluated on this validation window) by the configured margin.
 When it loses to a baseline, the training job can register that baseline instead

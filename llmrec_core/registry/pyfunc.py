@@ -10,14 +10,16 @@ engine (:func:`llmrec_core.scoring.engine.recommend`), so the rows are what the 
 would hold for that history: already-seen items, items unavailable on the version's day and
 items its ``scoring.filters`` bar are never returned, and every row has the nightly reason.
 ``new_items`` (``[{"item_id": ..., "text": ..., "title": ...}]``, title optional) adds items the
-catalogue does not know; the language model scores them from their text (a baseline cannot).
+catalogue does not know; the language model and the content baseline score them from their
+text (the other baselines cannot).
 Output, one row per (request row, rank), best first: ``request`` (the row's position),
 ``rank`` (from 1), ``item_id``, ``title``, ``score`` (as in the nightly table: the calibrated
 click logit, ``sigmoid(score)`` = p(click), or the item's share of recent positive events for
 the fallback), ``reason`` and ``source`` (``model``, ``cold_text``, ``popularity_fallback``).
 A row with nothing to score from (no known history, no profile) gets the popularity fallback
 of the version's day, as in the nightly table; so does a row the model cannot rank anything for
-(ALS knows only the users it was trained on, never a request's). Day D's titles, filters and
+(ALS knows only the users it was trained on, never a request's; the content baseline and ALS
+read no profile). Day D's titles, filters and
 fallback come from the bundle's catalogue (:func:`llmrec_core.registry.bundle.catalogue`); a
 version registered without one allows every item and has no fallback list (a row with nothing
 to score from gets no rows). The lists are the two-tower ones: the cross-encoder is not applied here.
@@ -27,8 +29,9 @@ refuses a record that lacks an array column.
 **Score** (every row names an ``item_id``, the candidate; ``item_text``: the text of a candidate
 the catalogue does not know, scored from text alone): one ``score`` per row = p(click | user,
 item); NaN for an unknown candidate without text. A promoted baseline answers the same requests:
-item-kNN, EASE and popularity score from the history's IDs (their scores are not calibrated
-probabilities), and ALS answers NaN.
+item-kNN, EASE and popularity score from the history's IDs, the content baseline from the
+text vectors of the history's items and the candidate's (none of their scores is a calibrated
+probability), and ALS answers NaN.
 
     mlflow models serve -m models:/llmrec@champion --host 127.0.0.1 --port 5001 --env-manager local
     curl -s 127.0.0.1:5001/invocations -H 'Content-Type: application/json' \\
@@ -132,7 +135,7 @@ def build_request(bundle, df: pd.DataFrame, new_items: list[tuple[str, str, str]
 
     state, catalogue = bundle.model, bundle.catalogue or {}
     ids = list(state["item_ids"])
-    # A baseline's export carries no text: it scores from the history's IDs alone.
+    # An export without texts (the baselines but content) scores from the history's IDs alone.
     texts, titles = list(state.get("item_texts") or ids), list(state.get("item_titles") or ids)
     named = dict(zip(catalogue.get("item_ids", []), catalogue.get("titles", []), strict=True))
     titles = [named.get(item, title) for item, title in zip(ids, titles, strict=True)]
@@ -242,9 +245,6 @@ class LlmrecPyfunc(mlflow.pyfunc.PythonModel):
 
     def recommend(self, df: pd.DataFrame, k: int) -> pd.DataFrame:
         """Each row's top ``k``, through the nightly engine: one output row per (request row, rank)."""
-        import pyarrow as pa
-
-        from llmrec_core.io.serving_schema import POPULAR
         from llmrec_core.recommenders.portable import restore
         from llmrec_core.scoring import engine
 
@@ -253,12 +253,7 @@ class LlmrecPyfunc(mlflow.pyfunc.PythonModel):
         req = build_request(self.bundle, df, new)
         sc = recommend_inputs(self.bundle, req, restore(self.bundle.model, req.snap), k)
         users = np.arange(len(df))
-        rows = engine.recommend(users, sc)
-        # A row the model could rank nothing for gets the fallback, like a row with nothing to score from.
-        stuck = (sc.kind != POPULAR) & (np.bincount(rows["user"].to_numpy(), minlength=len(df)) == 0)
-        if stuck.any():
-            sc.kind[stuck] = POPULAR
-            rows = pa.concat_tables([rows, engine.recommend(users[stuck], sc)]).sort_by([("user", "ascending"), ("rank", "ascending")])
+        rows = engine.recommend(users, sc)  # a row the model can rank nothing for gets the fallback there
         item = rows["item"].to_numpy()
         return pd.DataFrame({
             "request": rows["user"].to_numpy().astype(np.int64), "rank": rows["rank"].to_numpy().astype(np.int64),

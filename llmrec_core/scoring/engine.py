@@ -68,12 +68,16 @@ class Scoring:
 def recommend(users: np.ndarray, sc: Scoring) -> pa.Table:
     """K rows per user of the block: ``USER_ROWS`` (rank from 1, best first)."""
     users = np.asarray(users, np.int64)
-    n, kind = len(users), sc.kind[users]
+    n, kind = len(users), sc.kind[users].copy()
     scores = np.full((n, sc.k), -np.inf, np.float32)
     items = np.full((n, sc.k), -1, np.int64)
     scored = np.flatnonzero(kind != POPULAR)
     if len(scored):
         scores[scored], items[scored] = sc.rec.recommend(users[scored], sc.history, sc.asof[users[scored]], sc.k, allowed=sc.allowed)
+        # A user the model can rank nothing for gets the fallback, like a user with nothing to
+        # score from: ALS knows only the users it was trained on, and a baseline that reads no
+        # profile (content, ALS) cannot score a user known only by profile.
+        kind[scored[items[scored, 0] < 0]] = POPULAR
     ev = sc.history.events
     for r in np.flatnonzero(kind == POPULAR):
         seen = set(sc.history.items(int(users[r])).tolist())

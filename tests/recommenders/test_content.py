@@ -23,7 +23,7 @@ class Given(ContentTaste):
     """The content baseline over hand-made text vectors instead of an encoder's."""
 
     def __init__(self, vectors, half_life: float = 0.0):
-        super().__init__("given", 16, half_life=half_life)
+        super().__init__("given", 16, 8, 0, half_life=half_life)
         self.given = np.asarray(vectors, np.float32)
 
     def _encode(self, texts):
@@ -80,7 +80,7 @@ def test_the_half_life_weights_recent_behaviours_up():
     assert np.allclose(Given(vectors, 1.0).weights(3), np.array([0.25, 0.5, 1.0]) / 1.75)
     assert Given(vectors).weights(4).tolist() == [0.25] * 4
     with pytest.raises(ValueError, match="half_life"):
-        ContentTaste("packaged", 16, half_life=-1)
+        ContentTaste("packaged", 16, 8, 0, half_life=-1)
 
 
 @pytest.fixture

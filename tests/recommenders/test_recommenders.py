@@ -123,6 +123,11 @@ def test_early_stopping_keeps_the_best_epoch(toy):
     values = iter([0.1, 0.5, 0.3, 0.2, 0.1, 0.9, 0.4, 0.3, 0.2])
     rec = _llm(settings).fit(snap, train, validate=lambda: next(values))
     assert rec.result_.best_epoch == 6 and rec.result_.epochs_run == 8
+    # No later improvement: exactly min_epochs are run, and the early best is kept.
+    settings.train.min_epochs = 5
+    values = iter([0.1, 0.5, 0.3, 0.2, 0.1, 0.0])
+    rec = _llm(settings).fit(snap, train, validate=lambda: next(values))
+    assert rec.result_.best_epoch == 2 and rec.result_.epochs_run == 5
 
 
 def test_the_comparison_reports_the_validation_ndcg_of_the_epoch_it_kept(toy):

@@ -101,6 +101,27 @@ def test_sources_and_reasons_say_how_each_row_was_made():
     assert {r for u, *_, r in rows if u == 3} == {"Because you bought Film 3"}
 
 
+class WithoutProfiles(FixedVectors):
+    """A model that reads no profile (the content baseline, ALS): a user without history gets -inf."""
+
+    def score(self, users, history, asof):
+        out = super().score(users, history, asof)
+        out[history.length(np.asarray(users)) == 0] = -np.inf
+        return out
+
+
+def test_a_user_the_model_cannot_rank_anything_for_gets_the_fallback():
+    sc = scoring(k=4, rec=WithoutProfiles())
+    out = recommend(np.arange(N_USERS), sc).to_pydict()
+    rows = list(zip(out["user"], out["item"], out["source"], out["reason"], strict=True))
+    # User 1 is known only by profile, which this model cannot read: the fallback, as for user 2.
+    for user in (1, 2):
+        assert [i for u, i, _, _ in rows if u == user] == list(sc.popular[:4])
+        assert {(s, r) for u, _, s, r in rows if u == user} == {("popularity_fallback", "Popular this week")}
+    assert {s for u, _, s, _ in rows if u in (0, 3)} <= {"model", "cold_text"}
+    assert sc.kind.tolist() == [USERS[u][0] for u in range(N_USERS)]  # the inputs are left as they were
+
+
 def test_without_item_vectors_the_newest_usable_behaviour_is_the_reason():
     sc = scoring(k=4)
     sc.vectors = None
