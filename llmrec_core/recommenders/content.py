@@ -44,7 +44,7 @@ class ContentTaste(Recommender):
         if half_life < 0:
             raise ValueError(f"half_life must be 0 (a plain mean) or more, not {half_life}")
         self.encoder, self.max_tokens, self.batch_size, self.seed = encoder, max_tokens, batch_size, seed
-        self.cache_dir, self.half_life, self.device = cache_dir, half_life, device
+        self.cache_dir, self.half_life, self.device = cache_dir, half_life, str(pick_device(device))
 
     def params(self) -> dict[str, object]:
         return {"half_life": self.half_life}
@@ -59,7 +59,7 @@ class ContentTaste(Recommender):
         return self
 
     def _encode(self, texts: list[str]) -> np.ndarray:
-        return lm.frozen_vectors(self.encoder, texts, self.max_tokens, self.batch_size, pick_device(self.device),
+        return lm.frozen_vectors(self.encoder, texts, self.max_tokens, self.batch_size, torch.device(self.device),
                                  seed=self.seed, cache_dir=self.cache_dir).cpu().numpy()
 
     def weights(self, n: int) -> np.ndarray:
