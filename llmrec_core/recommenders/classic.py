@@ -159,3 +159,9 @@ def by_id(saved_ids, current_ids) -> np.ndarray:
     """For each current ID, its row in the saved model, or -1 for an ID the model never saw."""
     old = {item: i for i, item in enumerate(saved_ids)}
     return np.array([old.get(item, -1) for item in current_ids], np.int64)
+
+
+def same_text(saved_texts, rows: np.ndarray, current_texts) -> np.ndarray:
+    """For each current item (``rows`` from :func:`by_id`), whether the saved model knew it with
+    this very text: a new item, or one whose text changed, must be encoded again."""
+    return np.array([r >= 0 and saved_texts[r] == t for r, t in zip(rows, current_texts, strict=True)], bool)

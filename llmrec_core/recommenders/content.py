@@ -25,7 +25,7 @@ from llmrec_core.data.interactions import Interactions
 from llmrec_core.data.snapshot import Snapshot
 from llmrec_core.models import encoder as lm
 from llmrec_core.recommenders.base import History, Recommender
-from llmrec_core.recommenders.classic import by_id
+from llmrec_core.recommenders.classic import by_id, same_text
 from llmrec_core.recommenders.llm import pick_device
 from llmrec_core.topk import unit_rows
 
@@ -99,7 +99,7 @@ class ContentTaste(Recommender):
         rec = cls(state["encoder"], int(state["max_tokens"]), int(state["batch_size"]), int(state["seed"]),
                   half_life=float(state["params"]["half_life"]), device=device)
         rows = by_id(state["item_ids"], snap.item_ids)
-        same = np.array([r >= 0 and state["item_texts"][r] == t for r, t in zip(rows, snap.item_texts, strict=True)], bool)
+        same = same_text(state["item_texts"], rows, snap.item_texts)
         rec.centre_ = state["centre"].numpy()
         vectors = np.zeros((snap.n_items, len(rec.centre_)), np.float32)
         vectors[same] = state["vectors"].numpy()[rows[same]]

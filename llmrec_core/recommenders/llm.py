@@ -25,6 +25,7 @@ from llmrec_core.models.losses import click_bce, sampled_softmax
 from llmrec_core.models.two_tower import TwoTower, TwoTowerConfig, gap_bucket
 from llmrec_core.recommenders import returning
 from llmrec_core.recommenders.base import History, Recommender
+from llmrec_core.recommenders.classic import by_id, same_text
 from llmrec_core.settings import ModelSettings, TrainSettings
 from llmrec_core.topk import blocked_topk, joint_topk, transpose_csr
 from llmrec_core.training import LoopResult, run_epochs
@@ -369,9 +370,8 @@ class LlmRecommender(Recommender):
         rec.calibration = tuple(state.get("calibration", (1.0, 0.0)))
         rates = state.get("return_rates")
         rec.returns_ = returning.ReturnRates.from_dict(rates) if rates else None
-        old = {item: i for i, item in enumerate(state["item_ids"])}
-        rows = np.array([old.get(item, -1) for item in snap.item_ids], np.int64)
-        same_text = np.array([r >= 0 and state["item_texts"][r] == t for r, t in zip(rows, snap.item_texts, strict=True)], bool)
+        rows = by_id(state["item_ids"], snap.item_ids)
+        unchanged = same_text(state["item_texts"], rows, snap.item_texts)
         cfg = TwoTowerConfig(**{**state["cfg"], "n_items": snap.n_items})
         model = TwoTower(cfg)
         weights = dict(state["state"])
@@ -394,8 +394,8 @@ class LlmRecommender(Recommender):
         if ms.use_text:
             enc, tok = _saved_encoder(state, rec.device), lm.load_tokenizer(ms.encoder)
             text = torch.zeros(snap.n_items, cfg.text_dim)
-            text[torch.from_numpy(np.flatnonzero(same_text))] = state["item_text_vectors"][torch.from_numpy(rows[same_text])]
-            fresh = np.flatnonzero(~same_text)
+            text[torch.from_numpy(np.flatnonzero(unchanged))] = state["item_text_vectors"][torch.from_numpy(rows[unchanged])]
+            fresh = np.flatnonzero(~unchanged)
             if len(fresh):
                 vecs = lm.encode_all(enc, lm.TextTokens(tok, [snap.item_texts[i] for i in fresh], ms.max_text_tokens), ts.text_batch_size, rec.device)
                 text[torch.from_numpy(fresh)] = vecs

@@ -30,7 +30,7 @@ class Given(ContentTaste):
         return self.given[: len(texts)]
 
 
-def _scores(rec, n_users, events, n_items):
+def _scores(rec, n_users, events):
     users = np.arange(n_users, dtype=np.int64)
     return rec.score(users, History.of(events, n_users), np.zeros(n_users, np.int64))
 
@@ -58,7 +58,7 @@ def test_new_items_are_ordered_by_the_users_taste_in_unit_vectors_centred_on_the
 def test_users_without_history_cannot_be_scored():
     events = make([(0, 0, 1, 1), (0, 1, 1, 2)])
     rec = Given(np.eye(3)).fit(snapshot(2, 3, events), events)
-    s = _scores(rec, 2, events, 3)
+    s = _scores(rec, 2, events)
     assert np.isfinite(s[0]).all() and np.isneginf(s[1]).all()
     _, items = rec.recommend(np.array([1]), History.of(events, 2), np.zeros(1, np.int64), 3)
     assert (items == -1).all()
@@ -72,7 +72,7 @@ def test_the_half_life_weights_recent_behaviours_up():
     snap = snapshot(1, 6, events)
 
     def prefers(half_life):
-        s = _scores(Given(vectors, half_life).fit(snap, events), 1, events, 6)[0]
+        s = _scores(Given(vectors, half_life).fit(snap, events), 1, events)[0]
         return "most of the history" if s[4] > s[5] else "the latest behaviour"
 
     assert prefers(0.0) == "most of the history"
