@@ -5,12 +5,15 @@ models start from, shared through their cache), made unit length and centred on 
 catalogue's mean, so that what every item's text shares does not rank. A user's taste is the
 weighted mean of the vectors of their history's behaviours; an item's score is its dot product
 with the taste. ``half_life`` weights recent behaviours up: the weight halves every
-``half_life`` behaviours back from the latest (0: a plain mean).
+``half_life`` behaviours back from the latest (0: a plain mean). ``negative_weight`` scales the
+behaviours labelled as explicit dislikes (a rating at or below ``feedback.rating_negative_max``):
+1 counts them like any other behaviour, 0 leaves them out, -1 moves the taste away from them.
+The weights are divided by the sum of their absolute values.
 
 It is the simplest use of the text that a fitted model should beat, and, like the language
 model, it scores items nobody has touched yet from their text alone (``cold_items``). Users
-without history have no taste: it cannot score them (-inf), and the scoring job gives them its
-popularity fallback.
+without history (or whose every behaviour weighs 0) have no taste: it cannot score them (-inf),
+and the scoring job gives them its popularity fallback.
 """
 
 from __future__ import annotations
@@ -40,14 +43,17 @@ class ContentTaste(Recommender):
     name = "content"
 
     def __init__(self, encoder: str, max_tokens: int, batch_size: int, seed: int, cache_dir: Path | None = None,
-                 half_life: float = 0.0, device: str = "cpu"):
+                 half_life: float = 0.0, device: str = "cpu", negative_weight: float = 1.0):
         if half_life < 0:
             raise ValueError(f"half_life must be 0 (a plain mean) or more, not {half_life}")
+        if not -1.0 <= negative_weight <= 1.0:
+            raise ValueError(f"negative_weight must be between -1 and 1, not {negative_weight}")
         self.encoder, self.max_tokens, self.batch_size, self.seed = encoder, max_tokens, batch_size, seed
         self.cache_dir, self.half_life, self.device = cache_dir, half_life, str(pick_device(device))
+        self.negative_weight = negative_weight
 
     def params(self) -> dict[str, object]:
-        return {"half_life": self.half_life}
+        return {"half_life": self.half_life, "negative_weight": self.negative_weight}
 
     def fit(self, snapshot: Snapshot, train: Interactions) -> ContentTaste:
         """Encode the catalogue (or read its vectors from the cache) and centre them; the training
@@ -62,18 +68,24 @@ class ContentTaste(Recommender):
         return lm.frozen_vectors(self.encoder, texts, self.max_tokens, self.batch_size, torch.device(self.device),
                                  seed=self.seed, cache_dir=self.cache_dir).cpu().numpy()
 
-    def weights(self, n: int) -> np.ndarray:
-        """The weights of a history of ``n`` behaviours, oldest first, summing to 1."""
+    def weights(self, labels: np.ndarray) -> np.ndarray:
+        """The weights of a history whose behaviours, oldest first, carry ``labels`` (0: an
+        explicit dislike), their absolute values summing to 1 (all 0 when every weight is 0)."""
+        n = len(labels)
         w = np.ones(n, np.float64) if not self.half_life else 0.5 ** (np.arange(n - 1, -1, -1) / self.half_life)
-        return (w / w.sum()).astype(np.float32)
+        w[np.asarray(labels) == 0] *= self.negative_weight
+        total = np.abs(w).sum()
+        return (w / total if total > 0 else w).astype(np.float32)
 
     def tastes(self, users: np.ndarray, history: History) -> tuple[np.ndarray, np.ndarray]:
         """Each user's taste vector, and whether the user has any history to read it from."""
         out = np.zeros((len(users), self.vectors_.shape[1]), np.float32)
         has = history.length(np.asarray(users, np.int64)) > 0
         for row in np.flatnonzero(has):
-            items = history.items(int(users[row]))
-            out[row] = self.weights(len(items)) @ self.vectors_[items]
+            rows = history.rows(int(users[row]))
+            w = self.weights(history.events.label[rows])
+            has[row] = bool(w.any())
+            out[row] = w @ self.vectors_[history.events.item[rows]]
         return out, has
 
     def score(self, users: np.ndarray, history: History, asof: np.ndarray) -> np.ndarray:
@@ -97,7 +109,8 @@ class ContentTaste(Recommender):
         vector; a new item, or one whose text changed, is encoded from its text now (with the same
         encoder and centre), so the content baseline scores new items as it did in training."""
         rec = cls(state["encoder"], int(state["max_tokens"]), int(state["batch_size"]), int(state["seed"]),
-                  half_life=float(state["params"]["half_life"]), device=device)
+                  half_life=float(state["params"]["half_life"]), device=device,
+                  negative_weight=float(state["params"].get("negative_weight", 1.0)))
         rows = by_id(state["item_ids"], snap.item_ids)
         same = same_text(state["item_texts"], rows, snap.item_texts)
         rec.centre_ = state["centre"].numpy()

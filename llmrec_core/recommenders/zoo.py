@@ -43,10 +43,10 @@ def baseline_grids(settings: Settings, n_items: int | None = None) -> dict[str, 
     def als(rank, reg, alpha):
         return SparkALS(settings.spark, rank, ev.als_iterations, reg, alpha, settings.train.seed)
 
-    def content(half_life):
+    def content(half_life, negative_weight):
         ms, ts = settings.model, settings.train
         return ContentTaste(ms.encoder, ms.max_text_tokens, ts.text_batch_size, ts.seed, text_cache_dir(settings), half_life,
-                            ts.device)
+                            ts.device, negative_weight)
 
     tune = ev.tune_baselines
     out = {
@@ -56,7 +56,8 @@ def baseline_grids(settings: Settings, n_items: int | None = None) -> dict[str, 
         "ease": (EASE, grid(l2=_first(ev.ease_l2, ev.ease_l2_grid, tune))),
         "als": (als, grid(rank=_first(ev.als_rank, ev.als_rank_grid, tune), reg=_first(ev.als_reg, ev.als_reg_grid, tune),
                           alpha=_first(ev.als_alpha, ev.als_alpha_grid, tune))),
-        "content": (content, grid(half_life=_first(ev.content_half_life, ev.content_half_life_grid, tune))),
+        "content": (content, grid(half_life=_first(ev.content_half_life, ev.content_half_life_grid, tune),
+                                  negative_weight=_first(ev.content_negative_weight, ev.content_negative_weight_grid, tune))),
     }
     if n_items is not None and n_items > ev.ease_max_items:
         del out["ease"]

@@ -26,6 +26,9 @@ class EvaluationSettings(Section):
     popularity_days: int = Field(0, ge=0)
     # The content baseline's taste weights halve every this many behaviours back (0: a plain mean).
     content_half_life: float = Field(0.0, ge=0.0)
+    # ... and its behaviours labelled as explicit dislikes weigh this much (1: like any other
+    # behaviour, 0: left out, -1: the taste moves away from them).
+    content_negative_weight: float = Field(1.0, ge=-1.0, le=1.0)
     # Baselines are tuned on the validation split like the model: each grid is tried, the best
     # value of `metric` wins. An empty grid keeps the single value above.
     tune_baselines: bool = True
@@ -37,6 +40,7 @@ class EvaluationSettings(Section):
     als_reg_grid: list[float] = [0.01, 0.1]
     als_alpha_grid: list[float] = [1.0, 10.0, 40.0]
     content_half_life_grid: list[float] = [5.0, 20.0, 50.0]
+    content_negative_weight_grid: list[float] = [0.0, -1.0]
     # EASE inverts an items x items matrix: above this many items it is left out.
     ease_max_items: int = Field(20_000, ge=1)
 

@@ -22,8 +22,8 @@ from tests.toy import interactions as make
 class Given(ContentTaste):
     """The content baseline over hand-made text vectors instead of an encoder's."""
 
-    def __init__(self, vectors, half_life: float = 0.0):
-        super().__init__("given", 16, 8, 0, half_life=half_life)
+    def __init__(self, vectors, half_life: float = 0.0, negative_weight: float = 1.0):
+        super().__init__("given", 16, 8, 0, half_life=half_life, negative_weight=negative_weight)
         self.given = np.asarray(vectors, np.float32)
 
     def _encode(self, texts):
@@ -77,10 +77,36 @@ def test_the_half_life_weights_recent_behaviours_up():
 
     assert prefers(0.0) == "most of the history"
     assert prefers(0.5) == "the latest behaviour"
-    assert np.allclose(Given(vectors, 1.0).weights(3), np.array([0.25, 0.5, 1.0]) / 1.75)
-    assert Given(vectors).weights(4).tolist() == [0.25] * 4
+    assert np.allclose(Given(vectors, 1.0).weights(np.ones(3)), np.array([0.25, 0.5, 1.0]) / 1.75)
+    assert Given(vectors).weights(np.ones(4)).tolist() == [0.25] * 4
     with pytest.raises(ValueError, match="half_life"):
         ContentTaste("packaged", 16, 8, 0, half_life=-1)
+
+
+def test_explicit_dislikes_weigh_as_told():
+    # User 0 liked item 0 (label 1), rated item 1 with no label either way (-1) and disliked
+    # item 2 (label 0). New item 3 reads like the dislike, new item 4 like the like.
+    vectors = [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [0.1, 1.0, 0.0], [1.0, 0.1, 0.0]]
+    events = make([(0, 0, 1, 1), (0, 1, -1, 2), (0, 2, 0, 3), (1, 2, 0, 4)])
+    snap = snapshot(2, 5, events)
+
+    def fit(negative_weight):
+        return Given(vectors, negative_weight=negative_weight).fit(snap, events)
+
+    s = {w: _scores(fit(w), 2, events) for w in (1.0, 0.0, -1.0)}
+    # Counted like any behaviour, the dislike pulls its look-alike up as far as the like does.
+    assert s[1.0][0, 3] == pytest.approx(s[1.0][0, 4], abs=1e-6)
+    assert s[0.0][0, 3] < s[0.0][0, 4] and s[-1.0][0, 3] < s[-1.0][0, 4]
+    assert s[-1.0][0, 4] - s[-1.0][0, 3] > s[0.0][0, 4] - s[0.0][0, 3]  # subtracted, it pushes away
+    labels = np.array([1, -1, 0])
+    assert np.allclose(fit(1.0).weights(labels), [1 / 3] * 3)
+    assert np.allclose(fit(0.0).weights(labels), [0.5, 0.5, 0.0])
+    assert np.allclose(fit(-1.0).weights(labels), [1 / 3, 1 / 3, -1 / 3])
+    # User 1 has only a dislike: counted, the user is scored; left out, the user has no taste.
+    assert np.isfinite(s[1.0][1]).all() and np.isneginf(s[0.0][1]).all()
+    assert (fit(-0.5).export()["params"]["negative_weight"], fit(-0.5).params()["negative_weight"]) == (-0.5, -0.5)
+    with pytest.raises(ValueError, match="negative_weight"):
+        Given(vectors, negative_weight=2.0)
 
 
 @pytest.fixture
@@ -99,7 +125,8 @@ def test_the_content_baseline_finds_topics_and_travels_onto_a_grown_catalogue(to
     cold = protocols.cold_items(snap.events, snap.n_users, snap.n_items, cutoff, 3)
     train = snap.events.mask(snap.events.ts < cutoff)
     make_content, grid = zoo.baseline_grids(settings)["content"]
-    assert [g["half_life"] for g in grid] == [0.0, 5.0, 20.0, 50.0]
+    assert [(g["half_life"], g["negative_weight"]) for g in grid[:4]] == [(0.0, 1.0), (0.0, 0.0), (0.0, -1.0), (5.0, 1.0)]
+    assert len(grid) == 12
     rec = make_content(**grid[0]).fit(snap, train)
     out = evaluate(rec, cold, snap, [2])
     assert out["cold_recall_2_warm_users"] > 1.5 * out["cold_random_recall_2"]
@@ -113,7 +140,7 @@ def test_the_content_baseline_finds_topics_and_travels_onto_a_grown_catalogue(to
                     item_titles=[snap.item_titles[i] for i in order] + ["Galaxy story new"],
                     item_available=np.ones(snap.n_items + 1, bool))
     moved = restore(rec.export(), grown, "cpu")
-    assert isinstance(moved, ContentTaste) and moved.half_life == rec.half_life
+    assert isinstance(moved, ContentTaste) and moved.params() == rec.params()
     assert np.array_equal(moved.vectors_[1:-1], rec.vectors_[order[1:]])
     again = unit_rows(rec._encode([texts[0], "Galaxy story new. Genres: Space."])) - rec.centre_
     assert np.allclose(moved.vectors_[[0, -1]], again, atol=1e-5)
