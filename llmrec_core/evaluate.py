@@ -100,8 +100,9 @@ def cutoffs(settings: Settings, snap: Snapshot, *, cutoff: date | None = None, w
     return comparison.Dataset(f"the lake in {settings.lake_dir}", snap.ds, start, window, cold_window or window), why
 
 
-def check(snap: Snapshot, data: comparison.Dataset, protocol: str, trained: date | None) -> None:
-    """Refuse what would measure nothing, or measure a registered version on data it trained on."""
+def check(snap: Snapshot, data: comparison.Dataset, protocol: str, trained: date | None, fits: bool = True) -> None:
+    """Refuse what would measure nothing, fit models on nothing (``fits``: models are fitted, not
+    only a registered version measured), or measure a registered version on data it trained on."""
     if trained is not None and protocol == "loo":
         raise BadRequest("loo holds out each user's last events, which a registered version trained on: "
                          "evaluate it with temporal, cold_items or ctr")
@@ -117,6 +118,11 @@ def check(snap: Snapshot, data: comparison.Dataset, protocol: str, trained: date
     if not any(split.info.values()):
         raise LlmrecError(f"nothing to measure {protocol} on after {data.cutoff.date()} ({split.info}): "
                           "choose another --cutoff or --window")
+    inner = data.cutoff - timedelta(days=data.window)
+    if fits and not (snap.events.ts < data.cutoff_ts - data.window * protocols.DAY).any():
+        raise BadRequest(f"models are tuned and stopped early on the {data.window} days before the cut-off, from "
+                          f"{inner.date()}, and no event of {snap.ds} comes before that day to fit them on "
+                          "(a later --cutoff, or a shorter --window)")
 
 
 def run(settings: Settings, ds: date, protocol: str, wanted: set[str], *, seeds: list[int] | None = None,
@@ -127,7 +133,7 @@ def run(settings: Settings, ds: date, protocol: str, wanted: set[str], *, seeds:
     snap = load_snapshot(settings, ds)
     trained = registered.trained if registered else None
     data, why = cutoffs(settings, snap, cutoff=cutoff, window=window, cold_window=cold_window, trained=trained)
-    check(snap, data, protocol, trained)
+    check(snap, data, protocol, trained, fits=bool(wanted))
     seeds = seeds or [settings.train.seed]
     elsewhere = [restored(settings, registered, snap, protocol)] if registered else []
     log.info("evaluating %s on %s: cut-off %s (%s), window %d days", sorted(wanted), protocol, data.cutoff.date(), why, data.window)

@@ -19,6 +19,7 @@ import torch
 
 from llmrec_core.data.interactions import Interactions
 from llmrec_core.data.snapshot import Snapshot, data_fingerprint
+from llmrec_core.errors import LlmrecError
 from llmrec_core.models import encoder as lm
 from llmrec_core.models.batches import history_batch, make_segments, train_batch
 from llmrec_core.models.losses import click_bce, sampled_softmax
@@ -110,6 +111,8 @@ class LlmRecommender(Recommender):
     def fit(self, snap: Snapshot, train: Interactions, *, validate=None, epochs: int | None = None,
             checkpoint: Path | None = None, on_epoch=None) -> LlmRecommender:
         ms, ts = self.model_settings, self.train_settings
+        if not len(train):
+            raise LlmrecError(f"{self.name}: no training events to fit on")
         torch.manual_seed(ts.seed)
         if self.device.type == "cpu":
             torch.use_deterministic_algorithms(True, warn_only=True)

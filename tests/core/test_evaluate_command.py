@@ -213,6 +213,8 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str]:
     (["--ds", "2023-12-01"], "no snapshot of 2023-12-01 in"),
     (["--ds", "yesterday"], "not a day: 'yesterday'"),
     (["--window", "0"], "--window must be at least 1 day"),
+    # The lake starts on 2024-01-01: the validation window before this cut-off has nothing before it.
+    (["--cutoff", "2024-01-06", "--window", "5"], "from 2024-01-01, and no event of 2024-01-20 comes before that day"),
 ])
 def test_what_cannot_run_is_one_error_line_and_exit_2(lake, capsys, argv, says):
     home, last = lake

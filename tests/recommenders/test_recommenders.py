@@ -8,6 +8,7 @@ import torch
 
 from llmrec_core.data import protocols
 from llmrec_core.data.snapshot import load_snapshot
+from llmrec_core.errors import LlmrecError
 from llmrec_core.evaluation import evaluate
 from llmrec_core.io import tensorfile
 from llmrec_core.recommenders.base import History
@@ -89,6 +90,12 @@ def test_training_is_deterministic_on_cpu(toy):
     a = _scores(_llm(settings).fit(snap, train), snap, train)
     b = _scores(_llm(settings).fit(snap, train), snap, train)
     assert np.array_equal(a, b)
+
+
+def test_nothing_to_train_on_is_an_error_not_a_model_that_fails_later(toy):
+    settings, snap, _ = toy
+    with pytest.raises(LlmrecError, match="t: no training events to fit on"):
+        _llm(settings).fit(snap, snap.events.mask(np.zeros(len(snap.events), bool)), validate=lambda: 0.0)
 
 
 def test_killed_run_resumes_from_its_last_checkpoint(toy, tmp_path):
