@@ -180,19 +180,14 @@ def build_request(bundle, df: pd.DataFrame, new_items: list[tuple[str, str, str]
 
 def recommend_inputs(bundle, req: Request, rec, k: int):
     """The nightly engine's :class:`~llmrec_core.scoring.engine.Scoring` for the request's users,
-    decided as :func:`llmrec_core.scoring.inputs.scoring_inputs` decides it, with what may be
-    recommended and the popularity fallback of the version's day (the bundle's catalogue; a
-    version registered without one allows every item and has no fallback list)."""
-    from llmrec_core.io.serving_schema import COLD_TEXT, MODEL, POPULAR
+    decided by :func:`llmrec_core.scoring.inputs.assemble` as the nightly job decides it, with what
+    may be recommended and the popularity fallback of the version's day (the bundle's catalogue;
+    a version registered without one allows every item and has no fallback list)."""
     from llmrec_core.recommenders.classic import by_id
-    from llmrec_core.recommenders.llm import LlmRecommender
-    from llmrec_core.scoring.engine import Scoring
+    from llmrec_core.scoring.inputs import assemble
     from llmrec_core.settings import TextSettings
 
     snap, catalogue = req.snap, bundle.catalogue
-    n = snap.n_users
-    has_profile = np.array([bool(t) for t in snap.profile_texts], bool)
-    kind = np.where(req.history.length(np.arange(n)) > 0, MODEL, np.where(has_profile, COLD_TEXT, POPULAR)).astype(np.int8)
     allowed = np.ones(snap.n_items, bool)
     popular, shares = np.zeros(0, np.int64), np.zeros(0)
     if catalogue:
@@ -203,15 +198,8 @@ def recommend_inputs(bundle, req: Request, rec, k: int):
         popular = where[np.asarray(catalogue["popular"], np.int64)]
         shares = np.asarray(catalogue["popular_shares"], np.float64)[popular >= 0]
         popular = popular[popular >= 0]
-    model = getattr(rec, "base", rec)
-    text_only = ~model.known_.cpu().numpy() if isinstance(model, LlmRecommender) else np.zeros(snap.n_items, bool)
-    sc = _settings(bundle.meta, "scoring", ScoringSettings)
-    return Scoring(
-        rec=rec, history=req.history, asof=req.asof, kind=kind, vectors=rec.item_vectors(), allowed=allowed, text_only=text_only,
-        titles=list(snap.item_titles), popular=popular, popular_scores=shares, text=_settings(bundle.meta, "text", TextSettings), k=k,
-        audience_k=sc.audience_k, reason_history=sc.reason_history, user_block=sc.user_block, item_block=sc.item_block,
-        device=str(getattr(rec, "device", "cpu")),
-    )
+    return assemble(rec, req.history, req.asof, snap.profile_texts, allowed, list(snap.item_titles), popular, shares,
+                    _settings(bundle.meta, "text", TextSettings), k, _settings(bundle.meta, "scoring", ScoringSettings))
 
 
 class LlmrecPyfunc(mlflow.pyfunc.PythonModel):

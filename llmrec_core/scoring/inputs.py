@@ -18,7 +18,7 @@ from llmrec_core.io.serving_schema import COLD_TEXT, MODEL, POPULAR
 from llmrec_core.recommenders.base import History, Recommender
 from llmrec_core.recommenders.llm import LlmRecommender
 from llmrec_core.scoring.engine import Scoring
-from llmrec_core.settings import Settings
+from llmrec_core.settings import ScoringSettings, Settings, TextSettings
 
 log = logging.getLogger(__name__)
 
@@ -43,19 +43,30 @@ def scoring_inputs(settings: Settings, snap: Snapshot, rec: Recommender, allowed
     """Everything the engines need for day D, computed once."""
     sc = settings.scoring
     n = snap.n_users
-    history = History.of(snap.events, n)
-    has_profile = np.array([bool(t) for t in snap.profile_texts], bool)
-    kind = np.where(history.length(np.arange(n)) > 0, MODEL, np.where(has_profile, COLD_TEXT, POPULAR)).astype(np.int8)
     popular, shares = popularity(snap, allowed, sc.popular_days)
-    # Items the LLM never saw in training are scored from their text alone (source cold_text).
-    model = getattr(rec, "base", rec)
-    text_only = ~model.known_.cpu().numpy() if isinstance(model, LlmRecommender) else np.zeros(snap.n_items, bool)
-    counts = {name: int((kind == k).sum()) for name, k in (("model", MODEL), ("cold_text", COLD_TEXT), ("popularity", POPULAR))}
+    out = assemble(rec, History.of(snap.events, n), np.full(n, snap.end_ts, np.int64), snap.profile_texts, allowed,
+                   list(snap.item_titles), popular, shares, settings.text, sc.k, sc)
+    counts = {name: int((out.kind == k).sum()) for name, k in (("model", MODEL), ("cold_text", COLD_TEXT), ("popularity", POPULAR))}
     log.info("%s: %d items, %d allowed, %d known only by text; users: %d (%s)", rec.name, snap.n_items, int(allowed.sum()),
-             int(text_only.sum()), n, ", ".join(f"{k} {v}" for k, v in counts.items()))
+             int(out.text_only.sum()), n, ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return out
+
+
+def assemble(rec: Recommender, history: History, asof: np.ndarray, profile_texts: list[str], allowed: np.ndarray,
+             titles: list[str], popular: np.ndarray, shares: np.ndarray, text: TextSettings, k: int,
+             sc: ScoringSettings) -> Scoring:
+    """The engines' :class:`Scoring` for these users, the one rule for the nightly job and for
+    requests to a registered version: a user with history is scored by the model from it (MODEL),
+    a user with only a profile from the profile's text (COLD_TEXT), anyone else by the fallback
+    (POPULAR); items the LLM never saw in training are scored from their text alone."""
+    n = len(profile_texts)
+    has_profile = np.array([bool(t) for t in profile_texts], bool)
+    kind = np.where(history.length(np.arange(n)) > 0, MODEL, np.where(has_profile, COLD_TEXT, POPULAR)).astype(np.int8)
+    model = getattr(rec, "base", rec)
+    text_only = ~model.known_.cpu().numpy() if isinstance(model, LlmRecommender) else np.zeros(len(allowed), bool)
     return Scoring(
-        rec=rec, history=history, asof=np.full(n, snap.end_ts, np.int64), kind=kind, vectors=rec.item_vectors(), allowed=allowed,
-        text_only=text_only, titles=list(snap.item_titles), popular=popular, popular_scores=shares, text=settings.text, k=sc.k,
-        audience_k=sc.audience_k, reason_history=sc.reason_history, user_block=sc.user_block, item_block=sc.item_block,
+        rec=rec, history=history, asof=asof, kind=kind, vectors=rec.item_vectors(), allowed=allowed, text_only=text_only,
+        titles=titles, popular=popular, popular_scores=shares, text=text, k=k, audience_k=sc.audience_k,
+        reason_history=sc.reason_history, user_block=sc.user_block, item_block=sc.item_block,
         device=str(getattr(rec, "device", "cpu")),
     )
