@@ -20,6 +20,12 @@ Results: ``benchmarks/_work/scoring.json`` and the ``scoring`` section of ``benc
 (``blocked_topk`` over items x users) and by a return rate times p(click) (``joint_topk``: one
 ``blocked_topk`` per bucket of return rates, ten of them, merged), into the ``scoring-audience``
 section.
+
+``--content`` times the content baseline's lists (each user's taste from 20 behaviours, then the
+top K items, in the nightly engine's blocks of 4096 users) at the packaged encoder's width
+(``--dim 384``): by its fast path (one sparse product for the tastes, then ``blocked_topk``) and,
+where ``--generic-sizes`` says, by the generic path every recommender has (a dense block of
+scores per 512 users, then a top K of each row), into the ``scoring-content`` section.
 """
 
 from __future__ import annotations
@@ -54,6 +60,34 @@ def child_llmrec(users: int, items: int, dim: int, k: int) -> dict:
     seconds = time.perf_counter() - start
     assert top.shape == (users, k) and (top >= 0).all()
     return {"seconds": seconds}
+
+
+def child_content(users: int, items: int, dim: int, k: int, fast: bool) -> dict:
+    import numpy as np
+
+    from llmrec_core.data.interactions import Interactions
+    from llmrec_core.recommenders.base import History, Recommender
+    from llmrec_core.recommenders.content import ContentTaste
+    from llmrec_core.topk import unit_rows
+
+    rng = np.random.default_rng(0)
+    n = users * SEEN_PER_USER
+    events = Interactions(user=np.repeat(np.arange(users, dtype=np.int32), SEEN_PER_USER),
+                          item=rng.integers(0, items, n).astype(np.int32), kind=np.ones(n, np.int16),
+                          label=rng.choice(np.array([1, 0, -1], np.int8), n, p=[0.8, 0.1, 0.1]),
+                          ts=np.tile(np.arange(SEEN_PER_USER, dtype=np.int64), users), value=np.full(n, np.nan, np.float32),
+                          event_type=np.full(n, "rating", dtype=object))
+    history = History.of(events, users)
+    rec = ContentTaste("none", 16, 8, 0, half_life=20.0, negative_weight=0.0)
+    vectors = unit_rows(rng.standard_normal((items, dim)).astype(np.float32))
+    rec.vectors_ = (vectors - vectors.mean(axis=0)).astype(np.float32)
+    recommend = rec.recommend if fast else lambda *a, **kw: Recommender.recommend(rec, *a, **kw)
+    block, asof = 4096, np.full(users, SEEN_PER_USER, np.int64)
+    start = time.perf_counter()
+    for s in range(0, users, block):
+        scores, top = recommend(np.arange(s, min(users, s + block)), history, asof[s : s + block], k)
+        assert (top >= 0).all()
+    return {"seconds": time.perf_counter() - start}
 
 
 def child_audience(users: int, items: int, dim: int, k: int, joint: bool) -> dict:
@@ -120,21 +154,28 @@ def run_one(kind: str, users: int, items: int, dim: int, k: int, timeout: float)
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="10000x5000,100000x20000,1000000x50000")
-    parser.add_argument("--dim", type=int, default=64)
+    parser.add_argument("--dim", type=int, help="vector width (default 64; 384, the packaged encoder's, with --content)")
     parser.add_argument("--k", type=int, default=50)
     parser.add_argument("--als-timeout", type=float, default=1200)
     parser.add_argument("--audience", action="store_true", help="time an item's audience (click alone, return x click)")
-    parser.add_argument("--child", choices=["llmrec", "als", "click", "joint"])
+    parser.add_argument("--content", action="store_true", help="time the content baseline's lists (fast and generic paths)")
+    parser.add_argument("--generic-sizes", default="10000x5000,100000x20000", help="the sizes --content also times the generic path at")
+    parser.add_argument("--child", choices=["llmrec", "als", "click", "joint", "content", "content-generic"])
     parser.add_argument("size", nargs="?")
     args = parser.parse_args()
+    args.dim = args.dim or (384 if args.content else 64)
     if args.child:
         users, items = map(int, args.size.split("x"))
         children = {"llmrec": child_llmrec, "als": child_als,
-                    "click": lambda *a: child_audience(*a, joint=False), "joint": lambda *a: child_audience(*a, joint=True)}
+                    "click": lambda *a: child_audience(*a, joint=False), "joint": lambda *a: child_audience(*a, joint=True),
+                    "content": lambda *a: child_content(*a, fast=True), "content-generic": lambda *a: child_content(*a, fast=False)}
         print(json.dumps(children[args.child](users, items, args.dim, args.k)))
         return
     if args.audience:
         audience(args)
+        return
+    if args.content:
+        content(args)
         return
     rows = []
     for size in args.sizes.split(","):
@@ -167,6 +208,27 @@ def audience(args) -> None:
         lines.append(f"| {r['users']:,} x {r['items']:,} | {name} | {r['seconds']:.1f} | {r['pairs_per_s']:.3g} | "
                      f"{r['peak_rss_gib']:.2f} | {ratio} |")
     write_section("scoring-audience", "Audience throughput", "\n".join(lines))
+
+
+def content(args) -> None:
+    rows = []
+    generic = set(args.generic_sizes.split(",")) if args.generic_sizes else set()
+    for size in args.sizes.split(","):
+        users, items = map(int, size.split("x"))
+        for kind in ("content", "content-generic") if size in generic else ("content",):
+            rows.append({"path": kind, "users": users, "items": items, **run_one(kind, users, items, args.dim, args.k, 0)})
+            print(json.dumps(rows[-1]), flush=True)
+    lines = [f"Machine: {machine()}; no GPU. Commit {_commit()}. d = {args.dim}, K = {args.k}, {SEEN_PER_USER} behaviours per "
+             f"user (a tenth of them dislikes), half-life 20, dislikes left out; `python benchmarks/scoring.py --content --sizes "
+             f"{args.sizes} --generic-sizes {args.generic_sizes} --dim {args.dim} --k {args.k}`.", "",
+             "| users x items | path | s | pairs/s | peak RSS GiB | speed-up of the fast path |", "|---|---|---:|---:|---:|---:|"]
+    fast = {(r["users"], r["items"]): r["seconds"] for r in rows if r["path"] == "content"}
+    for r in rows:
+        ratio = f"{r['seconds'] / fast[(r['users'], r['items'])]:.1f}x" if r["path"] == "content-generic" else ""
+        name = "generic (dense scores, then top K)" if r["path"] == "content-generic" else "fast (tastes, then `blocked_topk`)"
+        lines.append(f"| {r['users']:,} x {r['items']:,} | {name} | {r['seconds']:.1f} | {r['pairs_per_s']:.3g} | "
+                     f"{r['peak_rss_gib']:.2f} | {ratio} |")
+    write_section("scoring-content", "The content baseline's lists", "\n".join(lines))
 
 
 def _commit() -> str:

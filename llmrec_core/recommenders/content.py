@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy import sparse
 
 from llmrec_core.data.interactions import Interactions
 from llmrec_core.data.snapshot import Snapshot
@@ -30,7 +31,7 @@ from llmrec_core.models import encoder as lm
 from llmrec_core.recommenders.base import History, Recommender
 from llmrec_core.recommenders.classic import by_id, same_text
 from llmrec_core.recommenders.llm import pick_device
-from llmrec_core.topk import unit_rows
+from llmrec_core.topk import blocked_topk, transpose_csr, unit_rows
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,9 @@ class ContentTaste(Recommender):
     def params(self) -> dict[str, object]:
         return {"half_life": self.half_life, "negative_weight": self.negative_weight}
 
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_device_items": None}  # a broadcast ships the vectors once
+
     def fit(self, snapshot: Snapshot, train: Interactions) -> ContentTaste:
         """Encode the catalogue (or read its vectors from the cache) and centre them; the training
         interactions teach nothing, since a taste is read from each user's history when scoring."""
@@ -72,27 +76,63 @@ class ContentTaste(Recommender):
         """The weights of a history whose behaviours, oldest first, carry ``labels`` (0: an
         explicit dislike), their absolute values summing to 1 (all 0 when every weight is 0)."""
         n = len(labels)
-        w = np.ones(n, np.float64) if not self.half_life else 0.5 ** (np.arange(n - 1, -1, -1) / self.half_life)
-        w[np.asarray(labels) == 0] *= self.negative_weight
-        total = np.abs(w).sum()
-        return (w / total if total > 0 else w).astype(np.float32)
+        return self._weights(np.arange(n - 1, -1, -1), np.asarray(labels), np.zeros(n, np.int64), 1)
+
+    def _weights(self, back: np.ndarray, labels: np.ndarray, owner: np.ndarray, n_owners: int) -> np.ndarray:
+        """Each behaviour's weight, from how many behaviours back from its owner's latest it is,
+        its label and its owner (the histories of ``n_owners`` users at once)."""
+        w = np.ones(len(back), np.float64) if not self.half_life else 0.5 ** (back / self.half_life)
+        w[labels == 0] *= self.negative_weight
+        total = np.bincount(owner, np.abs(w), minlength=n_owners)
+        return (w / np.where(total > 0, total, 1.0)[owner]).astype(np.float32)
 
     def tastes(self, users: np.ndarray, history: History) -> tuple[np.ndarray, np.ndarray]:
-        """Each user's taste vector, and whether the user has any history to read it from."""
-        out = np.zeros((len(users), self.vectors_.shape[1]), np.float32)
-        has = history.length(np.asarray(users, np.int64)) > 0
-        for row in np.flatnonzero(has):
-            rows = history.rows(int(users[row]))
-            w = self.weights(history.events.label[rows])
-            has[row] = bool(w.any())
-            out[row] = w @ self.vectors_[history.events.item[rows]]
-        return out, has
+        """Each user's taste vector, and whether the user has one (a history whose weights are
+        not all 0): one sparse product over every user's weighted behaviours."""
+        users = np.asarray(users, np.int64)
+        starts, stops = history.indptr[users], history.indptr[users + 1]
+        lengths = (stops - starts).astype(np.int64)
+        owner = np.repeat(np.arange(len(users)), lengths)
+        ends = np.cumsum(lengths)
+        rows = np.arange(int(ends[-1]) if len(ends) else 0) - np.repeat(ends - lengths - starts, lengths)  # event rows
+        w = self._weights(np.repeat(stops, lengths) - 1 - rows, history.events.label[rows], owner, len(users))
+        has = np.bincount(owner, w != 0, minlength=len(users)) > 0
+        mix = sparse.csr_matrix((w, history.events.item[rows], np.r_[0, ends]), shape=(len(users), len(self.vectors_)))
+        return np.asarray(mix @ self.vectors_, np.float32), has
 
     def score(self, users: np.ndarray, history: History, asof: np.ndarray) -> np.ndarray:
         taste, has = self.tastes(users, history)
         out = taste @ self.vectors_.T
         out[~has] = -np.inf
         return out
+
+    # The fast paths: vectors and the blocked top-K, never a users x items matrix.
+    def recommend(self, users: np.ndarray, history: History, asof: np.ndarray, k: int, *,
+                  exclude=None, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        users = np.asarray(users, np.int64)
+        exclude = history.seen(users) if exclude is None else exclude
+        taste, has = self.tastes(users, history)
+        scores, items = blocked_topk(self._on_device(taste), self._items_on_device(), k, exclude=exclude, allowed=allowed)
+        scores[~has], items[~has] = -np.inf, -1
+        return scores, items
+
+    def audience(self, users: np.ndarray, history: History, asof: np.ndarray, k: int, *,
+                 eligible: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        users = np.asarray(users, np.int64)
+        taste, has = self.tastes(users, history)
+        engaged = transpose_csr(history.seen(users), len(self.vectors_))
+        return blocked_topk(self._items_on_device(), self._on_device(taste), k, exclude=engaged,
+                            allowed=has if eligible is None else eligible & has)
+
+    def _on_device(self, a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(a).to(self.device)
+
+    def _items_on_device(self) -> torch.Tensor:
+        """The item vectors where the top-K runs, copied there once (every block reuses them)."""
+        kept = getattr(self, "_device_items", None)
+        if kept is None or kept[0] is not self.vectors_:
+            self._device_items = kept = (self.vectors_, self._on_device(self.vectors_))
+        return kept[1]
 
     def item_vectors(self) -> np.ndarray:
         return self.vectors_

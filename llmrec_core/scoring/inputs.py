@@ -3,7 +3,8 @@
 - :func:`popularity`: the fallback for users with nothing to score from;
 - :func:`scoring_inputs`: how each user is scored (from its behaviour sequence as of the end of
   D, from its profile text alone, or by the fallback), every user's history (what was seen,
-  what reasons point at), which items may be recommended, and the recommender itself.
+  what reasons point at), which items may be recommended, and the recommender itself;
+- :func:`assemble`: the rule it decides by, which requests to a registered version share.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import replace
 
 import numpy as np
@@ -11,7 +12,7 @@ from llmrec_core.data import protocols
 from llmrec_core.data.snapshot import load_snapshot
 from llmrec_core.evaluation import evaluate, evaluate_cold_items
 from llmrec_core.recommenders import zoo
-from llmrec_core.recommenders.base import History
+from llmrec_core.recommenders.base import History, Recommender
 from llmrec_core.recommenders.content import ContentTaste
 from llmrec_core.recommenders.portable import restore
 from llmrec_core.topk import unit_rows
@@ -145,3 +146,36 @@ def test_the_content_baseline_finds_topics_and_travels_onto_a_grown_catalogue(to
     again = unit_rows(rec._encode([texts[0], "Galaxy story new. Genres: Space."])) - rec.centre_
     assert np.allclose(moved.vectors_[[0, -1]], again, atol=1e-5)
     assert not np.allclose(moved.vectors_[0], rec.vectors_[order[0]], atol=1e-3)
+
+
+def test_the_fast_paths_rank_as_the_scores_do():
+    """``recommend`` and ``audience`` (the blocked top-K over the tastes, never a users x items
+    matrix) return what ranking the full ``score`` matrix returns, and the tastes computed for
+    every user at once are each user's own weighted mean."""
+    rng = np.random.default_rng(3)
+    n_users, n_items = 40, 30
+    rows = [(u, int(rng.integers(n_items)), int(rng.choice([1, 0, -1])), t) for u in range(n_users - 5)
+            for t in range(int(rng.integers(1, 12)))]
+    rows += [(n_users - 5, 2, 0, 1)]  # only a dislike: no taste once dislikes weigh 0
+    events = make(rows)  # the last four users have no history at all
+    history = History.of(events, n_users)
+    users, asof = np.arange(n_users, dtype=np.int64)[::-1].copy(), np.zeros(n_users, np.int64)
+    allowed = rng.random(n_items) > 0.2
+    for half_life, negative_weight in ((0.0, 1.0), (3.0, 0.0), (5.0, -1.0)):
+        rec = Given(rng.normal(size=(n_items, 8)), half_life, negative_weight).fit(snapshot(n_users, n_items, events), events)
+        taste, has = rec.tastes(users, history)
+        for row, user in enumerate(users):
+            r = history.rows(int(user))
+            w = rec.weights(events.label[r])
+            assert has[row] == w.any()
+            assert np.allclose(taste[row], w @ rec.vectors_[events.item[r]], atol=1e-6)
+        fast = rec.recommend(users, history, asof, 7, allowed=allowed)
+        slow = Recommender.recommend(rec, users, history, asof, 7, allowed=allowed)
+        assert np.array_equal(fast[1], slow[1]) and np.allclose(fast[0], slow[0], atol=1e-5)
+        assert (fast[1][~has] == -1).all() and (fast[1][has] >= 0).all()
+        # Shipped to the Spark engine's workers, the model carries its vectors once.
+        assert len(pickle.dumps(rec)) < 1.2 * len(pickle.dumps(Given(rec.vectors_).fit(snapshot(n_users, n_items, events), events)))
+        eligible = rng.random(n_users) > 0.3
+        fast = rec.audience(users, history, asof, 6, eligible=eligible)
+        slow = Recommender.audience(rec, users, history, asof, 6, eligible=eligible)
+        assert np.array_equal(fast[1], slow[1]) and np.allclose(fast[0], slow[0], atol=1e-5)
