@@ -12,7 +12,7 @@ The weights are divided by the sum of their absolute values.
 
 It is the simplest use of the text that a fitted model should beat, and, like the language
 model, it scores items nobody has touched yet from their text alone (``cold_items``). Users
-without history (or whose every behaviour weighs 0) have no taste: it cannot score them (-inf),
+without history (or whose weighted behaviours weigh 0 or cancel out) have no taste: it cannot score them (-inf),
 and the scoring job gives them its popularity fallback.
 """
 
@@ -87,8 +87,9 @@ class ContentTaste(Recommender):
         return (w / np.where(total > 0, total, 1.0)[owner]).astype(np.float32)
 
     def tastes(self, users: np.ndarray, history: History) -> tuple[np.ndarray, np.ndarray]:
-        """Each user's taste vector, and whether the user has one (a history whose weights are
-        not all 0): one sparse product over every user's weighted behaviours."""
+        """Each user's taste vector, and whether the user has one (a history whose weighted
+        vectors do not all weigh 0 or cancel out): one sparse product over every user's weighted
+        behaviours."""
         users = np.asarray(users, np.int64)
         starts, stops = history.indptr[users], history.indptr[users + 1]
         lengths = (stops - starts).astype(np.int64)
@@ -96,9 +97,9 @@ class ContentTaste(Recommender):
         ends = np.cumsum(lengths)
         rows = np.arange(int(ends[-1]) if len(ends) else 0) - np.repeat(ends - lengths - starts, lengths)  # event rows
         w = self._weights(np.repeat(stops, lengths) - 1 - rows, history.events.label[rows], owner, len(users))
-        has = np.bincount(owner, w != 0, minlength=len(users)) > 0
         mix = sparse.csr_matrix((w, history.events.item[rows], np.r_[0, ends]), shape=(len(users), len(self.vectors_)))
-        return np.asarray(mix @ self.vectors_, np.float32), has
+        taste = np.asarray(mix @ self.vectors_, np.float32)
+        return taste, (taste != 0).any(axis=1)
 
     def score(self, users: np.ndarray, history: History, asof: np.ndarray) -> np.ndarray:
         taste, has = self.tastes(users, history)

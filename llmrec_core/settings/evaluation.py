@@ -45,7 +45,9 @@ class EvaluationSettings(Section):
     ease_max_items: int = Field(20_000, ge=1)
 
     @model_validator(mode="after")
-    def _metric(self) -> EvaluationSettings:
+    def _checks(self) -> EvaluationSettings:
+        if any(not -1.0 <= w <= 1.0 for w in self.content_negative_weight_grid):
+            raise ValueError(f"content_negative_weight_grid values must be between -1 and 1, not {self.content_negative_weight_grid}")
         if not self.ks or min(self.ks) < 1:
             raise ValueError("ks must be a non-empty list of cut-offs >= 1")
         m = re.fullmatch(r"(hr|ndcg|precision|recall)_(\d+)", self.metric)

@@ -15,6 +15,7 @@ from llmrec_core.recommenders import zoo
 from llmrec_core.recommenders.base import History, Recommender
 from llmrec_core.recommenders.content import ContentTaste
 from llmrec_core.recommenders.portable import restore
+from llmrec_core.settings.evaluation import EvaluationSettings
 from llmrec_core.topk import unit_rows
 from tests.core.test_evaluation import COLD_ROWS, C, snapshot
 from tests.toy import interactions as make
@@ -88,13 +89,14 @@ def test_explicit_dislikes_weigh_as_told():
     # User 0 liked item 0 (label 1), rated item 1 with no label either way (-1) and disliked
     # item 2 (label 0). New item 3 reads like the dislike, new item 4 like the like.
     vectors = [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [0.1, 1.0, 0.0], [1.0, 0.1, 0.0]]
-    events = make([(0, 0, 1, 1), (0, 1, -1, 2), (0, 2, 0, 3), (1, 2, 0, 4)])
-    snap = snapshot(2, 5, events)
+    # User 1 has only a dislike; user 2 liked and disliked the same item.
+    events = make([(0, 0, 1, 1), (0, 1, -1, 2), (0, 2, 0, 3), (1, 2, 0, 4), (2, 4, 1, 5), (2, 4, 0, 6)])
+    snap = snapshot(3, 5, events)
 
     def fit(negative_weight):
         return Given(vectors, negative_weight=negative_weight).fit(snap, events)
 
-    s = {w: _scores(fit(w), 2, events) for w in (1.0, 0.0, -1.0)}
+    s = {w: _scores(fit(w), 3, events) for w in (1.0, 0.0, -1.0)}
     # Counted like any behaviour, the dislike pulls its look-alike up as far as the like does.
     assert s[1.0][0, 3] == pytest.approx(s[1.0][0, 4], abs=1e-6)
     assert s[0.0][0, 3] < s[0.0][0, 4] and s[-1.0][0, 3] < s[-1.0][0, 4]
@@ -103,11 +105,15 @@ def test_explicit_dislikes_weigh_as_told():
     assert np.allclose(fit(1.0).weights(labels), [1 / 3] * 3)
     assert np.allclose(fit(0.0).weights(labels), [0.5, 0.5, 0.0])
     assert np.allclose(fit(-1.0).weights(labels), [1 / 3, 1 / 3, -1 / 3])
-    # User 1 has only a dislike: counted, the user is scored; left out, the user has no taste.
+    # Counted, a lone dislike gives a taste; left out, none. Subtracted from the same like, the
+    # taste cancels out: no taste either (the fallback serves), not a list of zero scores.
     assert np.isfinite(s[1.0][1]).all() and np.isneginf(s[0.0][1]).all()
+    assert np.isfinite(s[0.0][2]).all() and np.isneginf(s[-1.0][2]).all()
     assert (fit(-0.5).export()["params"]["negative_weight"], fit(-0.5).params()["negative_weight"]) == (-0.5, -0.5)
     with pytest.raises(ValueError, match="negative_weight"):
         Given(vectors, negative_weight=2.0)
+    with pytest.raises(ValueError, match="content_negative_weight_grid"):
+        EvaluationSettings(content_negative_weight_grid=[0.0, -2.0])
 
 
 @pytest.fixture
@@ -142,6 +148,10 @@ def test_the_content_baseline_finds_topics_and_travels_onto_a_grown_catalogue(to
                     item_available=np.ones(snap.n_items + 1, bool))
     moved = restore(rec.export(), grown, "cpu")
     assert isinstance(moved, ContentTaste) and moved.params() == rec.params()
+    # A baseline exported before dislikes had a weight counted them like any behaviour.
+    old = rec.export()
+    old["params"] = {"half_life": rec.half_life}
+    assert restore(old, grown, "cpu").negative_weight == 1.0
     assert np.array_equal(moved.vectors_[1:-1], rec.vectors_[order[1:]])
     again = unit_rows(rec._encode([texts[0], "Galaxy story new. Genres: Space."])) - rec.centre_
     assert np.allclose(moved.vectors_[[0, -1]], again, atol=1e-5)
@@ -166,9 +176,8 @@ def test_the_fast_paths_rank_as_the_scores_do():
         taste, has = rec.tastes(users, history)
         for row, user in enumerate(users):
             r = history.rows(int(user))
-            w = rec.weights(events.label[r])
-            assert has[row] == w.any()
-            assert np.allclose(taste[row], w @ rec.vectors_[events.item[r]], atol=1e-6)
+            mine = rec.weights(events.label[r]) @ rec.vectors_[events.item[r]]
+            assert has[row] == (mine != 0).any() and np.allclose(taste[row], mine, atol=1e-6)
         fast = rec.recommend(users, history, asof, 7, allowed=allowed)
         slow = Recommender.recommend(rec, users, history, asof, 7, allowed=allowed)
         assert np.array_equal(fast[1], slow[1]) and np.allclose(fast[0], slow[0], atol=1e-5)
