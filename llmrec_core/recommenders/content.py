@@ -3,7 +3,7 @@
 No training: each item's text is encoded once by the configured encoder (the vectors the text
 models start from, shared through their cache), made unit length and centred on the
 catalogue's mean, so that what every item's text shares does not rank. A user's taste is the
-weighted mean of the vectors of their history's behaviours; an item's score is its dot product
+weighted sum of the vectors of their history's behaviours; an item's score is its dot product
 with the taste. ``half_life`` weights recent behaviours up: the weight halves every
 ``half_life`` behaviours back from the latest (0: a plain mean). ``negative_weight`` scales the
 behaviours labelled as explicit dislikes (a rating at or below ``feedback.rating_negative_max``):
@@ -12,8 +12,8 @@ The weights are divided by the sum of their absolute values.
 
 It is the simplest use of the text that a fitted model should beat, and, like the language
 model, it scores items nobody has touched yet from their text alone (``cold_items``). Users
-without history (or whose weighted behaviours weigh 0 or cancel out) have no taste: it cannot score them (-inf),
-and the scoring job gives them its popularity fallback.
+without history (or whose weighted behaviours weigh 0 or cancel out) have no taste: it cannot
+score them (-inf), and the scoring job gives them its popularity fallback.
 """
 
 from __future__ import annotations
