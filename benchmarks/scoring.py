@@ -191,44 +191,42 @@ def main() -> None:
 
 
 def audience(args) -> None:
-    rows = []
-    for size in args.sizes.split(","):
-        users, items = map(int, size.split("x"))
-        for kind in ("click", "joint"):
-            rows.append({"ranking": kind, "users": users, "items": items, **run_one(kind, users, items, args.dim, args.k, 0)})
-            print(json.dumps(rows[-1]), flush=True)
-    lines = [f"Machine: {machine()}; no GPU. Commit {_commit()}. d = {args.dim}, K = {args.k} users per item, "
+    intro = (f"Machine: {machine()}; no GPU. Commit {_commit()}. d = {args.dim}, K = {args.k} users per item, "
              f"{SEEN_PER_USER} engaged items per user excluded; `python benchmarks/scoring.py --audience --sizes {args.sizes} "
-             f"--dim {args.dim} --k {args.k}`.", "",
-             "| users x items | audience ranked by | s | pairs/s | peak RSS GiB | against the click alone |", "|---|---|---:|---:|---:|---:|"]
-    click = {(r["users"], r["items"]): r["seconds"] for r in rows if r["ranking"] == "click"}
-    for r in rows:
-        ratio = f"{r['seconds'] / click[(r['users'], r['items'])]:.2f}x" if r["ranking"] == "joint" else ""
-        name = "return rate x p(click) (`joint_topk`)" if r["ranking"] == "joint" else "click logit (`blocked_topk`)"
-        lines.append(f"| {r['users']:,} x {r['items']:,} | {name} | {r['seconds']:.1f} | {r['pairs_per_s']:.3g} | "
-                     f"{r['peak_rss_gib']:.2f} | {ratio} |")
-    write_section("scoring-audience", "Audience throughput", "\n".join(lines))
+             f"--dim {args.dim} --k {args.k}`.")
+    paired(args, {"click": "click logit (`blocked_topk`)", "joint": "return rate x p(click) (`joint_topk`)"}, None,
+           key="scoring-audience", title="Audience throughput", intro=intro, column="audience ranked by",
+           ratio_column="against the click alone", digits=2)
 
 
 def content(args) -> None:
+    intro = (f"Machine: {machine()}; no GPU. Commit {_commit()}. d = {args.dim}, K = {args.k}, {SEEN_PER_USER} behaviours per "
+             f"user (a tenth of them dislikes), half-life 20, dislikes left out; `python benchmarks/scoring.py --content --sizes "
+             f"{args.sizes} --generic-sizes {args.generic_sizes} --dim {args.dim} --k {args.k}`.")
+    paired(args, {"content": "fast (tastes, then `blocked_topk`)", "content-generic": "generic (dense scores, then top K)"},
+           set(args.generic_sizes.split(",")) if args.generic_sizes else set(), key="scoring-content",
+           title="The content baseline's lists", intro=intro, column="path", ratio_column="speed-up of the fast path", digits=1)
+
+
+def paired(args, kinds: dict[str, str], second_at: set[str] | None, *, key: str, title: str, intro: str, column: str,
+           ratio_column: str, digits: int) -> None:
+    """Time two children at each size (the second only at the sizes of ``second_at``, at every
+    size when None), each in its own process, and write the ``key`` section: one row per run,
+    named by ``kinds``, the second's seconds against the first's."""
+    first, second = kinds
     rows = []
-    generic = set(args.generic_sizes.split(",")) if args.generic_sizes else set()
     for size in args.sizes.split(","):
         users, items = map(int, size.split("x"))
-        for kind in ("content", "content-generic") if size in generic else ("content",):
-            rows.append({"path": kind, "users": users, "items": items, **run_one(kind, users, items, args.dim, args.k, 0)})
+        for kind in (first, second) if second_at is None or size in second_at else (first,):
+            rows.append({"kind": kind, "users": users, "items": items, **run_one(kind, users, items, args.dim, args.k, 0)})
             print(json.dumps(rows[-1]), flush=True)
-    lines = [f"Machine: {machine()}; no GPU. Commit {_commit()}. d = {args.dim}, K = {args.k}, {SEEN_PER_USER} behaviours per "
-             f"user (a tenth of them dislikes), half-life 20, dislikes left out; `python benchmarks/scoring.py --content --sizes "
-             f"{args.sizes} --generic-sizes {args.generic_sizes} --dim {args.dim} --k {args.k}`.", "",
-             "| users x items | path | s | pairs/s | peak RSS GiB | speed-up of the fast path |", "|---|---|---:|---:|---:|---:|"]
-    fast = {(r["users"], r["items"]): r["seconds"] for r in rows if r["path"] == "content"}
+    lines = [intro, "", f"| users x items | {column} | s | pairs/s | peak RSS GiB | {ratio_column} |", "|---|---|---:|---:|---:|---:|"]
+    base = {(r["users"], r["items"]): r["seconds"] for r in rows if r["kind"] == first}
     for r in rows:
-        ratio = f"{r['seconds'] / fast[(r['users'], r['items'])]:.1f}x" if r["path"] == "content-generic" else ""
-        name = "generic (dense scores, then top K)" if r["path"] == "content-generic" else "fast (tastes, then `blocked_topk`)"
-        lines.append(f"| {r['users']:,} x {r['items']:,} | {name} | {r['seconds']:.1f} | {r['pairs_per_s']:.3g} | "
+        ratio = f"{r['seconds'] / base[(r['users'], r['items'])]:.{digits}f}x" if r["kind"] == second else ""
+        lines.append(f"| {r['users']:,} x {r['items']:,} | {kinds[r['kind']]} | {r['seconds']:.1f} | {r['pairs_per_s']:.3g} | "
                      f"{r['peak_rss_gib']:.2f} | {ratio} |")
-    write_section("scoring-content", "The content baseline's lists", "\n".join(lines))
+    write_section(key, title, "\n".join(lines))
 
 
 def _commit() -> str:
