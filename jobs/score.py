@@ -8,8 +8,8 @@ They are validated and published atomically to the warehouse.
 Top to bottom: settings -> the model version (champion unless named) -> lake snapshot of D ->
 the recommender restored onto D's catalogue (any kind the registry holds; the LLM and the
 content baseline encode new items from their text), wrapped in its cross-encoder when
-re-ranking -> what may be recommended -> scoring inputs -> each user's ``recommend`` list and each item's audience (engine ``local``
-or ``spark``) -> similar items -> validation -> one publishing transaction -> Parquet copies
+re-ranking -> what may be recommended -> scoring inputs -> each user's ``recommend`` list and
+each item's audience (engine ``local`` or ``spark``) -> similar items -> validation -> one publishing transaction -> Parquet copies
 under ``lake/serving/`` -> metrics, dataset inputs and plots of the run in MLflow.
 """
 

@@ -119,7 +119,7 @@ def check(snap: Snapshot, data: comparison.Dataset, protocol: str, trained: date
         raise LlmrecError(f"nothing to measure {protocol} on after {data.cutoff.date()} ({split.info}): "
                           "choose another --cutoff or --window")
     inner = data.cutoff - timedelta(days=data.window)
-    if fits and not (snap.events.ts < data.cutoff_ts - data.window * protocols.DAY).any():
+    if fits and not (snap.events.ts < int(inner.timestamp())).any():
         raise BadRequest(f"models are tuned and stopped early on the {data.window} days before the cut-off, from "
                           f"{inner.date()}, and no event of {snap.ds} comes before that day to fit them on "
                           "(a later --cutoff, or a shorter --window)")

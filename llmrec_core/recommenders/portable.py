@@ -3,8 +3,8 @@
 ``rec.export()`` gives a dict with a ``kind``; :func:`restore` puts it onto a snapshot. Items
 (and users, for models that keep per-user factors) are matched by ID, so a catalogue that grew
 since training keeps working: the LLM and the content baseline encode a new item from its text
-(cold start), the other models cannot score what they never saw (-inf). The registry stores these dicts (see
-:mod:`llmrec_core.registry.bundle`), so the scoring job can serve any of them.
+(cold start), the other models cannot score what they never saw (-inf). The registry stores
+these dicts (see :mod:`llmrec_core.registry.bundle`), so the scoring job can serve any of them.
 """
 
 from __future__ import annotations

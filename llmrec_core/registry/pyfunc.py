@@ -19,10 +19,9 @@ the fallback), ``reason`` and ``source`` (``model``, ``cold_text``, ``popularity
 A row with nothing to score from (no known history, no profile) gets the popularity fallback
 of the version's day, as in the nightly table; so does a row the model cannot rank anything for
 (ALS knows only the users it was trained on, never a request's; the content baseline and ALS
-read no profile). Day D's titles, filters and
-fallback come from the bundle's catalogue (:func:`llmrec_core.registry.bundle.catalogue`); a
-version registered without one allows every item and has no fallback list (a row with nothing
-to score from gets no rows). The lists are the two-tower ones: the cross-encoder is not applied here.
+read no profile). Day D's titles, filters and fallback come from the bundle's catalogue
+(:func:`llmrec_core.registry.bundle.catalogue`); a version registered without one allows every
+item and has no fallback list (a row with nothing to score from gets no rows). The lists are the two-tower ones: the cross-encoder is not applied here.
 In ``dataframe_records``, a key one row has must be in every row (``null`` where empty): MLflow
 refuses a record that lacks an array column.
 
