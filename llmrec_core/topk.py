@@ -127,24 +127,43 @@ def joint_topk(row_vecs: torch.Tensor, col_vecs: torch.Tensor, col_log_prior: np
     n_rows, n_cols = row_vecs.shape[0], col_vecs.shape[0]
     if not n_rows or not n_cols:
         return np.full((n_rows, k), -np.inf, np.float32), np.full((n_rows, k), -1, np.int64)
-    allowed = None if allowed is None else np.asarray(allowed, bool)
-    found_s, found_c = [], []
+    found = []
     for value in np.unique(prior):
         cols = np.flatnonzero(prior == value)
-        local = None
-        if exclude is not None:  # the exclusions of this group's columns, in its own numbering
-            position = np.full(n_cols, -1, np.int64)
-            position[cols] = np.arange(len(cols))
-            mapped = position[exclude[1]]
-            kept = np.concatenate([[0], np.cumsum(mapped >= 0)])
-            local = (kept[exclude[0]], mapped[mapped >= 0])
-        s, c = blocked_topk(row_vecs, col_vecs[torch.from_numpy(cols).to(col_vecs.device)], k, exclude=local,
-                            allowed=None if allowed is None else allowed[cols], scale=scale, bias=bias,
-                            user_block=row_block, item_block=col_block)
-        found_s.append(value + torch.nn.functional.logsigmoid(torch.from_numpy(s).double()).numpy())
-        found_c.append(np.where(c >= 0, cols[np.maximum(c, 0)], n_cols))  # padding sorts last
-    # Every group gave k columns (padded), so the merge gives k.
-    best_s, best_c = sort_top(torch.from_numpy(np.concatenate(found_s, 1)), torch.from_numpy(np.concatenate(found_c, 1)), k)
+        s, c = columns_topk(row_vecs, col_vecs[torch.from_numpy(cols).to(col_vecs.device)], cols, n_cols, k, exclude=exclude,
+                            allowed=allowed, scale=scale, bias=bias, row_block=row_block, col_block=col_block)
+        found.append((value + torch.nn.functional.logsigmoid(torch.from_numpy(s).double()).numpy(), c))
+    return merge_top(found, k)
+
+
+@torch.no_grad()
+def columns_topk(row_vecs: torch.Tensor, col_vecs: torch.Tensor, cols: np.ndarray, n_cols: int, k: int, *,
+                 exclude: tuple[np.ndarray, np.ndarray] | None = None, allowed: np.ndarray | None = None,
+                 scale: float = 1.0, bias: float = 0.0, row_block: int = 4096,
+                 col_block: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`blocked_topk` over some of ``n_cols`` columns, ``cols``, whose vectors are
+    ``col_vecs`` (in that order): ``exclude``, ``allowed`` and the columns returned are in the
+    numbering of all columns; the cost is that of those columns alone."""
+    cols = np.asarray(cols, np.int64)
+    local = None
+    if exclude is not None:  # the exclusions of these columns, in their own numbering
+        position = np.full(n_cols, -1, np.int64)
+        position[cols] = np.arange(len(cols))
+        mapped = position[exclude[1]]
+        kept = np.concatenate([[0], np.cumsum(mapped >= 0)])
+        local = (kept[exclude[0]], mapped[mapped >= 0])
+    s, c = blocked_topk(row_vecs, col_vecs, k, exclude=local,
+                        allowed=None if allowed is None else np.asarray(allowed, bool)[cols], scale=scale, bias=bias,
+                        user_block=row_block, item_block=col_block)
+    return s, np.where(c >= 0, cols[np.maximum(c, 0)], -1)
+
+
+def merge_top(parts: list[tuple[np.ndarray, np.ndarray]], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The best k of several (scores, columns) top-K lists of the same rows, with the same ties
+    (the higher score, then the lower column); -inf and -1 pad as everywhere."""
+    scores = np.concatenate([s for s, _ in parts], 1)
+    cols = np.concatenate([c for _, c in parts], 1)
+    best_s, best_c = sort_top(torch.from_numpy(scores.astype(np.float64)), torch.from_numpy(cols), k)
     best_s, best_c = best_s.numpy(), best_c.numpy()
     found = np.isfinite(best_s)
     return np.where(found, best_s, -np.inf).astype(np.float32), np.where(found, best_c, -1)
@@ -169,9 +188,10 @@ def csr_rows(csr: tuple[np.ndarray, np.ndarray], rows: np.ndarray) -> tuple[np.n
     """The CSR of some rows of a CSR, in the given order."""
     indptr, indices = csr
     rows = np.asarray(rows, np.int64)
-    lengths = indptr[rows + 1] - indptr[rows]
-    take = np.concatenate([np.arange(indptr[r], indptr[r + 1]) for r in rows]) if len(rows) else np.zeros(0, np.int64)
-    return np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64), np.asarray(indices)[take.astype(np.int64)]
+    lengths = (indptr[rows + 1] - indptr[rows]).astype(np.int64)
+    out = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    take = np.repeat(indptr[rows].astype(np.int64) - out[:-1], lengths) + np.arange(out[-1])
+    return out, np.asarray(indices)[take]
 
 
 def transpose_csr(csr: tuple[np.ndarray, np.ndarray], n_cols: int) -> tuple[np.ndarray, np.ndarray]:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from llmrec_core.topk import blocked_topk, joint_topk, topk_of_scores
+from llmrec_core.topk import blocked_topk, columns_topk, csr_rows, joint_topk, merge_top, topk_of_scores
 
 
 def _naive(u, v, k, seen, allowed):
@@ -37,6 +37,42 @@ def test_blocked_topk_matches_naive(user_block, item_block):
     exp_s, exp_i = _naive(u, v, 5, seen, allowed)
     assert np.array_equal(items, exp_i)
     assert np.allclose(scores, exp_s, atol=1e-5)
+
+
+def test_columns_ranked_apart_and_merged_equal_one_ranking_of_them_all():
+    """Two parts of the columns, each through ``columns_topk`` with its own vectors (the second
+    part's rows and columns built differently), merged, are the top-K of the one score matrix
+    that puts each part's scores in its columns; exclusions and allowed stay in the numbering
+    of all columns, ties go to the lower column."""
+    rng = np.random.default_rng(2)
+    n_rows, n_cols, k = 10, 29, 6
+    a_rows, a_cols = rng.normal(size=(n_rows, 4)).astype(np.float32), np.round(rng.normal(size=(n_cols, 4)), 1).astype(np.float32)
+    b_rows, b_cols = rng.normal(size=(n_rows, 7)).astype(np.float32), np.round(rng.normal(size=(n_cols, 7)), 1).astype(np.float32)
+    b_cols[[3, 12]] = b_cols[20]  # ties inside the second part
+    part = np.zeros(n_cols, bool)
+    part[[3, 5, 8, 12, 13, 20, 21, 28]] = True
+    seen = [rng.choice(n_cols, size=rng.integers(0, 8), replace=False) for _ in range(n_rows)]
+    exclude = (np.concatenate([[0], np.cumsum([len(s) for s in seen])]), np.concatenate(seen))
+    allowed = np.ones(n_cols, bool)
+    allowed[[5, 9]] = False
+    full = np.where(part, b_rows @ b_cols.T, a_rows @ a_cols.T)
+    want_s, want = topk_of_scores(full, k, exclude=exclude, allowed=allowed)
+    lists = []
+    for cols, R, C in ((np.flatnonzero(~part), a_rows, a_cols), (np.flatnonzero(part), b_rows, b_cols)):
+        lists.append(columns_topk(torch.from_numpy(R), torch.from_numpy(C[cols]), cols, n_cols, k, exclude=exclude,
+                                  allowed=allowed, row_block=3, col_block=4))
+        assert np.isin(lists[-1][1][lists[-1][1] >= 0], cols).all()
+    got_s, got = merge_top(lists, k)
+    assert np.array_equal(got, want) and np.allclose(got_s, want_s, atol=1e-5)
+    few = merge_top([columns_topk(torch.from_numpy(b_rows), torch.from_numpy(b_cols[[5, 9]]), np.array([5, 9]), n_cols, 3)], 3)
+    assert (few[1][:, 2] == -1).all() and np.isneginf(few[0][:, 2]).all()  # two columns: padded
+
+
+def test_csr_rows_takes_rows_in_the_order_asked():
+    indptr, indices = np.array([0, 2, 2, 5]), np.array([7, 1, 4, 0, 9])
+    out_ptr, out_idx = csr_rows((indptr, indices), np.array([2, 1, 0, 2]))
+    assert out_ptr.tolist() == [0, 3, 3, 5, 8] and out_idx.tolist() == [4, 0, 9, 7, 1, 4, 0, 9]
+    assert [a.tolist() for a in csr_rows((indptr, indices), np.array([], np.int64))] == [[0], []]
 
 
 @pytest.mark.parametrize("row_block,col_block", [(4096, 65536), (3, 7)])
