@@ -13,7 +13,9 @@ The weights are divided by the sum of their absolute values.
 It is the simplest use of the text that a fitted model should beat, and, like the language
 model, it scores items nobody has touched yet from their text alone (``cold_items``). Users
 without history (or whose weighted behaviours weigh 0 or cancel out) have no taste: it cannot
-score them (-inf), and the scoring job gives them its popularity fallback.
+score them (-inf), and the scoring job gives them its popularity fallback. The language model
+reads the same tastes (:func:`tastes`) to rank the items it knows by text only
+(``model.cold_taste_weight``).
 """
 
 from __future__ import annotations
@@ -30,10 +32,38 @@ from llmrec_core.data.snapshot import Snapshot
 from llmrec_core.models import encoder as lm
 from llmrec_core.recommenders.base import History, Recommender
 from llmrec_core.recommenders.classic import by_id, same_text
-from llmrec_core.recommenders.llm import pick_device
 from llmrec_core.topk import blocked_topk, transpose_csr, unit_rows
 
 log = logging.getLogger(__name__)
+
+
+def history_weights(back: np.ndarray, labels: np.ndarray, owner: np.ndarray, n_owners: int, half_life: float,
+                    negative_weight: float) -> np.ndarray:
+    """Each behaviour's weight in its owner's taste, from how many behaviours back from the
+    owner's latest it is and its label (module docstring), over the histories of ``n_owners``
+    users at once; each owner's absolute weights sum to 1 (or are all 0)."""
+    w = np.ones(len(back), np.float64) if not half_life else 0.5 ** (back / half_life)
+    w[labels == 0] *= negative_weight
+    total = np.bincount(owner, np.abs(w), minlength=n_owners)
+    return (w / np.where(total > 0, total, 1.0)[owner]).astype(np.float32)
+
+
+def tastes(users: np.ndarray, history: History, vectors: np.ndarray, half_life: float = 0.0,
+           negative_weight: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Each user's taste, the weighted sum of the ``vectors`` of their history's items, and
+    whether the user has one (a history whose weighted vectors do not all weigh 0 or cancel
+    out): one sparse product over every user's weighted behaviours."""
+    users = np.asarray(users, np.int64)
+    starts, stops = history.indptr[users], history.indptr[users + 1]
+    lengths = (stops - starts).astype(np.int64)
+    owner = np.repeat(np.arange(len(users)), lengths)
+    ends = np.cumsum(lengths)
+    rows = np.arange(int(ends[-1]) if len(ends) else 0) - np.repeat(ends - lengths - starts, lengths)  # event rows
+    w = history_weights(np.repeat(stops, lengths) - 1 - rows, history.events.label[rows], owner, len(users), half_life,
+                        negative_weight)
+    mix = sparse.csr_matrix((w, history.events.item[rows], np.r_[0, ends]), shape=(len(users), len(vectors)))
+    taste = np.asarray(mix @ vectors, np.float32)
+    return taste, (taste != 0).any(axis=1)
 
 
 class ContentTaste(Recommender):
@@ -50,7 +80,7 @@ class ContentTaste(Recommender):
         if not -1.0 <= negative_weight <= 1.0:
             raise ValueError(f"negative_weight must be between -1 and 1, not {negative_weight}")
         self.encoder, self.max_tokens, self.batch_size, self.seed = encoder, max_tokens, batch_size, seed
-        self.cache_dir, self.half_life, self.device = cache_dir, half_life, str(pick_device(device))
+        self.cache_dir, self.half_life, self.device = cache_dir, half_life, str(lm.pick_device(device))
         self.negative_weight = negative_weight
 
     def params(self) -> dict[str, object]:
@@ -76,30 +106,12 @@ class ContentTaste(Recommender):
         """The weights of a history whose behaviours, oldest first, carry ``labels`` (0: an
         explicit dislike), their absolute values summing to 1 (all 0 when every weight is 0)."""
         n = len(labels)
-        return self._weights(np.arange(n - 1, -1, -1), np.asarray(labels), np.zeros(n, np.int64), 1)
-
-    def _weights(self, back: np.ndarray, labels: np.ndarray, owner: np.ndarray, n_owners: int) -> np.ndarray:
-        """Each behaviour's weight, from how many behaviours back from its owner's latest it is,
-        its label and its owner (the histories of ``n_owners`` users at once)."""
-        w = np.ones(len(back), np.float64) if not self.half_life else 0.5 ** (back / self.half_life)
-        w[labels == 0] *= self.negative_weight
-        total = np.bincount(owner, np.abs(w), minlength=n_owners)
-        return (w / np.where(total > 0, total, 1.0)[owner]).astype(np.float32)
+        return history_weights(np.arange(n - 1, -1, -1), np.asarray(labels), np.zeros(n, np.int64), 1,
+                               self.half_life, self.negative_weight)
 
     def tastes(self, users: np.ndarray, history: History) -> tuple[np.ndarray, np.ndarray]:
-        """Each user's taste vector, and whether the user has one (a history whose weighted
-        vectors do not all weigh 0 or cancel out): one sparse product over every user's weighted
-        behaviours."""
-        users = np.asarray(users, np.int64)
-        starts, stops = history.indptr[users], history.indptr[users + 1]
-        lengths = (stops - starts).astype(np.int64)
-        owner = np.repeat(np.arange(len(users)), lengths)
-        ends = np.cumsum(lengths)
-        rows = np.arange(int(ends[-1]) if len(ends) else 0) - np.repeat(ends - lengths - starts, lengths)  # event rows
-        w = self._weights(np.repeat(stops, lengths) - 1 - rows, history.events.label[rows], owner, len(users))
-        mix = sparse.csr_matrix((w, history.events.item[rows], np.r_[0, ends]), shape=(len(users), len(self.vectors_)))
-        taste = np.asarray(mix @ self.vectors_, np.float32)
-        return taste, (taste != 0).any(axis=1)
+        """The users' tastes in this baseline's vectors, with its weights (:func:`tastes`)."""
+        return tastes(users, history, self.vectors_, self.half_life, self.negative_weight)
 
     def score(self, users: np.ndarray, history: History, asof: np.ndarray) -> np.ndarray:
         taste, has = self.tastes(users, history)
