@@ -8,6 +8,8 @@ harness ranks the same users with the in-memory model through ``evaluation.top_k
 
 from __future__ import annotations
 
+import copy
+
 import duckdb
 import numpy as np
 import pytest
@@ -96,10 +98,11 @@ def assert_same(served: dict[str, list[float]], measured: dict[str, list[float]]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["llmrec", "seq_id_only", "seq_text_only", "popularity", "item_knn", "ease", "als", "content"])
+@pytest.mark.parametrize("name", ["llmrec", "llmrec_cold_taste", "seq_id_only", "seq_text_only", "popularity", "item_knn", "ease",
+                                  "als", "content"])
 def test_the_served_table_is_the_measured_ranking(lake, name):
     home, last, settings, snap, fitted, _ = lake
-    rec = fitted[name]
+    rec = fitted[name] if name in fitted else tasting(fitted[zoo.MODEL])
     settings.scoring.rerank = "off"
     version = register(settings, snap, rec)
     out = score.run(settings, last, model_version=version)
@@ -108,6 +111,17 @@ def test_the_served_table_is_the_measured_ranking(lake, name):
     assert served.keys() == measured.keys() and len(served) > 40
     assert served == measured
     assert_same(served_scores, harness_scores(rec, snap))
+    if name == "llmrec_cold_taste":  # the blend was served: items the model knows by text only are listed
+        new = {snap.item_ids[i] for i in np.flatnonzero(~rec.known_.cpu().numpy())}
+        assert any(item in new for lst in served.values() for item in lst)
+
+
+def tasting(rec):
+    """The fitted language model with the items it knows by text only ranked with the users' taste."""
+    out = copy.copy(rec)
+    out.model_settings = rec.model_settings.model_copy(update={"cold_taste_weight": 2.0})
+    out._cache = out._users_cache = None
+    return out
 
 
 @pytest.mark.slow

@@ -87,7 +87,8 @@ _USER_COLUMNS = {
     "rank": "Position in the user's list: 1 = best, then 2, 3 ... without gaps.",
     "item_id": "The recommended item: available, allowed by scoring.filters and not seen by the user.",
     "score": ("The recommender's score, not increasing along the ranks. For model and cold_text rows of the language model, "
-              "the calibrated click logit (sigmoid(score) = p(click)) unless the day was re-ranked; for popularity_fallback "
+              "the calibrated click logit (sigmoid(score) = p(click)) unless the day was re-ranked or the item is new and ranked "
+              "with the user's taste (model.cold_taste_weight); for popularity_fallback "
               "rows, the item's share of recent positive events (docs/data-contract.md, What score means)."),
     "reason": "Why the item is recommended, in words, from the user's own history (Because you rated Fargo (1996) highly); when the list is the same for everyone (a popularity model serving), that it is popular.",
     "source": ("How the user was scored: model (from the behaviour history), cold_text (from the profile text, or an item "

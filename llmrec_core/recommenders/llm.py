@@ -22,23 +22,19 @@ from llmrec_core.data.snapshot import Snapshot, data_fingerprint
 from llmrec_core.errors import LlmrecError
 from llmrec_core.models import encoder as lm
 from llmrec_core.models.batches import history_batch, make_segments, train_batch
+from llmrec_core.models.encoder import pick_device
 from llmrec_core.models.losses import click_bce, sampled_softmax
 from llmrec_core.models.two_tower import TwoTower, TwoTowerConfig, gap_bucket
 from llmrec_core.recommenders import returning
 from llmrec_core.recommenders.base import History, Recommender
 from llmrec_core.recommenders.classic import by_id, same_text
+from llmrec_core.recommenders.content import tastes
 from llmrec_core.settings import ModelSettings, TrainSettings
-from llmrec_core.topk import blocked_topk, joint_topk, transpose_csr
+from llmrec_core.topk import blocked_topk, columns_topk, csr_rows, joint_topk, merge_top, transpose_csr
 from llmrec_core.training import LoopResult, run_epochs
 
 log = logging.getLogger(__name__)
 USER_BLOCK = 4096  # users whose vectors are computed and ranked at once
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 class LlmRecommender(Recommender):
@@ -56,7 +52,8 @@ class LlmRecommender(Recommender):
         self.returns_: returning.ReturnRates | None = None  # see ``fit_returns``
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_users_cache": None}  # a broadcast ships the model, not a block's vectors
+        # A broadcast ships the model, not a block's vectors or the new items' statistics.
+        return {**self.__dict__, "_users_cache": None, "_blend_cache": None}
 
     def params(self) -> dict[str, object]:
         return {**{f"model.{k}": v for k, v in self.model_settings.model_dump().items()},
@@ -266,6 +263,10 @@ class LlmRecommender(Recommender):
             s = (self.model_.logits(U, self.all_item_vectors()) + self.model_.bias) * a + c
             if not self.model_settings.use_text:
                 s[:, ~self.known_] = -torch.inf  # an ID-only model cannot score an item it never saw
+            new = self._text_only()
+            if len(new):
+                rows, cols = self._blend_vectors(users, history, U.float(), new)
+                s[:, torch.from_numpy(new).to(s.device)] = (rows @ cols.T).to(s.dtype)
             return s.float().cpu().numpy()
 
     # The fast paths: vectors and the blocked top-K, never a users x items matrix.
@@ -297,29 +298,109 @@ class LlmRecommender(Recommender):
         users = np.asarray(users, np.int64)
         exclude = history.seen(users) if exclude is None else exclude
         scale, bias = self._scale_bias()
-        return blocked_topk(self.all_user_vectors(users, history, asof).float(), self.all_item_vectors().float(), k,
-                            exclude=exclude, allowed=self._scorable(allowed), scale=scale, bias=bias, user_block=USER_BLOCK)
+        U, V = self.all_user_vectors(users, history, asof).float(), self.all_item_vectors().float()
+        new = self._text_only(allowed)
+        if not len(new):
+            return blocked_topk(U, V, k, exclude=exclude, allowed=self._scorable(allowed), scale=scale, bias=bias,
+                                user_block=USER_BLOCK)
+        # The known items as the model scores them; the new ones blended with the taste, apart.
+        known = self.known_.cpu().numpy()
+        lists = blocked_topk(U, V, k, exclude=exclude, allowed=known if allowed is None else allowed & known,
+                             scale=scale, bias=bias, user_block=USER_BLOCK)
+        blended = []
+        for u0 in range(0, len(users), USER_BLOCK):
+            u1 = min(len(users), u0 + USER_BLOCK)
+            rows, cols = self._blend_vectors(users[u0:u1], history, U[u0:u1], new)
+            blended.append(columns_topk(rows, cols, new, V.shape[0], k, exclude=csr_rows(exclude, np.arange(u0, u1))))
+        if not blended:
+            return lists
+        return merge_top([lists, (np.concatenate([b[0] for b in blended]), np.concatenate([b[1] for b in blended]))], k)
 
     def audience(self, users: np.ndarray, history: History, asof: np.ndarray, k: int, *,
                  eligible: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Users by ``log p(returns within H days) + log p(click)`` (``returning``), or by the
         click logit alone for a model without return rates (``return_horizon_days`` 0, or
-        exported before they existed)."""
+        exported before they existed). With ``cold_taste_weight``, a new item's click logit is
+        the blended score, as everywhere."""
         users = np.asarray(users, np.int64)
         V = self.all_item_vectors().float()
         U = self.all_user_vectors(users, history, asof).float()
         engaged = transpose_csr(history.seen(users), V.shape[0])
         scale, bias = self._scale_bias()
-        if self.returns_ is None:
-            scores, rows = blocked_topk(V, U, k, exclude=engaged, allowed=eligible, scale=scale, bias=bias, user_block=USER_BLOCK)
+        log_return = None if self.returns_ is None else self.returns_.log_rate(history.last_ts(users), asof)
+
+        def rank(items: torch.Tensor, people: torch.Tensor, excluded, scale: float, bias: float):
+            if log_return is None:
+                return blocked_topk(items, people, k, exclude=excluded, allowed=eligible, scale=scale, bias=bias,
+                                    user_block=USER_BLOCK)
+            return joint_topk(items, people, log_return, k, exclude=excluded, allowed=eligible, scale=scale, bias=bias,
+                              row_block=USER_BLOCK)
+
+        new = self._text_only()
+        if not len(new):
+            scores, rows = rank(V, U, engaged, scale, bias)
         else:
-            log_return = self.returns_.log_rate(history.last_ts(users), asof)
-            scores, rows = joint_topk(V, U, log_return, k, exclude=engaged, allowed=eligible, scale=scale, bias=bias,
-                                      row_block=USER_BLOCK)
+            scores, rows = np.full((V.shape[0], k), -np.inf, np.float32), np.full((V.shape[0], k), -1, np.int64)
+            old = np.flatnonzero(self.known_.cpu().numpy())
+            people, items = self._blend_vectors(users, history, U, new)
+            for part, R, C, sc, b in ((old, V[torch.from_numpy(old).to(V.device)], U, scale, bias), (new, items, people, 1.0, 0.0)):
+                if len(part):
+                    scores[part], rows[part] = rank(R, C, csr_rows(engaged, part), sc, b)
         if not self.model_settings.use_text:
             dead = ~self.known_.cpu().numpy()
             scores[dead], rows[dead] = -np.inf, -1
         return scores, rows
+
+    # -- new items ranked with the user's taste (model.cold_taste_weight) ---------------------
+    def _text_only(self, allowed: np.ndarray | None = None) -> np.ndarray:
+        """The items the taste blend reorders: known by text only (and allowed), or none when the
+        model does not blend."""
+        ms = self.model_settings
+        if not (ms.cold_taste_weight > 0 and ms.use_text):
+            return np.zeros(0, np.int64)
+        new = ~self.known_.cpu().numpy()
+        return np.flatnonzero(new if allowed is None else new & allowed)
+
+    @torch.no_grad()
+    def _blend_vectors(self, users: np.ndarray, history: History, U: torch.Tensor,
+                       new: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rows for ``users`` (whose user vectors are ``U``) and rows for the items ``new`` whose
+        dot products are the blended scores: for user u and new item i, with s the calibrated
+        click logit and t the dot product of the user's taste with the item's centred text vector,
+
+            m_u + sd_u(s) * (z_u(s) + w z_u(t)) / sd_u(z_u(s) + w z_u(t)),
+
+        z_u and sd_u taken over the items ``new``: the model's order among them moved towards the
+        taste's, with the model's mean and spread there. Users without a taste keep s. Every
+        mean and spread comes from the items' means and covariances, so no users x items matrix
+        is needed: the rows are [u * scale / D, c * taste, offset] and [v_i, x_i, 1]."""
+        w = self.model_settings.cold_taste_weight
+        V, X = self.all_item_vectors().float(), (self.item_text_ - self.text_mean_).float()
+        scale, bias = self._scale_bias()
+        key = (V, new.tobytes())
+        cached = getattr(self, "_blend_cache", None)
+        if cached is None or cached[0] is not V or cached[1] != key[1]:
+            at = torch.from_numpy(new).to(V.device)
+            Vn, Xn = V[at], X[at]
+            mv, mx = Vn.mean(0), Xn.mean(0)
+            Vd, Xd = Vn - mv, Xn - mx
+            n = len(new)
+            stats = (mv, mx, Vd.T @ Vd / n, Xd.T @ Xd / n, Vd.T @ Xd / n, torch.cat([Vn, Xn, torch.ones(n, 1, device=V.device)], 1))
+            self._blend_cache = cached = (V, key[1], stats, X.cpu().numpy())
+        mv, mx, cov_v, cov_x, cov_vx, cols = cached[2]
+        taste, has = tastes(users, history, cached[3], 0.0, 0.0)
+        T = torch.from_numpy(taste).to(V.device)
+        su = U * scale
+        sd_s = ((su @ cov_v) * su).sum(1).clamp(min=0).sqrt()
+        sd_t = ((T @ cov_x) * T).sum(1).clamp(min=0).sqrt()
+        ok = torch.from_numpy(has).to(V.device) & (sd_s > 1e-6) & (sd_t > 1e-9)
+        rho = torch.where(ok, ((su @ cov_vx) * T).sum(1) / (sd_s * sd_t).clamp(min=1e-12), 0.0)
+        D = torch.where(ok, (1 + w * w + 2 * w * rho).clamp(min=1e-6).sqrt(), 1.0)
+        c = torch.where(ok, w * sd_s / (sd_t.clamp(min=1e-12) * D), 0.0)
+        m = su @ mv + bias
+        offset = bias / D + m * (1 - 1 / D) - c * (T @ mx)
+        rows = torch.cat([su / D[:, None], c[:, None] * T, offset[:, None]], 1)
+        return rows, cols
 
     def item_vectors(self) -> np.ndarray:
         return self.all_item_vectors().float().cpu().numpy()

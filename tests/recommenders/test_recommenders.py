@@ -349,3 +349,62 @@ def test_an_items_audience_is_return_rate_times_click_and_travels_with_the_model
     restored.returns_ = None
     assert np.array_equal(restored.audience(users, history, asof, 4)[1], Recommender.audience(restored, users, history, asof, 4)[1])
     assert not np.array_equal(restored.audience(users, history, asof, 4)[1], got)
+
+
+def test_new_items_are_reordered_by_the_users_taste_with_the_models_mean_and_spread(toy):
+    """``cold_taste_weight``: for a user with history, the items the model knows by text only are
+    ranked by z(model) + w z(taste), rescaled to the model's mean and spread over them; the
+    known items, and users without a taste, keep the model's scores; the lists, the audience and
+    a restored model rank by those scores."""
+    from llmrec_core.topk import topk_of_scores, transpose_csr
+
+    settings, snap, cutoff = toy
+    settings.train.epochs = 2
+    train = snap.events.mask(snap.events.ts < cutoff)
+    rec = _llm(settings).fit(snap, train)
+    users = np.arange(snap.n_users)
+    history, asof = History.of(train, snap.n_users), np.full(snap.n_users, snap.end_ts)
+    plain = rec.score(users, history, asof).astype(np.float64)
+    rec.model_settings = rec.model_settings.model_copy(update={"cold_taste_weight": 2.0})
+    blended = rec.score(users, history, asof).astype(np.float64)
+    new = ~rec.known_.numpy()
+    assert 2 <= new.sum() < snap.n_items
+    # By hand: the taste is the mean centred text vector of the behaviours that are not dislikes.
+    X = (rec.item_text_ - rec.text_mean_).numpy().astype(np.float64)
+
+    def by_hand(over: np.ndarray) -> tuple[np.ndarray, int]:
+        want, tasted = plain.copy(), 0
+        for u in users:
+            rows = history.rows(int(u))
+            liked = train.item[rows][train.label[rows] != 0]
+            if not len(liked):
+                continue
+            t = X[over] @ X[liked].mean(0)
+            s = plain[u, over]
+            mix = (s - s.mean()) / s.std() + 2.0 * (t - t.mean()) / t.std()
+            want[u, over] = s.mean() + s.std() * mix / mix.std()
+            tasted += 1
+        return want, tasted
+
+    want, tasted = by_hand(new)
+    assert 0 < tasted < snap.n_users  # users with and without a taste
+    assert np.allclose(blended, want, atol=1e-3)
+    assert np.array_equal(blended[:, ~new], plain[:, ~new])
+    moved = [u for u in users if not np.array_equal(np.argsort(-blended[u, new]), np.argsort(-plain[u, new]))]
+    assert moved  # the blend changed some user's order of the new items
+    seen = history.seen(users)
+    lists = rec.recommend(users, history, asof, 6)
+    by_score = topk_of_scores(blended, 6, exclude=seen)
+    assert np.array_equal(lists[1], by_score[1]) and np.allclose(lists[0], by_score[0], atol=1e-3)
+    # With a candidate set the new items are standardised over the allowed ones.
+    allowed = np.ones(snap.n_items, bool)
+    allowed[np.flatnonzero(new)[::2]] = False
+    want_allowed = topk_of_scores(by_hand(new & allowed)[0], 6, exclude=seen, allowed=allowed)
+    assert np.array_equal(rec.recommend(users, history, asof, 6, allowed=allowed)[1], want_allowed[1])
+    joint = rec.returns_.log_rate(history.last_ts(users), asof)[:, None] - np.logaddexp(0, -blended)
+    want_aud = topk_of_scores(joint.T, 4, exclude=transpose_csr(seen, snap.n_items))
+    got_aud = rec.audience(users, history, asof, 4)
+    assert np.array_equal(got_aud[1], want_aud[1]) and np.allclose(got_aud[0], want_aud[0], atol=1e-3)
+    restored = restore(rec.export(), snap, "cpu")
+    assert restored.model_settings.cold_taste_weight == 2.0
+    assert np.array_equal(restored.recommend(users, history, asof, 6)[1], lists[1])
