@@ -26,6 +26,12 @@ top K items, in the nightly engine's blocks of 4096 users) at the packaged encod
 (``--dim 384``): by its fast path (one sparse product for the tastes, then ``blocked_topk``) and,
 where ``--generic-sizes`` says, by the generic path every recommender has (a dense block of
 scores per 512 users, then a top K of each row), into the ``scoring-content`` section.
+
+``--cold-taste`` times the language model's lists with and without new items ranked with the
+users' taste (``model.cold_taste_weight`` 2 against 0), a twentieth of the catalogue new, text
+vectors 384 wide, in the engine's blocks of 4096 users, into the ``scoring-cold-taste`` section.
+The model's own ``recommend`` runs; only its user tower is replaced by random user vectors (it
+costs the same either way).
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, machine, measure, write_section  # noqa: E402
 
 SEEN_PER_USER = 20
+TEXT_DIM, NEW_SHARE = 384, 0.05  # --cold-taste: the text vectors' width, the share of new items
 
 
 def child_llmrec(users: int, items: int, dim: int, k: int) -> dict:
@@ -62,13 +69,12 @@ def child_llmrec(users: int, items: int, dim: int, k: int) -> dict:
     return {"seconds": seconds}
 
 
-def child_content(users: int, items: int, dim: int, k: int, fast: bool) -> dict:
+def _histories(users: int, items: int):
+    """``SEEN_PER_USER`` random behaviours per user (a tenth of them dislikes, a tenth unlabelled)."""
     import numpy as np
 
     from llmrec_core.data.interactions import Interactions
-    from llmrec_core.recommenders.base import History, Recommender
-    from llmrec_core.recommenders.content import ContentTaste
-    from llmrec_core.topk import unit_rows
+    from llmrec_core.recommenders.base import History
 
     rng = np.random.default_rng(0)
     n = users * SEEN_PER_USER
@@ -77,7 +83,18 @@ def child_content(users: int, items: int, dim: int, k: int, fast: bool) -> dict:
                           label=rng.choice(np.array([1, 0, -1], np.int8), n, p=[0.8, 0.1, 0.1]),
                           ts=np.tile(np.arange(SEEN_PER_USER, dtype=np.int64), users), value=np.full(n, np.nan, np.float32),
                           event_type=np.full(n, "rating", dtype=object))
-    history = History.of(events, users)
+    return History.of(events, users)
+
+
+def child_content(users: int, items: int, dim: int, k: int, fast: bool) -> dict:
+    import numpy as np
+
+    from llmrec_core.recommenders.base import Recommender
+    from llmrec_core.recommenders.content import ContentTaste
+    from llmrec_core.topk import unit_rows
+
+    rng = np.random.default_rng(0)
+    history = _histories(users, items)
     rec = ContentTaste("none", 16, 8, 0, half_life=20.0, negative_weight=0.0)
     vectors = unit_rows(rng.standard_normal((items, dim)).astype(np.float32))
     rec.vectors_ = (vectors - vectors.mean(axis=0)).astype(np.float32)
@@ -86,6 +103,37 @@ def child_content(users: int, items: int, dim: int, k: int, fast: bool) -> dict:
     start = time.perf_counter()
     for s in range(0, users, block):
         scores, top = recommend(np.arange(s, min(users, s + block)), history, asof[s : s + block], k)
+        assert (top >= 0).all()
+    return {"seconds": time.perf_counter() - start}
+
+
+def child_cold_taste(users: int, items: int, dim: int, k: int, weight: float) -> dict:
+    import numpy as np
+    import torch
+
+    from llmrec_core.recommenders.llm import LlmRecommender
+    from llmrec_core.settings import ModelSettings, TrainSettings
+
+    gen = torch.Generator().manual_seed(0)
+    U = torch.nn.functional.normalize(torch.randn(users, dim, generator=gen), dim=1)
+
+    class RandomUsers(LlmRecommender):
+        def all_user_vectors(self, users, history, asof):
+            return U[torch.from_numpy(np.asarray(users, np.int64))]
+
+        def _scale_bias(self):
+            return 10.0, -2.0
+
+    rec = RandomUsers(ModelSettings(encoder="random:32x1", cold_taste_weight=weight), TrainSettings(device="cpu"))
+    rec._cache = torch.nn.functional.normalize(torch.randn(items, dim, generator=gen), dim=1)
+    rec.item_text_ = torch.nn.functional.normalize(torch.randn(items, TEXT_DIM, generator=gen), dim=1)
+    rec.text_mean_ = rec.item_text_.mean(0, keepdim=True)
+    rec.known_ = torch.rand(items, generator=gen) >= NEW_SHARE
+    history = _histories(users, items)
+    block, asof = 4096, np.full(users, SEEN_PER_USER, np.int64)
+    start = time.perf_counter()
+    for s in range(0, users, block):
+        scores, top = rec.recommend(np.arange(s, min(users, s + block)), history, asof[s : s + block], k)
         assert (top >= 0).all()
     return {"seconds": time.perf_counter() - start}
 
@@ -160,7 +208,8 @@ def main() -> None:
     parser.add_argument("--audience", action="store_true", help="time an item's audience (click alone, return x click)")
     parser.add_argument("--content", action="store_true", help="time the content baseline's lists (fast and generic paths)")
     parser.add_argument("--generic-sizes", default="10000x5000,100000x20000", help="the sizes --content also times the generic path at")
-    parser.add_argument("--child", choices=["llmrec", "als", "click", "joint", "content", "content-generic"])
+    parser.add_argument("--cold-taste", action="store_true", help="time the model's lists with new items ranked with the users' taste")
+    parser.add_argument("--child", choices=["llmrec", "als", "click", "joint", "content", "content-generic", "cold-taste", "cold-taste-off"])
     parser.add_argument("size", nargs="?")
     args = parser.parse_args()
     args.dim = args.dim or (384 if args.content else 64)
@@ -168,7 +217,8 @@ def main() -> None:
         users, items = map(int, args.size.split("x"))
         children = {"llmrec": child_llmrec, "als": child_als,
                     "click": lambda *a: child_audience(*a, joint=False), "joint": lambda *a: child_audience(*a, joint=True),
-                    "content": lambda *a: child_content(*a, fast=True), "content-generic": lambda *a: child_content(*a, fast=False)}
+                    "content": lambda *a: child_content(*a, fast=True), "content-generic": lambda *a: child_content(*a, fast=False),
+                    "cold-taste-off": lambda *a: child_cold_taste(*a, weight=0.0), "cold-taste": lambda *a: child_cold_taste(*a, weight=2.0)}
         print(json.dumps(children[args.child](users, items, args.dim, args.k)))
         return
     if args.audience:
@@ -176,6 +226,9 @@ def main() -> None:
         return
     if args.content:
         content(args)
+        return
+    if args.cold_taste:
+        cold_taste(args)
         return
     rows = []
     for size in args.sizes.split(","):
@@ -206,6 +259,15 @@ def content(args) -> None:
     paired(args, {"content": "fast (tastes, then `blocked_topk`)", "content-generic": "generic (dense scores, then top K)"},
            set(args.generic_sizes.split(",")) if args.generic_sizes else set(), key="scoring-content",
            title="The content baseline's lists", intro=intro, column="path", ratio_column="speed-up of the fast path", digits=1)
+
+
+def cold_taste(args) -> None:
+    intro = (f"Machine: {machine()}; no GPU. Commit {_commit()}. d = {args.dim} (the model's vectors), {TEXT_DIM} (the text "
+             f"vectors), K = {args.k}, {NEW_SHARE:.0%} of the items new, {SEEN_PER_USER} behaviours per user; `python "
+             f"benchmarks/scoring.py --cold-taste --sizes {args.sizes} --dim {args.dim} --k {args.k}`.")
+    paired(args, {"cold-taste-off": "the model alone (w = 0)", "cold-taste": "new items with the taste (w = 2)"}, None,
+           key="scoring-cold-taste", title="New items ranked with the users' taste: the cost", intro=intro,
+           column="lists", ratio_column="against the model alone", digits=2)
 
 
 def paired(args, kinds: dict[str, str], second_at: set[str] | None, *, key: str, title: str, intro: str, column: str,
