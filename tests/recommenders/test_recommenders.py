@@ -351,19 +351,24 @@ def test_an_items_audience_is_return_rate_times_click_and_travels_with_the_model
     assert not np.array_equal(restored.audience(users, history, asof, 4)[1], got)
 
 
-def test_new_items_are_reordered_by_the_users_taste_with_the_models_mean_and_spread(toy):
+def test_new_items_are_reordered_by_the_users_taste_with_the_models_mean_and_spread(toy, monkeypatch):
     """``cold_taste_weight``: for a user with history, the items the model knows by text only are
     ranked by z(model) + w z(taste), rescaled to the model's mean and spread over them; the
     known items, and users without a taste, keep the model's scores; the lists, the audience and
     a restored model rank by those scores."""
+    from llmrec_core.recommenders import llm
     from llmrec_core.topk import topk_of_scores, transpose_csr
 
     settings, snap, cutoff = toy
     settings.train.epochs = 2
     train = snap.events.mask(snap.events.ts < cutoff)
     rec = _llm(settings).fit(snap, train)
+    monkeypatch.setattr(llm, "USER_BLOCK", 7)  # several blocks of users, each with its own exclusions
     users = np.arange(snap.n_users)
-    history, asof = History.of(train, snap.n_users), np.full(snap.n_users, snap.end_ts)
+    # Scored on every event, as the nightly job does: the days after training put some new items in
+    # the histories (the tastes, and the exclusions of the new items' own top-K). User 0 has none.
+    history = History.of(snap.events.mask(snap.events.user != 0), snap.n_users)
+    asof = np.full(snap.n_users, snap.end_ts)
     plain = rec.score(users, history, asof).astype(np.float64)
     rec.model_settings = rec.model_settings.model_copy(update={"cold_taste_weight": 2.0})
     blended = rec.score(users, history, asof).astype(np.float64)
@@ -376,7 +381,7 @@ def test_new_items_are_reordered_by_the_users_taste_with_the_models_mean_and_spr
         want, tasted = plain.copy(), 0
         for u in users:
             rows = history.rows(int(u))
-            liked = train.item[rows][train.label[rows] != 0]
+            liked = history.events.item[rows][history.events.label[rows] != 0]
             if not len(liked):
                 continue
             t = X[over] @ X[liked].mean(0)
@@ -388,6 +393,7 @@ def test_new_items_are_reordered_by_the_users_taste_with_the_models_mean_and_spr
 
     want, tasted = by_hand(new)
     assert 0 < tasted < snap.n_users  # users with and without a taste
+    assert np.isin(history.events.item, np.flatnonzero(new)).any()  # new items seen since training
     assert np.allclose(blended, want, atol=1e-3)
     assert np.array_equal(blended[:, ~new], plain[:, ~new])
     moved = [u for u in users if not np.array_equal(np.argsort(-blended[u, new]), np.argsort(-plain[u, new]))]
@@ -396,6 +402,9 @@ def test_new_items_are_reordered_by_the_users_taste_with_the_models_mean_and_spr
     lists = rec.recommend(users, history, asof, 6)
     by_score = topk_of_scores(blended, 6, exclude=seen)
     assert np.array_equal(lists[1], by_score[1]) and np.allclose(lists[0], by_score[0], atol=1e-3)
+    # Among the new items alone (the cold_items protocol), with the new items users saw since training excluded.
+    only_new = rec.recommend(users, history, asof, 6, allowed=new)
+    assert np.array_equal(only_new[1], topk_of_scores(want, 6, exclude=seen, allowed=new)[1])
     # With a candidate set the new items are standardised over the allowed ones.
     allowed = np.ones(snap.n_items, bool)
     allowed[np.flatnonzero(new)[::2]] = False
@@ -405,6 +414,9 @@ def test_new_items_are_reordered_by_the_users_taste_with_the_models_mean_and_spr
     want_aud = topk_of_scores(joint.T, 4, exclude=transpose_csr(seen, snap.n_items))
     got_aud = rec.audience(users, history, asof, 4)
     assert np.array_equal(got_aud[1], want_aud[1]) and np.allclose(got_aud[0], want_aud[0], atol=1e-3)
+    rec.returns_ = None  # an audience by the click logit alone
+    by_click = topk_of_scores(blended.T, 4, exclude=transpose_csr(seen, snap.n_items))
+    assert np.array_equal(rec.audience(users, history, asof, 4)[1], by_click[1])
     restored = restore(rec.export(), snap, "cpu")
     assert restored.model_settings.cold_taste_weight == 2.0
     assert np.array_equal(restored.recommend(users, history, asof, 6)[1], lists[1])
