@@ -72,9 +72,9 @@ DATASETS = {
                               counts=(100_000, 943, 1_682)),
     # `llmrec ingest synthetic --users 3000 --items 2000 --events 200000 --days 90 --start 2026-01-01 --seed 7`:
     # topics drive item text and drifting taste; the last 30 days are the window. New items ranked
-    # with the users' taste, weight 2, chosen on the 15 days before 2026-02-15 over 0 to 2 (its own
-    # 30-day validation window has nothing before it to fit on; benchmarks/RESULTS.md, "New films
-    # on the synthetic log").
+    # with the users' taste, weight 2, the largest tried, chosen on the 15 days before 2026-02-15
+    # over 0 to 2 (its own 30-day validation window has nothing before it to fit on;
+    # benchmarks/RESULTS.md, "New films on the synthetic log"); every text model of the lake gets it.
     "synthetic": Dataset("synthetic drifting-taste log", date(2026, 3, 31), datetime(2026, 3, 2, tzinfo=timezone.utc), 30, 30,
                          model={"cold_taste_weight": 2.0}),
     # The same command with `--session-intent 0.5`: half of a session's events keep the topic it came for.

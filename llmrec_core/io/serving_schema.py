@@ -123,7 +123,8 @@ _TABLES = {
          "user_id": "A user with a history or a profile who has not engaged with the item yet.",
          "score": ("The recommender's score for (user_id, item_id); for the language model, log p(the user comes back "
                    "within model.return_horizon_days days and clicks the item): the log of the user's return rate, "
-                   "by days since their last behaviour, plus the log of the calibrated click probability."),
+                   "by days since their last behaviour, plus the log of the calibrated click probability (for a new "
+                   "item ranked with the user's taste, model.cold_taste_weight, the blended score in its place)."),
          "model_version": _VERSION}),
     FRESH: Described(
         ("Intraday lists of the day in progress, for the users who acted on it so far, written by llmrec refresh; "

@@ -63,10 +63,10 @@ class ModelSettings(Section):
     # New items ranked with the user's taste too: for a user with history, the scores of the items
     # the model knows by text only are reordered by z(model) + w * z(taste), where the taste is the
     # mean of the centred text vectors of the user's behaviours (explicit dislikes left out), each
-    # standardised over those items, and keep the model's own mean and spread there, so how high
-    # new items rank against known ones does not change (llmrec_core/recommenders/llm.py). 0 is the
-    # model alone; a lake chooses w on its own validation window (benchmarks/RESULTS.md, "New films
-    # on the synthetic log").
+    # standardised over those items, and keep the model's own mean and spread there, so new items
+    # rank against known ones about as high as the model alone puts them (llmrec_core/recommenders/
+    # llm.py). 0 is the model alone; a lake chooses w on a validation window of its own
+    # (benchmarks/RESULTS.md, "New films on the synthetic log").
     cold_taste_weight: float = Field(0.0, ge=0.0, le=10.0)
 
     @field_validator("encoder")
