@@ -375,18 +375,19 @@ class LlmRecommender(Recommender):
         mean and spread comes from the items' means and covariances, so no users x items matrix
         is needed: the rows are [u * scale / D, c * taste, offset] and [v_i, x_i, 1]."""
         w = self.model_settings.cold_taste_weight
-        V, X = self.all_item_vectors().float(), (self.item_text_ - self.text_mean_).float()
+        V = self.all_item_vectors().float()
         scale, bias = self._scale_bias()
-        key = (V, new.tobytes())
+        key = new.tobytes()
         cached = getattr(self, "_blend_cache", None)
-        if cached is None or cached[0] is not V or cached[1] != key[1]:
+        if cached is None or cached[0] is not V or cached[1] != key:  # once per item vectors and new items
+            X = (self.item_text_ - self.text_mean_).float()
             at = torch.from_numpy(new).to(V.device)
             Vn, Xn = V[at], X[at]
             mv, mx = Vn.mean(0), Xn.mean(0)
             Vd, Xd = Vn - mv, Xn - mx
             n = len(new)
             stats = (mv, mx, Vd.T @ Vd / n, Xd.T @ Xd / n, Vd.T @ Xd / n, torch.cat([Vn, Xn, torch.ones(n, 1, device=V.device)], 1))
-            self._blend_cache = cached = (V, key[1], stats, X.cpu().numpy())
+            self._blend_cache = cached = (V, key, stats, X.cpu().numpy())
         mv, mx, cov_v, cov_x, cov_vx, cols = cached[2]
         taste, has = tastes(users, history, cached[3], 0.0, 0.0)
         T = torch.from_numpy(taste).to(V.device)
