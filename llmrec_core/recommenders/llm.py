@@ -299,19 +299,22 @@ class LlmRecommender(Recommender):
         exclude = history.seen(users) if exclude is None else exclude
         scale, bias = self._scale_bias()
         U, V = self.all_user_vectors(users, history, asof).float(), self.all_item_vectors().float()
-        new = self._text_only(allowed)
-        if not len(new):
+        new = self._text_only()
+        # The blend is standardised over all new items, whichever of them the list may hold, so a
+        # pair's score does not depend on the candidate set (as ``score`` and ``audience``).
+        pick = np.ones(len(new), bool) if allowed is None else np.asarray(allowed, bool)[new]
+        if not pick.any():
             return blocked_topk(U, V, k, exclude=exclude, allowed=self._scorable(allowed), scale=scale, bias=bias,
                                 user_block=USER_BLOCK)
         # The known items as the model scores them; the new ones blended with the taste, apart.
         known = self.known_.cpu().numpy()
         lists = blocked_topk(U, V, k, exclude=exclude, allowed=known if allowed is None else allowed & known,
                              scale=scale, bias=bias, user_block=USER_BLOCK)
-        blended = []
+        blended, at = [], torch.from_numpy(np.flatnonzero(pick)).to(V.device)
         for u0 in range(0, len(users), USER_BLOCK):
             u1 = min(len(users), u0 + USER_BLOCK)
             rows, cols = self._blend_vectors(users[u0:u1], history, U[u0:u1], new)
-            blended.append(columns_topk(rows, cols, new, V.shape[0], k, exclude=csr_rows(exclude, np.arange(u0, u1))))
+            blended.append(columns_topk(rows, cols[at], new[pick], V.shape[0], k, exclude=csr_rows(exclude, np.arange(u0, u1))))
         if not blended:
             return lists
         return merge_top([lists, (np.concatenate([b[0] for b in blended]), np.concatenate([b[1] for b in blended]))], k)
@@ -352,14 +355,13 @@ class LlmRecommender(Recommender):
         return scores, rows
 
     # -- new items ranked with the user's taste (model.cold_taste_weight) ---------------------
-    def _text_only(self, allowed: np.ndarray | None = None) -> np.ndarray:
-        """The items the taste blend reorders: known by text only (and allowed), or none when the
-        model does not blend."""
+    def _text_only(self) -> np.ndarray:
+        """The items the taste blend reorders, those known by text only, or none when the model
+        does not blend."""
         ms = self.model_settings
         if not (ms.cold_taste_weight > 0 and ms.use_text):
             return np.zeros(0, np.int64)
-        new = ~self.known_.cpu().numpy()
-        return np.flatnonzero(new if allowed is None else new & allowed)
+        return np.flatnonzero(~self.known_.cpu().numpy())
 
     @torch.no_grad()
     def _blend_vectors(self, users: np.ndarray, history: History, U: torch.Tensor,

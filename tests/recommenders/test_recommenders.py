@@ -405,11 +405,17 @@ def test_new_items_are_reordered_by_the_users_taste_with_the_models_mean_and_spr
     # Among the new items alone (the cold_items protocol), with the new items users saw since training excluded.
     only_new = rec.recommend(users, history, asof, 6, allowed=new)
     assert np.array_equal(only_new[1], topk_of_scores(want, 6, exclude=seen, allowed=new)[1])
-    # With a candidate set the new items are standardised over the allowed ones.
+    # A candidate set does not change a pair's score: the blend stays standardised over all new
+    # items, not over the allowed ones (which would order these lists differently).
     allowed = np.ones(snap.n_items, bool)
     allowed[np.flatnonzero(new)[::2]] = False
-    want_allowed = topk_of_scores(by_hand(new & allowed)[0], 6, exclude=seen, allowed=allowed)
-    assert np.array_equal(rec.recommend(users, history, asof, 6, allowed=allowed)[1], want_allowed[1])
+    want_allowed = topk_of_scores(want, 6, exclude=seen, allowed=allowed)
+    got_allowed = rec.recommend(users, history, asof, 6, allowed=allowed)
+    assert np.array_equal(got_allowed[1], want_allowed[1]) and np.allclose(got_allowed[0], want_allowed[0], atol=1e-3)
+    assert not np.array_equal(topk_of_scores(by_hand(new & allowed)[0], 6, exclude=seen, allowed=allowed)[1], want_allowed[1])
+    no_new = allowed & ~new  # a candidate set without new items: the model's own lists
+    assert np.array_equal(rec.recommend(users, history, asof, 6, allowed=no_new)[1],
+                          topk_of_scores(plain, 6, exclude=seen, allowed=no_new)[1])
     joint = rec.returns_.log_rate(history.last_ts(users), asof)[:, None] - np.logaddexp(0, -blended)
     want_aud = topk_of_scores(joint.T, 4, exclude=transpose_csr(seen, snap.n_items))
     got_aud = rec.audience(users, history, asof, 4)
