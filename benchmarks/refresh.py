@@ -151,6 +151,8 @@ def quality(settings, data: Dataset, seeds: list[int], fresh_n: int, rerank_pair
     inner = protocols.temporal(full.events, full.n_users, data.cutoff_ts - data.window * protocols.DAY, data.window)
     outer = protocols.temporal(full.events, full.n_users, data.cutoff_ts, data.window)
     inner_ctr = protocols.ctr(full.events, full.n_users, data.cutoff_ts - data.window * protocols.DAY, data.window)
+    inner_cold = protocols.cold_items(full.events, full.n_users, full.n_items, data.cutoff_ts - data.window * protocols.DAY,
+                                      data.window)
     first = data.cutoff.date()
     days = [first + dt.timedelta(days=d) for d in range(data.window) if first + dt.timedelta(days=d) <= data.ds]
     rows, fits = [], []
@@ -159,7 +161,8 @@ def quality(settings, data: Dataset, seeds: list[int], fresh_n: int, rerank_pair
         s.train.seed = seed
         rec = zoo.sequence_models(s, ablations=False)[0]
         started = time.perf_counter()
-        fit_sequence(rec, full, inner.train, inner, outer.train, "ndcg_10", True, inner_ctr)
+        fit_sequence(rec, full, inner.train, inner, outer.train, "ndcg_10", True, inner_ctr, inner_cold,
+                     settings.evaluation.cold_taste_weight_grid)
         if rerank_pairs:
             # The version's cross-encoder, as the training job fits it, with more pairs than the CPU default.
             rec = Reranked(rec, s.rerank, s.text, s.model.encoder, rec.device, seed, max_pairs=rerank_pairs)

@@ -50,10 +50,12 @@ def validation_cutoff(snap, days: int) -> int:
     return snap.end_ts - days * protocols.DAY
 
 
-def validation_splits(snap, days: int) -> tuple[protocols.EvalSplit, protocols.EvalSplit]:
+def validation_splits(snap, days: int) -> tuple[protocols.EvalSplit, protocols.EvalSplit, protocols.EvalSplit]:
+    """The validation window's lists, labelled pairs, and new items (what ``cold_taste_weight`` is chosen on)."""
     cutoff = validation_cutoff(snap, days)
     return (protocols.temporal(snap.events, snap.n_users, cutoff, days),
-            protocols.ctr(snap.events, snap.n_users, cutoff, days))
+            protocols.ctr(snap.events, snap.n_users, cutoff, days),
+            protocols.cold_items(snap.events, snap.n_users, snap.n_items, cutoff, days))
 
 
 @dataclass
@@ -64,6 +66,7 @@ class Round:
     snap: object
     ranking: protocols.EvalSplit
     ctr: protocols.EvalSplit
+    cold: protocols.EvalSplit
     tags: dict[str, str]
     checkpoints: Path
     suffix: str = ""
@@ -109,6 +112,9 @@ def fit_and_evaluate(rec: Recommender, r: Round) -> None:
             r.curves[rec.name] = rec.result_.curves
             if r.vectors is None:
                 r.vectors = _vectors(rec)
+            # New items ranked with the users' taste: the weight the validation window's new items choose.
+            tracking.log_metrics(tuning.choose_cold_taste(rec, r.snap, r.cold, r.settings.evaluation.cold_taste_weight_grid).metrics(20),
+                                 prefix="val_")
             # sigmoid(score) is p(click): Platt scaling on the validation window's labelled pairs.
             rec.calibration = calibrate(rec, r.ctr, r.snap)
             tracking.log_metrics({"calibration_a": rec.calibration[0], "calibration_c": rec.calibration[1]})
@@ -145,6 +151,8 @@ def refit(model: LlmRecommender, r: Round, progress: bool) -> LlmRecommender:
     if not r.settings.train.refit:
         return model
     serving = zoo.sequence_models(r.settings, progress=progress, ablations=False)[0]
+    # The cold_taste_weight validation chose.
+    serving.model_settings = serving.model_settings.model_copy(update={"cold_taste_weight": model.model_settings.cold_taste_weight})
     started = time.perf_counter()
     serving.fit(r.snap, r.snap.events, epochs=model.result_.best_epoch, checkpoint=r.checkpoints / f"llmrec-refit{r.suffix}")
     # Platt scaling again, for the refit's own logits, on the same validation window (now inside
@@ -190,14 +198,14 @@ def run(settings: Settings, ds: date, progress: bool = True) -> dict:
     settings, rank, distributed = start_processes(settings)
     leader, metric = rank == 0, settings.evaluation.metric
     snap = load_snapshot(settings, ds)
-    ranking, ctr = validation_splits(snap, settings.train.validation_days)
+    ranking, ctr, cold = validation_splits(snap, settings.train.validation_days)
     log.info("validation window: %s", {**ranking.info, **ctr.info})
     if not len(ranking.users):
         raise MissingInputError(f"no positives in the {settings.train.validation_days} days before {ds}: nothing to validate on")
     tracking.setup(settings)
     tags = {"ds": str(ds), "git_commit": tracking.git_commit(), **{f"rows.{k}": str(v) for k, v in snap.counts().items()},
             "validation_users": str(len(ranking.users)), "validation_pairs": str(ctr.info["pairs"])}
-    r = Round(settings, snap, ranking, ctr, tags, lake.partition(settings.models_dir / "checkpoints", ds), f".rank{rank}" if distributed else "")
+    r = Round(settings, snap, ranking, ctr, cold, tags, lake.partition(settings.models_dir / "checkpoints", ds), f".rank{rank}" if distributed else "")
     with tracking.run(f"train {ds}", tags={**tags, "kind": "training"}, params=settings.model_dump(mode="json")) as parent:
         log_inputs(r)
         models = zoo.sequence_models(settings, progress=progress and leader)

@@ -7,9 +7,9 @@ Both run :func:`run`, so a number of one is a number of the other. Protocols
 - ``loo``: leave-last-out; sequence models stop early on ``loo_valid`` and treat every
   interaction as a target.
 - ``temporal``, ``ctr``: training before the cutoff, the window after it. Sequence models pick
-  their epoch count on [cutoff - window, cutoff) with training before that, are calibrated (Platt
-  scaling) on that window's labelled pairs, and are refit on everything before the cutoff, as the
-  training job does.
+  their epoch count on [cutoff - window, cutoff) with training before that, the text models their
+  ``model.cold_taste_weight`` on that window's new items, are calibrated (Platt scaling) on that
+  window's labelled pairs, and are refit on everything before the cutoff, as the training job does.
 - ``cold_items``: the same cutoff and its own window. ``llmrec_no_cold_map`` is the same fitted
   model without the text-to-ID map of items that have no interactions.
 
@@ -41,7 +41,7 @@ from llmrec_core.recommenders import zoo
 from llmrec_core.recommenders.base import Recommender
 from llmrec_core.recommenders.reranked import Reranked
 from llmrec_core.settings import Settings
-from llmrec_core.tuning import tune_baselines
+from llmrec_core.tuning import choose_cold_taste, tune_baselines
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +71,8 @@ DATASETS = {
     "movielens-100k": Dataset("MovieLens-100K", date(1998, 4, 22), datetime(1998, 1, 1, tzinfo=timezone.utc),
                               counts=(100_000, 943, 1_682)),
     # `llmrec ingest synthetic --users 3000 --items 2000 --events 200000 --days 90 --start 2026-01-01 --seed 7`:
-    # topics drive item text and drifting taste; the last 30 days are the window. New items ranked
-    # with the users' taste, weight 2, the largest tried, chosen on the 15 days before 2026-02-15
-    # over 0 to 2 (its own 30-day validation window has nothing before it to fit on;
-    # benchmarks/RESULTS.md, "New films on the synthetic log"); every text model of the lake gets it.
-    "synthetic": Dataset("synthetic drifting-taste log", date(2026, 3, 31), datetime(2026, 3, 2, tzinfo=timezone.utc), 30, 30,
-                         model={"cold_taste_weight": 2.0}),
+    # topics drive item text and drifting taste; the last 30 days are the window.
+    "synthetic": Dataset("synthetic drifting-taste log", date(2026, 3, 31), datetime(2026, 3, 2, tzinfo=timezone.utc), 30, 30),
     # The same command with `--session-intent 0.5`: half of a session's events keep the topic it came for.
     # Its validation window (the 30 days before the cutoff, 3 seeds) prefers the smaller model:
     # NDCG@10 0.155 for dim 64 / max_len 50 against 0.140 for the defaults, which stop after 2 or 3
@@ -117,13 +113,19 @@ def model_names(settings: Settings) -> list[str]:
     return [zoo.MODEL, *zoo.ABLATIONS, *zoo.baseline_grids(settings), RERANK]
 
 
-def fit_sequence(rec, snap, inner_train, inner_valid, outer_train, metric, refit: bool, calibration_split=None):
-    """Early stopping on the inner split, Platt scaling on the inner labelled window, then
-    (optionally) a refit on the outer training data for the chosen epochs, scaled again on
-    that window. The returned ``valid_<metric>`` is the inner split's at the chosen epoch: the
-    figure to choose settings by, never the test split's."""
+def fit_sequence(rec, snap, inner_train, inner_valid, outer_train, metric, refit: bool, calibration_split=None,
+                 cold_split=None, cold_grid=()):
+    """Early stopping on the inner split, ``model.cold_taste_weight`` chosen over ``cold_grid`` on
+    ``cold_split`` (the inner window's new items), Platt scaling on the inner labelled window,
+    then (optionally) a refit on the outer training data for the chosen epochs, scaled again on
+    that window: the training job's steps. The returned ``valid_<metric>`` is the inner split's
+    at the chosen epoch: the figure to choose settings by, never the test split's."""
     rec.fit(snap, inner_train, validate=lambda: evaluate(rec, inner_valid, snap, [10])[metric])
     best, best_metric, inner_epochs = rec.result_.best_epoch, rec.result_.best_metric, rec.result_.epochs_run
+    taste = {}
+    if cold_split is not None and rec.model_settings.use_text:
+        chosen = choose_cold_taste(rec, snap, cold_split, list(cold_grid))
+        taste = {"cold_taste_weight": chosen.weight, "cold_taste_users": chosen.users, "cold_taste_trials": chosen.trials}
     if calibration_split is not None:
         rec.calibration = calibrate(rec, calibration_split, snap)
     if refit:
@@ -132,7 +134,7 @@ def fit_sequence(rec, snap, inner_train, inner_valid, outer_train, metric, refit
         # Scaled again for the refit's own logits, on the same window, as the training job does.
         rec.calibration = calibrate(rec, calibration_split, snap) if calibration_split is not None else calibration
     return {"best_epoch": best, "epochs_run": inner_epochs + (best if refit else 0), "calibration": list(rec.calibration),
-            f"valid_{metric}": float(best_metric)}
+            f"valid_{metric}": float(best_metric), **taste}
 
 
 def tuned_baselines(settings, snap, valid, test_train, wanted) -> list[tuple[object, dict]]:
@@ -193,6 +195,8 @@ def run(settings: Settings, snap: Snapshot, data: Dataset, wanted: set[str], whi
                  "per_user": {}, "dataset": data.title}
     vectors = None
     inner_ctr = protocols.ctr(snap.events, snap.n_users, data.cutoff_ts - data.window * protocols.DAY, data.window)
+    inner_cold = protocols.cold_items(snap.events, snap.n_users, snap.n_items, data.cutoff_ts - data.window * protocols.DAY,
+                                      data.window)
     runs: dict = {}  # (protocol, model) -> list of metric dicts, one per seed
     for family, (valid, test) in splits_of(snap, which, data).items():
         evals = [p for p in which if (p == "loo") == (family == "loo")]
@@ -208,7 +212,8 @@ def run(settings: Settings, snap: Snapshot, data: Dataset, wanted: set[str], whi
                     continue
                 start = time.perf_counter()
                 info = fit_sequence(rec, snap, valid.train, valid, test.train, "ndcg_10", family != "loo",
-                                    inner_ctr if family != "loo" else None)
+                                    *((inner_ctr, inner_cold) if family != "loo" else (None, None)),
+                                    cold_grid=settings.evaluation.cold_taste_weight_grid)
                 info["fit_s"] = round(time.perf_counter() - start, 1)
                 if vectors is None and rec.model_settings.use_text and rec.model_settings.finetune == "none":
                     vectors = rec.item_text_.cpu().numpy()  # the frozen vectors: the same for every model
@@ -280,9 +285,11 @@ def bootstrap(per_user: dict) -> dict:
 
 def fit_cell(info: dict) -> str:
     """One fit: its seconds, then the epoch early stopping kept and the validation NDCG@10 there
-    (sequence models), or a dash (baselines, whose validation trials are under ``trials``)."""
+    (sequence models), and the cold-taste weight validation chose (text models), or a dash
+    (baselines, whose validation trials are under ``trials``)."""
     valid = f", {info['valid_ndcg_10']:.4f}" if "valid_ndcg_10" in info else ""
-    return f"{info['fit_s']} ({info.get('best_epoch', '-')}{valid})"
+    taste = f", w {info['cold_taste_weight']:g}" if "cold_taste_weight" in info else ""
+    return f"{info['fit_s']} ({info.get('best_epoch', '-')}{valid}{taste})"
 
 
 def valid_means(results: dict) -> dict[str, float]:
@@ -316,7 +323,7 @@ def table(results: dict) -> str:
     for p, b in results.get("bootstrap", {}).items():
         boot.append(f"| {p} | {b['against']} | {b['diff']:+.4f} | [{b['low']:+.4f}, {b['high']:+.4f}] | {b['users']} |")
     families = ["loo", "temporal", *(["cold_items"] if results.get("cold_seeds") else [])]
-    fits = ["| model | " + " | ".join(f"{f} fit s per seed (best epoch, validation NDCG@10)" for f in families)
+    fits = ["| model | " + " | ".join(f"{f} fit s per seed (best epoch, validation NDCG@10, cold-taste w)" for f in families)
             + " | tuned on validation |", "|---" * (len(families) + 2) + "|"]
     for name, fam in results["models"].items():
         cells = [", ".join(fit_cell(i) for i in fam[f]) if f in fam else "" for f in families]

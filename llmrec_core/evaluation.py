@@ -123,6 +123,30 @@ def evaluate_temporal(rec: Recommender, split: EvalSplit, snap: Snapshot, ks: li
     return out
 
 
+def _cold_user_recalls(rec: Recommender, split: EvalSplit, history: History, n_items: int, ks: list[int],
+                       rows: np.ndarray) -> dict[int, np.ndarray]:
+    """Recall@K of each of ``rows`` (of a ``cold_items`` split) over its future cold items,
+    ranked among the cold items, history excluded: K -> one value per row."""
+    cold = np.zeros(n_items, bool)
+    cold[split.items] = True
+    position = {int(item): j for j, item in enumerate(split.items)}
+    _, items = rec.recommend(split.users[rows], history, split.asof[rows], max(ks), allowed=cold)
+    lists = [[position[int(i)] for i in row if i >= 0] for row in items]
+    return {k: np.array([metrics.recall(lst[:k], {position[int(i)] for i in split.truth[u]}, k)
+                         for lst, u in zip(lists, rows, strict=True)]) for k in ks}
+
+
+def warm_cold_recall(rec: Recommender, split: EvalSplit, snap: Snapshot, k: int) -> tuple[float, int]:
+    """``cold_recall_K_warm_users`` alone (no audience), and how many such users the window has:
+    the figure ``model.cold_taste_weight`` is chosen by (``tuning.choose_cold_taste``)."""
+    events = np.bincount(split.train.user, minlength=snap.n_users)
+    rows = np.array([u for u, t in enumerate(split.truth) if len(t) and events[split.users[u]] > 0], np.int64)
+    if not len(rows):
+        return float("nan"), 0
+    vals = _cold_user_recalls(rec, split, History.of(split.history, snap.n_users), snap.n_items, [k], rows)[k]
+    return float(vals.mean()), len(rows)
+
+
 def evaluate_cold_items(rec: Recommender, split: EvalSplit, snap: Snapshot, ks: list[int]) -> dict[str, float]:
     """User side (``cold_recall_K``): each user's future cold items ranked among the cold
     items, also over users with and without training events apart (``_warm_users``,
@@ -130,12 +154,8 @@ def evaluate_cold_items(rec: Recommender, split: EvalSplit, snap: Snapshot, ks: 
     (``cold_audience_recall_K``): each cold item's future users among all users.
     ``cold_random_recall_K`` is what a random order would score on the user side."""
     history = History.of(split.history, snap.n_users)
-    cold = np.zeros(snap.n_items, bool)
-    cold[split.items] = True
-    position = {int(item): j for j, item in enumerate(split.items)}
     rows = np.array([u for u, t in enumerate(split.truth) if len(t)], np.int64)
-    _, items = rec.recommend(split.users[rows], history, split.asof[rows], max(ks), allowed=cold)
-    user_lists = [np.array([position[int(i)] for i in row if i >= 0], np.int64) for row in items]
+    recalls = _cold_user_recalls(rec, split, history, snap.n_items, ks, rows)
     _, audience_rows = rec.audience(split.users, history, split.asof, max(ks))
     audience = [row[row >= 0] for row in audience_rows[split.items]]
     # The item side's simple peers, the same users for every item: the most active (most training
@@ -151,8 +171,7 @@ def evaluate_cold_items(rec: Recommender, split: EvalSplit, snap: Snapshot, ks: 
 
     out = {}
     for k in ks:
-        vals = np.array([metrics.recall(lst[:k].tolist(), {position[int(i)] for i in split.truth[u]}, k)
-                         for lst, u in zip(user_lists, rows, strict=True)])
+        vals = recalls[k]
         out[f"cold_recall_{k}"] = float(np.mean(vals)) if len(vals) else float("nan")
         for part, keep in (("warm_users", warm_user), ("cold_users", ~warm_user)):
             out[f"cold_recall_{k}_{part}"] = float(np.mean(vals[keep])) if keep.any() else float("nan")

@@ -41,6 +41,10 @@ class EvaluationSettings(Section):
     als_alpha_grid: list[float] = [1.0, 10.0, 40.0]
     content_half_life_grid: list[float] = [5.0, 20.0, 50.0]
     content_negative_weight_grid: list[float] = [0.0, -1.0]
+    # The language model's `model.cold_taste_weight` is chosen the same way, by the recall@20 of
+    # users with history over the new items they rated in the validation window
+    # (docs/evaluation.md); an empty grid keeps the configured weight.
+    cold_taste_weight_grid: list[float] = [0.0, 0.5, 1.0, 2.0, 4.0]
     # EASE inverts an items x items matrix: above this many items it is left out.
     ease_max_items: int = Field(20_000, ge=1)
 
@@ -48,6 +52,8 @@ class EvaluationSettings(Section):
     def _checks(self) -> EvaluationSettings:
         if any(not -1.0 <= w <= 1.0 for w in self.content_negative_weight_grid):
             raise ValueError(f"content_negative_weight_grid values must be between -1 and 1, not {self.content_negative_weight_grid}")
+        if any(not 0.0 <= w <= 10.0 for w in self.cold_taste_weight_grid):
+            raise ValueError(f"cold_taste_weight_grid values must be between 0 and 10, not {self.cold_taste_weight_grid}")
         if not self.ks or min(self.ks) < 1:
             raise ValueError("ks must be a non-empty list of cut-offs >= 1")
         m = re.fullmatch(r"(hr|ndcg|precision|recall)_(\d+)", self.metric)

@@ -65,8 +65,9 @@ class ModelSettings(Section):
     # mean of the centred text vectors of the user's behaviours (explicit dislikes left out), each
     # standardised over those items, and keep the model's own mean and spread there, so new items
     # rank against known ones about as high as the model alone puts them (llmrec_core/recommenders/
-    # llm.py). 0 is the model alone; a lake chooses w on a validation window of its own
-    # (benchmarks/RESULTS.md, "New films on the synthetic log").
+    # llm.py). 0 is the model alone. Fitting chooses w on the validation window over
+    # evaluation.cold_taste_weight_grid (tuning.choose_cold_taste); this value is used when the
+    # grid is empty or the window has too few users to choose by.
     cold_taste_weight: float = Field(0.0, ge=0.0, le=10.0)
 
     @field_validator("encoder")

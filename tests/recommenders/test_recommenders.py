@@ -426,3 +426,37 @@ def test_new_items_are_reordered_by_the_users_taste_with_the_models_mean_and_spr
     restored = restore(rec.export(), snap, "cpu")
     assert restored.model_settings.cold_taste_weight == 2.0
     assert np.array_equal(restored.recommend(users, history, asof, 6)[1], lists[1])
+
+
+def test_the_cold_taste_weight_is_the_one_the_validation_window_chooses(toy, monkeypatch):
+    """``tuning.choose_cold_taste``: each weight's figure is the ``cold_items`` protocol's recall of
+    users with history with that weight; the best one is set on the model (ties: the earlier);
+    too few such users, an empty grid, or a model without text keep the configured weight."""
+    from llmrec_core import tuning
+    from llmrec_core.evaluation import evaluate
+
+    settings, snap, cutoff = toy
+    settings.train.epochs = 2
+    rec = _llm(settings, cold_taste_weight=0.5).fit(snap, snap.events.mask(snap.events.ts < cutoff))
+    cold = protocols.cold_items(snap.events, snap.n_users, snap.n_items, cutoff, 3)
+    grid = [0.0, 4.0, 1.0, 0.0]
+    want = {}
+    for w in grid:
+        rec.model_settings = rec.model_settings.model_copy(update={"cold_taste_weight": w})
+        want[w] = evaluate(rec, cold, snap, [2])["cold_recall_2_warm_users"]
+    assert len(set(want.values())) > 1  # the weights order this window's new items differently: a real choice
+    rec.model_settings = rec.model_settings.model_copy(update={"cold_taste_weight": 0.5})
+    monkeypatch.setattr(tuning, "COLD_TASTE_MIN_USERS", 1)
+    chosen = tuning.choose_cold_taste(rec, snap, cold, grid, k=2)
+    assert chosen.trials == pytest.approx(want) and list(chosen.trials) == [0.0, 4.0, 1.0]
+    best = max(want.values())
+    assert chosen.weight == next(w for w in want if want[w] == best) == rec.model_settings.cold_taste_weight
+    metrics = chosen.metrics(2)
+    assert metrics["cold_taste_weight"] == chosen.weight and metrics["cold_taste_4_recall_2_warm_users"] == want[4.0]
+    assert metrics["cold_taste_users"] == chosen.users > 0
+    # Kept as configured: too few users with history on the window, no grid, no text.
+    monkeypatch.setattr(tuning, "COLD_TASTE_MIN_USERS", chosen.users + 1)
+    for model, g in ((rec, grid), (rec, []), (_llm(settings, use_text=False, cold_taste_weight=0.5), grid)):
+        model.model_settings = model.model_settings.model_copy(update={"cold_taste_weight": 0.5})
+        kept = tuning.choose_cold_taste(model, snap, cold, g, k=2)
+        assert kept.weight == model.model_settings.cold_taste_weight == 0.5 and kept.trials is None
