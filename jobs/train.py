@@ -112,9 +112,10 @@ def fit_and_evaluate(rec: Recommender, r: Round) -> None:
             r.curves[rec.name] = rec.result_.curves
             if r.vectors is None:
                 r.vectors = _vectors(rec)
-            # New items ranked with the users' taste: the weight the validation window's new items choose.
-            tracking.log_metrics(tuning.choose_cold_taste(rec, r.snap, r.cold, r.settings.evaluation.cold_taste_weight_grid).metrics(20),
-                                 prefix="val_")
+            if rec.model_settings.use_text:  # new items ranked with the users' taste: the weight the window's new items choose
+                ev = r.settings.evaluation
+                chosen = tuning.choose_cold_taste(rec, r.snap, r.cold, ev.cold_taste_weight_grid, ev.cold_taste_k)
+                tracking.log_metrics(chosen.metrics(), prefix="val_")
             # sigmoid(score) is p(click): Platt scaling on the validation window's labelled pairs.
             rec.calibration = calibrate(rec, r.ctr, r.snap)
             tracking.log_metrics({"calibration_a": rec.calibration[0], "calibration_c": rec.calibration[1]})
@@ -230,7 +231,8 @@ def run(settings: Settings, ds: date, progress: bool = True) -> dict:
         decisions, champion, compared = judge()
         log_round(r, decisions, champion)
         versions = register_versions(r, decisions, Bundle(serving.export(), gate_export, reranker.head() if reranker else None,
-                                                          _meta(r, zoo.MODEL, parent, best_epoch=model.result_.best_epoch)), parent)
+                                                          _meta(r, zoo.MODEL, parent, best_epoch=model.result_.best_epoch,
+                                                                cold_taste_weight=serving.model_settings.cold_taste_weight)), parent)
         versions = settle(r, versions, decisions, compared, judge)
         describe_versions(r, versions, gated, *judged[-1][1:])
     return {**versions[0], "versions": versions, "results": r.results, "run_id": parent, "fit_seconds": r.seconds,

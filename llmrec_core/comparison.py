@@ -114,7 +114,7 @@ def model_names(settings: Settings) -> list[str]:
 
 
 def fit_sequence(rec, snap, inner_train, inner_valid, outer_train, metric, refit: bool, calibration_split=None,
-                 cold_split=None, cold_grid=()):
+                 cold_split=None, cold_grid=(), cold_k: int = 20):
     """Early stopping on the inner split, ``model.cold_taste_weight`` chosen over ``cold_grid`` on
     ``cold_split`` (the inner window's new items), Platt scaling on the inner labelled window,
     then (optionally) a refit on the outer training data for the chosen epochs, scaled again on
@@ -124,7 +124,7 @@ def fit_sequence(rec, snap, inner_train, inner_valid, outer_train, metric, refit
     best, best_metric, inner_epochs = rec.result_.best_epoch, rec.result_.best_metric, rec.result_.epochs_run
     taste = {}
     if cold_split is not None and rec.model_settings.use_text:
-        chosen = choose_cold_taste(rec, snap, cold_split, list(cold_grid))
+        chosen = choose_cold_taste(rec, snap, cold_split, list(cold_grid), cold_k)
         taste = {"cold_taste_weight": chosen.weight, "cold_taste_users": chosen.users, "cold_taste_trials": chosen.trials}
     if calibration_split is not None:
         rec.calibration = calibrate(rec, calibration_split, snap)
@@ -213,7 +213,7 @@ def run(settings: Settings, snap: Snapshot, data: Dataset, wanted: set[str], whi
                 start = time.perf_counter()
                 info = fit_sequence(rec, snap, valid.train, valid, test.train, "ndcg_10", family != "loo",
                                     *((inner_ctr, inner_cold) if family != "loo" else (None, None)),
-                                    cold_grid=settings.evaluation.cold_taste_weight_grid)
+                                    cold_grid=settings.evaluation.cold_taste_weight_grid, cold_k=settings.evaluation.cold_taste_k)
                 info["fit_s"] = round(time.perf_counter() - start, 1)
                 if vectors is None and rec.model_settings.use_text and rec.model_settings.finetune == "none":
                     vectors = rec.item_text_.cpu().numpy()  # the frozen vectors: the same for every model

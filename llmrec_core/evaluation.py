@@ -136,15 +136,19 @@ def _cold_user_recalls(rec: Recommender, split: EvalSplit, history: History, n_i
                          for lst, u in zip(lists, rows, strict=True)]) for k in ks}
 
 
-def warm_cold_recall(rec: Recommender, split: EvalSplit, snap: Snapshot, k: int) -> tuple[float, int]:
-    """``cold_recall_K_warm_users`` alone (no audience), and how many such users the window has:
-    the figure ``model.cold_taste_weight`` is chosen by (``tuning.choose_cold_taste``)."""
+def warm_cold_rows(split: EvalSplit, snap: Snapshot) -> np.ndarray:
+    """The rows of a ``cold_items`` split whose user has training events and future cold items:
+    the users ``cold_recall_K_warm_users`` is over."""
     events = np.bincount(split.train.user, minlength=snap.n_users)
-    rows = np.array([u for u, t in enumerate(split.truth) if len(t) and events[split.users[u]] > 0], np.int64)
-    if not len(rows):
-        return float("nan"), 0
-    vals = _cold_user_recalls(rec, split, History.of(split.history, snap.n_users), snap.n_items, [k], rows)[k]
-    return float(vals.mean()), len(rows)
+    return np.array([u for u, t in enumerate(split.truth) if len(t) and events[split.users[u]] > 0], np.int64)
+
+
+def warm_cold_recall(rec: Recommender, split: EvalSplit, snap: Snapshot, k: int, rows: np.ndarray,
+                     history: History) -> float:
+    """``cold_recall_K_warm_users`` alone (no audience) over ``rows`` (:func:`warm_cold_rows`),
+    ``history`` the split's: the figure ``model.cold_taste_weight`` is chosen by
+    (``tuning.choose_cold_taste``)."""
+    return float(_cold_user_recalls(rec, split, history, snap.n_items, [k], rows)[k].mean()) if len(rows) else float("nan")
 
 
 def evaluate_cold_items(rec: Recommender, split: EvalSplit, snap: Snapshot, ks: list[int]) -> dict[str, float]:

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from llmrec_core.data.interactions import Interactions
 from llmrec_core.data.protocols import EvalSplit
 from llmrec_core.data.snapshot import Snapshot
-from llmrec_core.evaluation import evaluate, warm_cold_recall
+from llmrec_core.evaluation import evaluate, warm_cold_recall, warm_cold_rows
 from llmrec_core.recommenders import zoo
-from llmrec_core.recommenders.base import Recommender
+from llmrec_core.recommenders.base import History, Recommender
 from llmrec_core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -73,16 +73,18 @@ def tune_baselines(settings: Settings, snap: Snapshot, valid: EvalSplit, ks: lis
 @dataclass
 class ColdTaste:
     """``model.cold_taste_weight`` as chosen on a validation window: the weight, how many users
-    with history chose it, and each weight's recall@k for them (``None`` when kept as configured)."""
+    with history chose it, and each weight's recall@``k`` for them (``None`` when there were too
+    few users, no grid, or no text)."""
 
     weight: float
     users: int
     trials: dict[float, float] | None
+    k: int
 
-    def metrics(self, k: int) -> dict[str, float]:
+    def metrics(self) -> dict[str, float]:
         """What the training job logs to MLflow."""
         out = {"cold_taste_weight": self.weight, "cold_taste_users": float(self.users)}
-        return out | {f"cold_taste_{w:g}_recall_{k}_warm_users": v for w, v in (self.trials or {}).items()}
+        return out | {f"cold_taste_{w:g}_recall_{self.k}_warm_users": v for w, v in (self.trials or {}).items()}
 
 
 def choose_cold_taste(rec, snap: Snapshot, split: EvalSplit, grid: list[float], k: int = 20) -> ColdTaste:
@@ -90,26 +92,34 @@ def choose_cold_taste(rec, snap: Snapshot, split: EvalSplit, grid: list[float], 
     ``cold_items`` split of the validation window, cut where the model's training events end):
     the weight of ``grid`` whose lists give the users with history the best recall@``k`` of the
     new items they rated in the window, ranked among those items (ties: the earlier weight).
-    The weight is set on ``rec``. Kept as configured, with no trials, for a model that does not
-    read text, an empty grid, or fewer than ``COLD_TASTE_MIN_USERS`` such users."""
+    The weight is set on ``rec``. It stays as configured for a model that does not read text, an
+    empty grid, fewer than ``COLD_TASTE_MIN_USERS`` such users, or when every weight scores the
+    same (as when the window has ``k`` new items or fewer: every list holds them all)."""
     configured = rec.model_settings.cold_taste_weight
     if not (rec.model_settings.use_text and grid):
-        return ColdTaste(configured, 0, None)
+        return ColdTaste(configured, 0, None, k)
+    rows = warm_cold_rows(split, snap)
+    if len(rows) < COLD_TASTE_MIN_USERS:
+        log.info("%s: %d users with history rated a new item on the validation window, fewer than %d: cold_taste_weight stays %g",
+                 rec.name, len(rows), COLD_TASTE_MIN_USERS, configured)
+        return ColdTaste(configured, len(rows), None, k)
 
     def use(w: float) -> None:
         rec.model_settings = rec.model_settings.model_copy(update={"cold_taste_weight": float(w)})
 
+    history = History.of(split.history, snap.n_users)  # one object: the model keeps its user vectors between weights
     trials: dict[float, float] = {}
-    for w in grid:
-        use(w)
-        trials[float(w)], users = warm_cold_recall(rec, split, snap, k)
-        if users < COLD_TASTE_MIN_USERS:
-            use(configured)
-            log.info("%s: %d users with history rated a new item on %s, fewer than %d: cold_taste_weight stays %g",
-                     rec.name, users, split.name, COLD_TASTE_MIN_USERS, configured)
-            return ColdTaste(configured, users, None)
-    best = max(trials, key=lambda w: (trials[w] if math.isfinite(trials[w]) else -math.inf, -list(trials).index(w)))
+    try:
+        for w in grid:
+            use(w)
+            trials[float(w)] = warm_cold_recall(rec, split, snap, k, rows, history)
+    finally:
+        use(configured)
+    order = list(trials)
+    best = max(order, key=lambda w: (trials[w] if math.isfinite(trials[w]) else -math.inf, -order.index(w)))
+    if len(set(trials.values())) == 1:
+        best = configured
     use(best)
-    log.info("%s: cold_taste_weight %g chosen on %s (recall@%d of %d users with history: %s)", rec.name, best, split.name, k,
-             users, ", ".join(f"{w:g}: {v:.4f}" for w, v in trials.items()))
-    return ColdTaste(best, users, trials)
+    log.info("%s: cold_taste_weight %g on the validation window (recall@%d of %d users with history: %s)", rec.name, best, k,
+             len(rows), ", ".join(f"{w:g}: {v:.4f}" for w, v in trials.items()))
+    return ColdTaste(best, len(rows), trials, k)

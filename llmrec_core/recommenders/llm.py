@@ -310,11 +310,13 @@ class LlmRecommender(Recommender):
         known = self.known_.cpu().numpy()
         lists = blocked_topk(U, V, k, exclude=exclude, allowed=known if allowed is None else allowed & known,
                              scale=scale, bias=bias, user_block=USER_BLOCK)
-        blended, at = [], torch.from_numpy(np.flatnonzero(pick)).to(V.device)
+        blended, ranked = [], None
         for u0 in range(0, len(users), USER_BLOCK):
             u1 = min(len(users), u0 + USER_BLOCK)
             rows, cols = self._blend_vectors(users[u0:u1], history, U[u0:u1], new)
-            blended.append(columns_topk(rows, cols[at], new[pick], V.shape[0], k, exclude=csr_rows(exclude, np.arange(u0, u1))))
+            if ranked is None:  # the same columns for every block: the allowed new items'
+                ranked = cols if pick.all() else cols[torch.from_numpy(np.flatnonzero(pick)).to(cols.device)]
+            blended.append(columns_topk(rows, ranked, new[pick], V.shape[0], k, exclude=csr_rows(exclude, np.arange(u0, u1))))
         if not blended:
             return lists
         return merge_top([lists, (np.concatenate([b[0] for b in blended]), np.concatenate([b[1] for b in blended]))], k)

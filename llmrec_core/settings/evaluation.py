@@ -41,10 +41,11 @@ class EvaluationSettings(Section):
     als_alpha_grid: list[float] = [1.0, 10.0, 40.0]
     content_half_life_grid: list[float] = [5.0, 20.0, 50.0]
     content_negative_weight_grid: list[float] = [0.0, -1.0]
-    # The language model's `model.cold_taste_weight` is chosen the same way, by the recall@20 of
-    # users with history over the new items they rated in the validation window
-    # (docs/evaluation.md); an empty grid keeps the configured weight.
+    # The language model's `model.cold_taste_weight` is chosen the same way, by the recall@K
+    # (K = cold_taste_k) of users with history over the new items they rated in the validation
+    # window (docs/evaluation.md); an empty grid keeps the configured weight.
     cold_taste_weight_grid: list[float] = [0.0, 0.5, 1.0, 2.0, 4.0]
+    cold_taste_k: int = Field(20, ge=1)
     # EASE inverts an items x items matrix: above this many items it is left out.
     ease_max_items: int = Field(20_000, ge=1)
 

@@ -155,6 +155,27 @@ def test_the_comparison_reports_the_validation_ndcg_of_the_epoch_it_kept(toy):
     assert comparison.fit_cell({**info, "fit_s": 3.5}) == f"3.5 ({info['best_epoch']}, {info['valid_ndcg_10']:.4f})"
 
 
+def test_the_comparison_serves_the_cold_taste_weight_its_validation_window_chose(toy, monkeypatch):
+    """``fit_sequence`` on a time cut-off, as the training job: the weight is chosen on the inner
+    window's new items after early stopping, kept through the refit, and shown in the fit table."""
+    from llmrec_core import comparison, tuning
+
+    settings, snap, cutoff = toy
+    settings.train.epochs = 2
+    monkeypatch.setattr(tuning, "COLD_TASTE_MIN_USERS", 1)
+    inner = protocols.temporal(snap.events, snap.n_users, cutoff, 3)
+    cold = protocols.cold_items(snap.events, snap.n_users, snap.n_items, cutoff, 3)
+    ctr = protocols.ctr(snap.events, snap.n_users, cutoff, 3)
+    rec = _llm(settings, cold_taste_weight=3.0)
+    info = comparison.fit_sequence(rec, snap, inner.train, inner, snap.events, "ndcg_10", True, ctr, cold, [0.0, 1.0, 4.0], 2)
+    trials = info["cold_taste_trials"]
+    assert list(trials) == [0.0, 1.0, 4.0] and len(set(trials.values())) > 1 and info["cold_taste_users"] > 0
+    best = max(trials, key=lambda w: (trials[w], -list(trials).index(w)))
+    assert info["cold_taste_weight"] == best == rec.model_settings.cold_taste_weight  # the refit model carries it
+    assert rec.known_[torch.from_numpy(cold.items).long()].all()  # refit on every event: the window's new items are known now
+    assert comparison.fit_cell({**info, "fit_s": 1.0}) == f"1.0 ({info['best_epoch']}, {info['valid_ndcg_10']:.4f}, w {best:g})"
+
+
 def test_export_restore_round_trip_and_grown_catalogue(toy):
     settings, snap, cutoff = toy
     train = snap.events.mask(snap.events.ts < cutoff)
@@ -431,7 +452,8 @@ def test_new_items_are_reordered_by_the_users_taste_with_the_models_mean_and_spr
 def test_the_cold_taste_weight_is_the_one_the_validation_window_chooses(toy, monkeypatch):
     """``tuning.choose_cold_taste``: each weight's figure is the ``cold_items`` protocol's recall of
     users with history with that weight; the best one is set on the model (ties: the earlier);
-    too few such users, an empty grid, or a model without text keep the configured weight."""
+    too few such users, an empty grid, a model without text, or a window where every weight
+    scores the same keep the configured weight."""
     from llmrec_core import tuning
     from llmrec_core.evaluation import evaluate
 
@@ -451,9 +473,16 @@ def test_the_cold_taste_weight_is_the_one_the_validation_window_chooses(toy, mon
     assert chosen.trials == pytest.approx(want) and list(chosen.trials) == [0.0, 4.0, 1.0]
     best = max(want.values())
     assert chosen.weight == next(w for w in want if want[w] == best) == rec.model_settings.cold_taste_weight
-    metrics = chosen.metrics(2)
+    metrics = chosen.metrics()
     assert metrics["cold_taste_weight"] == chosen.weight and metrics["cold_taste_4_recall_2_warm_users"] == want[4.0]
-    assert metrics["cold_taste_users"] == chosen.users > 0
+    # The users are those with history who rated a new item in the window.
+    history_users = {int(u) for u in np.unique(cold.train.user)}
+    assert metrics["cold_taste_users"] == chosen.users == sum(1 for u, t in enumerate(cold.truth) if len(t) and u in history_users) > 0
+    # Ties go to the earlier weight; when every weight scores the same, the configured one stays.
+    for figures, expected in (({0.0: 0.2, 4.0: 0.6, 1.0: 0.6}, 4.0), ({0.0: 0.6, 4.0: 0.6, 1.0: 0.6}, 0.5)):
+        monkeypatch.setattr(tuning, "warm_cold_recall", lambda r, *a, figures=figures: figures[r.model_settings.cold_taste_weight])
+        rec.model_settings = rec.model_settings.model_copy(update={"cold_taste_weight": 0.5})
+        assert tuning.choose_cold_taste(rec, snap, cold, grid, k=2).weight == expected == rec.model_settings.cold_taste_weight
     # Kept as configured: too few users with history on the window, no grid, no text.
     monkeypatch.setattr(tuning, "COLD_TASTE_MIN_USERS", chosen.users + 1)
     for model, g in ((rec, grid), (rec, []), (_llm(settings, use_text=False, cold_taste_weight=0.5), grid)):
