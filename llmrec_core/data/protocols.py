@@ -90,14 +90,23 @@ def temporal(events: Interactions, n_users: int, cutoff: int, window_days: int) 
     )
 
 
+def _grouped(keys: np.ndarray, values: np.ndarray, n: int) -> list[np.ndarray]:
+    """For each key in ``range(n)``, the sorted distinct ``values`` paired with it (int32): one
+    sort of the pairs, not a scan of them per key (the training job cuts every user's truth)."""
+    pairs = np.unique(keys.astype(np.int64) << 32 | values.astype(np.int64))
+    vals = (pairs & 0xFFFFFFFF).astype(np.int32)
+    bounds = np.searchsorted(pairs >> 32, np.arange(n + 1))
+    return [vals[bounds[k] : bounds[k + 1]] for k in range(n)]
+
+
 def cold_items(events: Interactions, n_users: int, n_items: int, cutoff: int, window_days: int) -> EvalSplit:
     train = events.mask(events.ts < cutoff)
     seen_before = np.bincount(train.item, minlength=n_items) > 0
     future = _window_positives(events, cutoff, window_days)
     future = future.mask(~seen_before[future.item])
     items = np.unique(future.item).astype(np.int32)
-    item_truth = [np.unique(future.user[future.item == i]).astype(np.int32) for i in items]
-    user_truth = [np.unique(future.item[future.user == u]).astype(np.int32) for u in range(n_users)]
+    item_truth = _grouped(np.searchsorted(items, future.item), future.user, len(items))
+    user_truth = _grouped(future.user, future.item, n_users)
     everyone = np.arange(n_users, dtype=np.int32)
     return EvalSplit(
         "cold_items", train, train, everyone, np.full(n_users, cutoff, np.int64), user_truth,
