@@ -28,6 +28,12 @@ log = logging.getLogger(__name__)
 COLD_TASTE_MIN_USERS = 10
 
 
+def _best(values: list[float]) -> int:
+    """The index of the best value: a value that is not a number ranks last, and ties go to the
+    earlier candidate (the configured one comes first)."""
+    return max(range(len(values)), key=lambda i: (values[i] if math.isfinite(values[i]) else -math.inf, -i))
+
+
 def tune(make: Callable[..., Recommender], grid: list[dict], snap: Snapshot, train: Interactions, valid: EvalSplit,
          ks: list[int], metric: str) -> tuple[dict, list[tuple[dict, float]]]:
     """The best parameters of ``grid`` by ``metric`` on ``valid``, and every trial."""
@@ -37,7 +43,7 @@ def tune(make: Callable[..., Recommender], grid: list[dict], snap: Snapshot, tra
     for params in grid:
         value = evaluate(make(**params).fit(snap, train), valid, snap, ks)[metric]
         trials.append((params, value))
-    best = max(range(len(trials)), key=lambda i: (trials[i][1] if math.isfinite(trials[i][1]) else -math.inf, -i))
+    best = _best([v for _, v in trials])
     log.info("tuned on %s: %s (%s %.4f, %d candidates)", valid.name, trials[best][0], metric, trials[best][1], len(grid))
     return trials[best][0], trials
 
@@ -115,10 +121,7 @@ def choose_cold_taste(rec, snap: Snapshot, split: EvalSplit, grid: list[float], 
             trials[float(w)] = warm_cold_recall(rec, split, snap, k, rows, history)
     finally:
         use(configured)
-    order = list(trials)
-    best = max(order, key=lambda w: (trials[w] if math.isfinite(trials[w]) else -math.inf, -order.index(w)))
-    if len(set(trials.values())) == 1:
-        best = configured
+    best = configured if len(set(trials.values())) == 1 else list(trials)[_best(list(trials.values()))]
     use(best)
     log.info("%s: cold_taste_weight %g on the validation window (recall@%d of %d users with history: %s)", rec.name, best, k,
              len(rows), ", ".join(f"{w:g}: {v:.4f}" for w, v in trials.items()))
