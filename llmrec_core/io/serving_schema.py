@@ -124,7 +124,9 @@ _TABLES = {
          "score": ("The recommender's score for (user_id, item_id); for the language model, log p(the user comes back "
                    "within model.return_horizon_days days and clicks the item): the log of the user's return rate, "
                    "by days since their last behaviour, plus the log of the calibrated click probability (for a new "
-                   "item ranked with the user's taste, model.cold_taste_weight, the blended score in its place)."),
+                   "item ranked with the user's taste, model.cold_taste_weight, the blended score in its place). When the "
+                   "version serves model.audience share, the click term is w log(1 + the user's behaviours) + log p(item | "
+                   "user), the softmax of the model's scores over the catalogue (docs/data-contract.md)."),
          "model_version": _VERSION}),
     FRESH: Described(
         ("Intraday lists of the day in progress, for the users who acted on it so far, written by llmrec refresh; "

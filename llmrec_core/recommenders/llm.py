@@ -35,6 +35,7 @@ from llmrec_core.training import LoopResult, run_epochs
 
 log = logging.getLogger(__name__)
 USER_BLOCK = 4096  # users whose vectors are computed and ranked at once
+ITEM_BLOCK = 16384  # items scored at once for the softmax over the catalogue (an item's audience by share)
 
 
 class LlmRecommender(Recommender):
@@ -323,10 +324,18 @@ class LlmRecommender(Recommender):
 
     def audience(self, users: np.ndarray, history: History, asof: np.ndarray, k: int, *,
                  eligible: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Users by ``log p(returns within H days) + log p(click)`` (``returning``), or by the
-        click logit alone for a model without return rates (``return_horizon_days`` 0, or
-        exported before they existed). With ``cold_taste_weight``, a new item's click logit is
-        the blended score, as everywhere."""
+        """Users by ``log p(returns within H days)`` (``returning``; 0 for a model without return
+        rates: ``return_horizon_days`` 0, or exported before they existed) plus the user's taste
+        for the item, which ``model.audience`` says how to weigh:
+
+        - ``click``: ``log p(click | user, item)``, the calibrated click probability;
+        - ``share``: ``w log(1 + n_u) + log p(item | user)``, with n_u the user's behaviours, w
+          ``model.audience_activity_weight``, and ``p(item | user)`` the softmax of the model's
+          scores over every item it can score: the share of the user's next behaviour that goes
+          to the item.
+
+        With ``cold_taste_weight``, a new item's score is the blended one, as everywhere."""
+        ms = self.model_settings
         users = np.asarray(users, np.int64)
         V = self.all_item_vectors().float()
         U = self.all_user_vectors(users, history, asof).float()
@@ -334,27 +343,52 @@ class LlmRecommender(Recommender):
         scale, bias = self._scale_bias()
         log_return = None if self.returns_ is None else self.returns_.log_rate(history.last_ts(users), asof)
 
-        def rank(items: torch.Tensor, people: torch.Tensor, excluded, scale: float, bias: float):
-            if log_return is None:
-                return blocked_topk(items, people, k, exclude=excluded, allowed=eligible, scale=scale, bias=bias,
-                                    user_block=USER_BLOCK)
-            return joint_topk(items, people, log_return, k, exclude=excluded, allowed=eligible, scale=scale, bias=bias,
-                              row_block=USER_BLOCK)
-
-        new = self._text_only()
-        if not len(new):
-            scores, rows = rank(V, U, engaged, scale, bias)
-        else:
-            scores, rows = np.full((V.shape[0], k), -np.inf, np.float32), np.full((V.shape[0], k), -1, np.int64)
-            old = np.flatnonzero(self.known_.cpu().numpy())
+        new = self._text_only()  # the items the taste blend scores, ranked with their own vectors
+        known = self.known_.cpu().numpy()
+        old = np.flatnonzero(known) if len(new) or not ms.use_text else np.arange(V.shape[0])
+        parts = [(old, V if len(old) == V.shape[0] else V[torch.from_numpy(old).to(V.device)], U, scale, bias)]
+        if len(new):
             people, items = self._blend_vectors(users, history, U, new)
-            for part, R, C, sc, b in ((old, V[torch.from_numpy(old).to(V.device)], U, scale, bias), (new, items, people, 1.0, 0.0)):
-                if len(part):
-                    scores[part], rows[part] = rank(R, C, csr_rows(engaged, part), sc, b)
-        if not self.model_settings.use_text:
-            dead = ~self.known_.cpu().numpy()
-            scores[dead], rows[dead] = -np.inf, -1
+            parts.append((new, items, people, 1.0, 0.0))
+        share = None
+        if ms.audience == "share":
+            # Every score divided by the Platt slope a is the model's own logit plus a constant:
+            # a softmax over those is p(item | user).
+            a = self.calibration[0]
+            parts = [(part, R * (sc / a), C, 1.0, b / a) for part, R, C, sc, b in parts]
+            prior = ms.audience_activity_weight * np.log1p(history.length(users)) - self._log_partition(parts)
+            share = torch.from_numpy(prior + (0.0 if log_return is None else log_return)).to(V)[:, None]
+
+        scores, rows = np.full((V.shape[0], k), -np.inf, np.float32), np.full((V.shape[0], k), -1, np.int64)
+        for part, R, C, sc, b in parts:
+            if not len(part):
+                continue
+            excluded = engaged if len(part) == V.shape[0] else csr_rows(engaged, part)
+            if share is not None:  # the user's term in a column of its own: one linear top-K
+                ones = torch.ones((R.shape[0], 1), dtype=R.dtype, device=R.device)
+                found = blocked_topk(torch.cat([R, ones], 1), torch.cat([C, share], 1), k, exclude=excluded, allowed=eligible,
+                                     bias=b, user_block=USER_BLOCK)
+            elif log_return is None:
+                found = blocked_topk(R, C, k, exclude=excluded, allowed=eligible, scale=sc, bias=b, user_block=USER_BLOCK)
+            else:
+                found = joint_topk(R, C, log_return, k, exclude=excluded, allowed=eligible, scale=sc, bias=b, row_block=USER_BLOCK)
+            scores[part], rows[part] = found
         return scores, rows
+
+    @torch.no_grad()
+    def _log_partition(self, parts: list) -> np.ndarray:
+        """``log sum_i exp(<c_u, r_i> * scale + bias)`` per user (column) over every part's items
+        (rows): the normaliser of ``p(item | user)``, in blocks of users and items."""
+        out = []
+        n = parts[0][2].shape[0]
+        for u0 in range(0, n, USER_BLOCK):
+            total = None
+            for _, R, C, sc, b in parts:
+                for i0 in range(0, R.shape[0], ITEM_BLOCK):
+                    block = torch.logsumexp((C[u0 : u0 + USER_BLOCK] @ R[i0 : i0 + ITEM_BLOCK].T).double() * sc + b, dim=1)
+                    total = block if total is None else torch.logaddexp(total, block)
+            out.append(total.cpu().numpy())
+        return np.concatenate(out) if out else np.zeros(0)
 
     # -- new items ranked with the user's taste (model.cold_taste_weight) ---------------------
     def _text_only(self) -> np.ndarray:

@@ -60,6 +60,17 @@ class ModelSettings(Section):
     # MovieLens-100K's validation window over 3, 7, 14 and 30 (benchmarks/RESULTS.md, "An item's
     # audience: who comes back").
     return_horizon_days: int = Field(7, ge=0, le=365)
+    # How an item's audience weighs a user's taste: "click" ranks by log p(returns) + log p(click |
+    # user, item), the calibrated click probability; "share" ranks by log p(returns) + w * log(1 +
+    # the user's behaviours) + log p(item | user), the model's own probability that the user's
+    # next behaviour is this item among the whole catalogue (a softmax over every item), with w =
+    # audience_activity_weight. A click probability says whether a user would like the item when
+    # shown it; the share says how much of what the user does goes to it, and the activity says how
+    # much they do. Fitting chooses between them, and w, on the validation window's new items over
+    # evaluation.audience_activity_grid (tuning.choose_audience); these values are used when the
+    # grid is empty or the window has too few new items to choose by.
+    audience: Literal["click", "share"] = "click"
+    audience_activity_weight: float = Field(1.0, ge=0.0, le=10.0)
     # New items ranked with the user's taste too: for a user with history, the scores of the items
     # the model knows by text only are reordered by z(model) + w * z(taste), where the taste is the
     # mean of the centred text vectors of the user's behaviours (explicit dislikes left out), each
