@@ -43,6 +43,8 @@ from llmrec_core.registry.bundle import Bundle
 from llmrec_core.settings import Settings, load_settings, redact_url
 
 log = logging.getLogger("jobs.train")
+# The model settings each fit chooses on its validation window, which the refit serves with.
+CHOSEN = ("cold_taste_weight", "audience", "audience_activity_weight")
 
 
 def validation_cutoff(snap, days: int) -> int:
@@ -119,6 +121,11 @@ def fit_and_evaluate(rec: Recommender, r: Round) -> None:
             # sigmoid(score) is p(click): Platt scaling on the validation window's labelled pairs.
             rec.calibration = calibrate(rec, r.ctr, r.snap)
             tracking.log_metrics({"calibration_a": rec.calibration[0], "calibration_c": rec.calibration[1]})
+            # An item's audience: by p(click) or by share, as the window's new items choose (after
+            # the scaling, which the click audience ranks by).
+            ev = r.settings.evaluation
+            tracking.log_metrics(tuning.choose_audience(rec, r.snap, r.cold, ev.audience_activity_grid, ev.cold_taste_k).metrics(),
+                                 prefix="val_")
         else:
             rec.fit(r.snap, r.ranking.train)
         r.seconds[rec.name] = time.perf_counter() - started
@@ -152,8 +159,8 @@ def refit(model: LlmRecommender, r: Round, progress: bool) -> LlmRecommender:
     if not r.settings.train.refit:
         return model
     serving = zoo.sequence_models(r.settings, progress=progress, ablations=False)[0]
-    # The cold_taste_weight validation chose.
-    serving.model_settings = serving.model_settings.model_copy(update={"cold_taste_weight": model.model_settings.cold_taste_weight})
+    # What validation chose: the cold-taste weight and the audience.
+    serving.model_settings = serving.model_settings.model_copy(update={k: getattr(model.model_settings, k) for k in CHOSEN})
     started = time.perf_counter()
     serving.fit(r.snap, r.snap.events, epochs=model.result_.best_epoch, checkpoint=r.checkpoints / f"llmrec-refit{r.suffix}")
     # Platt scaling again, for the refit's own logits, on the same validation window (now inside
@@ -232,7 +239,7 @@ def run(settings: Settings, ds: date, progress: bool = True) -> dict:
         log_round(r, decisions, champion)
         versions = register_versions(r, decisions, Bundle(serving.export(), gate_export, reranker.head() if reranker else None,
                                                           _meta(r, zoo.MODEL, parent, best_epoch=model.result_.best_epoch,
-                                                                cold_taste_weight=serving.model_settings.cold_taste_weight)), parent)
+                                                                **{k: getattr(serving.model_settings, k) for k in CHOSEN})), parent)
         versions = settle(r, versions, decisions, compared, judge)
         describe_versions(r, versions, gated, *judged[-1][1:])
     return {**versions[0], "versions": versions, "results": r.results, "run_id": parent, "fit_seconds": r.seconds,

@@ -41,7 +41,7 @@ from llmrec_core.recommenders import zoo
 from llmrec_core.recommenders.base import Recommender
 from llmrec_core.recommenders.reranked import Reranked
 from llmrec_core.settings import Settings
-from llmrec_core.tuning import choose_cold_taste, tune_baselines
+from llmrec_core.tuning import choose_audience, choose_cold_taste, tune_baselines
 
 log = logging.getLogger(__name__)
 
@@ -114,10 +114,10 @@ def model_names(settings: Settings) -> list[str]:
 
 
 def fit_sequence(rec, snap, inner_train, inner_valid, outer_train, metric, refit: bool, calibration_split=None,
-                 cold_split=None, cold_grid=(), cold_k: int = 20):
+                 cold_split=None, cold_grid=(), cold_k: int = 20, audience_grid=()):
     """Early stopping on the inner split, ``model.cold_taste_weight`` chosen over ``cold_grid`` on
     ``cold_split`` (the inner window's new items), Platt scaling on the inner labelled window,
-    then (optionally) a refit on the outer training data for the chosen epochs, scaled again on
+    ``model.audience`` chosen over ``audience_grid`` on ``cold_split``, then (optionally) a refit on the outer training data for the chosen epochs, scaled again on
     that window: the training job's steps. The returned ``valid_<metric>`` is the inner split's
     at the chosen epoch: the figure to choose settings by, never the test split's."""
     rec.fit(snap, inner_train, validate=lambda: evaluate(rec, inner_valid, snap, [10])[metric])
@@ -128,6 +128,10 @@ def fit_sequence(rec, snap, inner_train, inner_valid, outer_train, metric, refit
         taste = {"cold_taste_weight": chosen.weight, "cold_taste_users": chosen.users, "cold_taste_trials": chosen.trials}
     if calibration_split is not None:
         rec.calibration = calibrate(rec, calibration_split, snap)
+    if cold_split is not None:  # after the scaling: the click audience is ranked by the calibrated p(click)
+        chosen = choose_audience(rec, snap, cold_split, list(audience_grid), cold_k)
+        taste |= {"audience": chosen.audience, "audience_activity_weight": chosen.weight, "audience_items": chosen.items,
+                  "audience_trials": chosen.trials}
     if refit:
         calibration = rec.calibration
         rec.fit(snap, outer_train, epochs=best)
@@ -213,7 +217,8 @@ def run(settings: Settings, snap: Snapshot, data: Dataset, wanted: set[str], whi
                 start = time.perf_counter()
                 info = fit_sequence(rec, snap, valid.train, valid, test.train, "ndcg_10", family != "loo",
                                     *((inner_ctr, inner_cold) if family != "loo" else (None, None)),
-                                    cold_grid=settings.evaluation.cold_taste_weight_grid, cold_k=settings.evaluation.cold_taste_k)
+                                    cold_grid=settings.evaluation.cold_taste_weight_grid, cold_k=settings.evaluation.cold_taste_k,
+                                    audience_grid=settings.evaluation.audience_activity_grid)
                 info["fit_s"] = round(time.perf_counter() - start, 1)
                 if vectors is None and rec.model_settings.use_text and rec.model_settings.finetune == "none":
                     vectors = rec.item_text_.cpu().numpy()  # the frozen vectors: the same for every model
@@ -285,10 +290,12 @@ def bootstrap(per_user: dict) -> dict:
 
 def fit_cell(info: dict) -> str:
     """One fit: its seconds, then the epoch early stopping kept and the validation NDCG@10 there
-    (sequence models), and the cold-taste weight validation chose (text models), or a dash
+    (sequence models), the cold-taste weight (text models) and the audience validation chose, or a dash
     (baselines, whose validation trials are under ``trials``)."""
     valid = f", {info['valid_ndcg_10']:.4f}" if "valid_ndcg_10" in info else ""
     taste = f", w {info['cold_taste_weight']:g}" if "cold_taste_weight" in info else ""
+    if "audience" in info:
+        taste += ", audience " + (f"share {info['audience_activity_weight']:g}" if info["audience"] == "share" else info["audience"])
     return f"{info['fit_s']} ({info.get('best_epoch', '-')}{valid}{taste})"
 
 
@@ -323,7 +330,7 @@ def table(results: dict) -> str:
     for p, b in results.get("bootstrap", {}).items():
         boot.append(f"| {p} | {b['against']} | {b['diff']:+.4f} | [{b['low']:+.4f}, {b['high']:+.4f}] | {b['users']} |")
     families = ["loo", "temporal", *(["cold_items"] if results.get("cold_seeds") else [])]
-    fits = ["| model | " + " | ".join(f"{f} fit s per seed (best epoch, validation NDCG@10, cold-taste w)" for f in families)
+    fits = ["| model | " + " | ".join(f"{f} fit s per seed (best epoch, validation NDCG@10, cold-taste w, audience)" for f in families)
             + " | tuned on validation |", "|---" * (len(families) + 2) + "|"]
     for name, fam in results["models"].items():
         cells = [", ".join(fit_cell(i) for i in fam[f]) if f in fam else "" for f in families]

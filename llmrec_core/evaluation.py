@@ -151,6 +151,20 @@ def warm_cold_recall(rec: Recommender, split: EvalSplit, snap: Snapshot, k: int,
     return float(_cold_user_recalls(rec, split, history, snap.n_items, [k], rows)[k].mean()) if len(rows) else float("nan")
 
 
+def _audiences(rec: Recommender, split: EvalSplit, history: History, k: int) -> list[np.ndarray]:
+    """Each of the split's cold items' top-``k`` users, from ``rec.audience``."""
+    _, rows = rec.audience(split.users, history, split.asof, k)
+    return [row[row >= 0] for row in rows[split.items]]
+
+
+def audience_recall(rec: Recommender, split: EvalSplit, k: int, history: History) -> float:
+    """``cold_audience_recall_K`` alone (no user side) of a ``cold_items`` split, ``history`` the
+    split's: the figure ``model.audience`` is chosen by (``tuning.choose_audience``)."""
+    vals = [metrics.recall(lst[:k].tolist(), set(t.tolist()), k)
+            for lst, t in zip(_audiences(rec, split, history, k), split.item_truth, strict=True)]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
 def evaluate_cold_items(rec: Recommender, split: EvalSplit, snap: Snapshot, ks: list[int]) -> dict[str, float]:
     """User side (``cold_recall_K``): each user's future cold items ranked among the cold
     items, also over users with and without training events apart (``_warm_users``,
@@ -160,8 +174,7 @@ def evaluate_cold_items(rec: Recommender, split: EvalSplit, snap: Snapshot, ks: 
     history = History.of(split.history, snap.n_users)
     rows = np.array([u for u, t in enumerate(split.truth) if len(t)], np.int64)
     recalls = _cold_user_recalls(rec, split, history, snap.n_items, ks, rows)
-    _, audience_rows = rec.audience(split.users, history, split.asof, max(ks))
-    audience = [row[row >= 0] for row in audience_rows[split.items]]
+    audience = _audiences(rec, split, history, max(ks))
     # The item side's simple peers, the same users for every item: the most active (most training
     # events), and those most likely to come back (the language model's return rates alone, most
     # active first among equals): what the click model adds to an audience is the gap to the latter.

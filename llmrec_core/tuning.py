@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from llmrec_core.data.interactions import Interactions
 from llmrec_core.data.protocols import EvalSplit
 from llmrec_core.data.snapshot import Snapshot
-from llmrec_core.evaluation import evaluate, warm_cold_recall, warm_cold_rows
+from llmrec_core.evaluation import audience_recall, evaluate, warm_cold_recall, warm_cold_rows
 from llmrec_core.recommenders import zoo
 from llmrec_core.recommenders.base import History, Recommender
 from llmrec_core.settings import Settings
@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 # Fewer users with history than this rating a new item in the validation window, and the
 # configured ``model.cold_taste_weight`` is kept: too few to choose by.
 COLD_TASTE_MIN_USERS = 10
+# Fewer new items than this with an audience in the validation window, and the configured
+# ``model.audience`` is kept.
+AUDIENCE_MIN_ITEMS = 10
 
 
 def _best(values: list[float]) -> int:
@@ -93,6 +96,20 @@ class ColdTaste:
         return out | {f"cold_taste_{w:g}_recall_{self.k}_warm_users": v for w, v in (self.trials or {}).items()}
 
 
+def _try_settings(rec, candidates: dict, measure: Callable[[], float]) -> dict:
+    """``measure()`` of ``rec`` with each candidate's model settings (a dict of updates), keyed
+    as ``candidates``; ``rec`` keeps its own settings afterwards."""
+    configured = rec.model_settings
+    trials = {}
+    try:
+        for key, update in candidates.items():
+            rec.model_settings = configured.model_copy(update=update)
+            trials[key] = measure()
+    finally:
+        rec.model_settings = configured
+    return trials
+
+
 def choose_cold_taste(rec, snap: Snapshot, split: EvalSplit, grid: list[float], k: int = 20) -> ColdTaste:
     """``model.cold_taste_weight`` for a fitted language model ``rec``, chosen on ``split`` (a
     ``cold_items`` split of the validation window, cut where the model's training events end):
@@ -110,19 +127,58 @@ def choose_cold_taste(rec, snap: Snapshot, split: EvalSplit, grid: list[float], 
                  rec.name, len(rows), COLD_TASTE_MIN_USERS, configured)
         return ColdTaste(configured, len(rows), None, k)
 
-    def use(w: float) -> None:
-        rec.model_settings = rec.model_settings.model_copy(update={"cold_taste_weight": float(w)})
-
     history = History.of(split.history, snap.n_users)  # one object: the model keeps its user vectors between weights
-    trials: dict[float, float] = {}
-    try:
-        for w in grid:
-            use(w)
-            trials[float(w)] = warm_cold_recall(rec, split, snap, k, rows, history)
-    finally:
-        use(configured)
+    trials = _try_settings(rec, {float(w): {"cold_taste_weight": float(w)} for w in grid},
+                           lambda: warm_cold_recall(rec, split, snap, k, rows, history))
     best = configured if len(set(trials.values())) == 1 else list(trials)[_best(list(trials.values()))]
-    use(best)
+    rec.model_settings = rec.model_settings.model_copy(update={"cold_taste_weight": best})
     log.info("%s: cold_taste_weight %g on the validation window (recall@%d of %d users with history: %s)", rec.name, best, k,
              len(rows), ", ".join(f"{w:g}: {v:.4f}" for w, v in trials.items()))
     return ColdTaste(best, len(rows), trials, k)
+
+
+@dataclass
+class Audience:
+    """``model.audience`` (with ``model.audience_activity_weight``) as chosen on a validation
+    window: the audience, the weight, how many new items chose it, and each candidate's audience
+    recall@``k`` (``None`` when there were too few items or no grid), keyed ``click`` and
+    ``share_<w>``."""
+
+    audience: str
+    weight: float
+    items: int
+    trials: dict[str, float] | None
+    k: int
+
+    def metrics(self) -> dict[str, float]:
+        """What the training job logs to MLflow."""
+        out = {"audience_share": float(self.audience == "share"), "audience_activity_weight": self.weight,
+               "audience_items": float(self.items)}
+        return out | {f"audience_{key}_recall_{self.k}": v for key, v in (self.trials or {}).items()}
+
+
+def choose_audience(rec, snap: Snapshot, split: EvalSplit, grid: list[float], k: int = 20) -> Audience:
+    """``model.audience`` for a fitted, calibrated language model ``rec``, chosen on ``split`` (a
+    ``cold_items`` split of the validation window, cut where the model's training events end):
+    ``click``, then ``share`` with each activity weight of ``grid``, by the recall@``k`` of the
+    users who engaged with each new item in the window among its top-``k`` audience (ties: the
+    earlier candidate). The choice is set on ``rec``. It stays as configured for an empty grid,
+    fewer than ``AUDIENCE_MIN_ITEMS`` new items with an audience, or when every candidate scores
+    the same."""
+    ms = rec.model_settings
+    configured = (ms.audience, ms.audience_activity_weight)
+    items = sum(len(t) > 0 for t in split.item_truth)
+    if not grid or items < AUDIENCE_MIN_ITEMS:
+        log.info("%s: %d new items with an audience on the validation window (at least %d needed) and %d weights: audience stays %s",
+                 rec.name, items, AUDIENCE_MIN_ITEMS, len(grid), configured[0])
+        return Audience(*configured, items, None, k)
+    history = History.of(split.history, snap.n_users)
+    candidates = {"click": {"audience": "click"}} | {f"share_{w:g}": {"audience": "share", "audience_activity_weight": float(w)} for w in grid}
+    trials = _try_settings(rec, candidates, lambda: audience_recall(rec, split, k, history))
+    if len(set(trials.values())) > 1:
+        update = list(candidates.values())[_best(list(trials.values()))]
+        rec.model_settings = rec.model_settings.model_copy(update=update)
+    ms = rec.model_settings
+    log.info("%s: audience %s (activity weight %g) on the validation window (recall@%d over %d new items: %s)", rec.name, ms.audience,
+             ms.audience_activity_weight, k, items, ", ".join(f"{key}: {v:.4f}" for key, v in trials.items()))
+    return Audience(ms.audience, ms.audience_activity_weight, items, trials, k)

@@ -46,6 +46,10 @@ class EvaluationSettings(Section):
     # window (docs/evaluation.md); an empty grid keeps the configured weight.
     cold_taste_weight_grid: list[float] = [0.0, 0.5, 1.0, 2.0, 4.0]
     cold_taste_k: int = Field(20, ge=1)
+    # And `model.audience` with `model.audience_activity_weight`: "click" first, then "share" with
+    # each weight of the grid, by the audience recall@K (K = cold_taste_k) of the validation
+    # window's new items; an empty grid keeps the configured audience.
+    audience_activity_grid: list[float] = [0.0, 0.5, 1.0, 2.0, 4.0]
     # EASE inverts an items x items matrix: above this many items it is left out.
     ease_max_items: int = Field(20_000, ge=1)
 
@@ -55,6 +59,8 @@ class EvaluationSettings(Section):
             raise ValueError(f"content_negative_weight_grid values must be between -1 and 1, not {self.content_negative_weight_grid}")
         if any(not 0.0 <= w <= 10.0 for w in self.cold_taste_weight_grid):
             raise ValueError(f"cold_taste_weight_grid values must be between 0 and 10, not {self.cold_taste_weight_grid}")
+        if any(not 0.0 <= w <= 10.0 for w in self.audience_activity_grid):
+            raise ValueError(f"audience_activity_grid values must be between 0 and 10, not {self.audience_activity_grid}")
         if not self.ks or min(self.ks) < 1:
             raise ValueError("ks must be a non-empty list of cut-offs >= 1")
         m = re.fullmatch(r"(hr|ndcg|precision|recall)_(\d+)", self.metric)

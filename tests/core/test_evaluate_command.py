@@ -72,7 +72,10 @@ def test_evaluate_gives_the_quality_benchmarks_numbers_and_records_them(lake, ca
     # ... and the cold-taste weight: nobody with history rated a new item in this toy's validation
     # window, so the configured one (the choice itself: tests/recommenders, tests/jobs).
     assert (fit["cold_taste_users"], fit["cold_taste_trials"], fit["cold_taste_weight"]) == (0, None, settings.model.cold_taste_weight)
-    assert f"({fit['best_epoch']}, {fit['valid_ndcg_10']:.4f}, w {fit['cold_taste_weight']:g})" in printed
+    # ... and the audience: too few new items with an audience in that window, so the configured one.
+    assert (fit["audience_trials"], fit["audience"], fit["audience_activity_weight"]) == (
+        None, settings.model.audience, settings.model.audience_activity_weight)
+    assert f"({fit['best_epoch']}, {fit['valid_ndcg_10']:.4f}, w {fit['cold_taste_weight']:g}, audience click)" in printed
     assert "| temporal | " in printed.split("paired bootstrap", 1)[1]  # llmrec against the best other
     assert f"MLflow evaluation run {run.info.run_id}" in printed
     artifact = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/evaluation.json")

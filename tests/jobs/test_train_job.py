@@ -23,6 +23,7 @@ def trained(toy_home, tiny_settings, spark, monkeypatch):
     # The toy window's few users choose the cold-taste weight; configured otherwise, so the
     # served model shows which of the two it carries.
     monkeypatch.setattr(tuning, "COLD_TASTE_MIN_USERS", 1)
+    monkeypatch.setattr(tuning, "AUDIENCE_MIN_ITEMS", 1)
     tiny_settings.evaluation.cold_taste_k = 2  # the toy window has few new items: every list of 20 would hold them all
     tiny_settings.model.cold_taste_weight = 3.0
     tiny_settings.train.epochs = 15
@@ -240,6 +241,17 @@ def test_registered_model_has_seen_the_newest_behaviour(trained):
     assert logged["val_cold_taste_users"] >= 1 and len(set(trials.values())) > 1 and settings.model.cold_taste_weight not in trials
     assert logged["val_cold_taste_weight"] == max(trials, key=lambda w: (trials[w], -list(trials).index(w)))
     assert bundle.meta["cold_taste_weight"] == logged["val_cold_taste_weight"]
+    # And the audience chosen on the same new items, after the click scaling: click, or share with an activity weight.
+    audiences = {"click": logged["val_audience_click_recall_2"]} | {
+        f"share_{w:g}": logged[f"val_audience_share_{w:g}_recall_2"] for w in settings.evaluation.audience_activity_grid}
+    best = max(audiences, key=lambda c: (audiences[c], -list(audiences).index(c)))
+    # All equal keeps the configured audience (click); click keeps the configured weight.
+    tied = len(set(audiences.values())) == 1
+    chosen = ("click", settings.model.audience_activity_weight) if tied or best == "click" else ("share", float(best.split("_")[1]))
+    for model in (served, gate):
+        assert (model.model_settings.audience, model.model_settings.audience_activity_weight) == chosen
+    assert (bundle.meta["audience"], bundle.meta["audience_activity_weight"]) == chosen
+    assert logged["val_audience_share"] == float(chosen[0] == "share") and logged["val_audience_items"] >= 1
     _, ctr, _ = train.validation_splits(snap, settings.train.validation_days)
     assert served.calibration == pytest.approx(calibrate(served, ctr, snap), rel=1e-4)
     assert gate.calibration == pytest.approx(calibrate(gate, ctr, snap), rel=1e-4)

@@ -155,6 +155,51 @@ def test_the_comparison_reports_the_validation_ndcg_of_the_epoch_it_kept(toy):
     assert comparison.fit_cell({**info, "fit_s": 3.5}) == f"3.5 ({info['best_epoch']}, {info['valid_ndcg_10']:.4f})"
 
 
+def test_the_audience_is_the_one_the_validation_window_chooses(toy, monkeypatch):
+    """``tuning.choose_audience``: ``click``, then ``share`` with each activity weight, each
+    measured by the ``cold_items`` protocol's audience recall; the best is set on the model
+    (ties: the earlier candidate); too few new items, an empty grid, or every candidate scoring
+    the same keep the configured audience."""
+    from llmrec_core import tuning
+
+    settings, snap, cutoff = toy
+    settings.train.epochs = 2
+    rec = _llm(settings).fit(snap, snap.events.mask(snap.events.ts < cutoff))
+    cold = protocols.cold_items(snap.events, snap.n_users, snap.n_items, cutoff, 3)
+    grid, want = [0.0, 4.0], {}
+    for key, update in (("click", {"audience": "click"}), ("share_0", {"audience": "share", "audience_activity_weight": 0.0}),
+                        ("share_4", {"audience": "share", "audience_activity_weight": 4.0})):
+        rec.model_settings = rec.model_settings.model_copy(update=update)
+        want[key] = evaluate(rec, cold, snap, [3])["cold_audience_recall_3"]
+    assert len(set(want.values())) > 1  # the candidates order this window's audiences differently: a real choice
+    rec.model_settings = rec.model_settings.model_copy(update={"audience": "click", "audience_activity_weight": 1.0})
+    items = sum(len(t) > 0 for t in cold.item_truth)
+    monkeypatch.setattr(tuning, "AUDIENCE_MIN_ITEMS", items)
+    chosen = tuning.choose_audience(rec, snap, cold, grid, k=3)
+    assert chosen.trials == pytest.approx(want) and list(chosen.trials) == list(want) and chosen.items == items
+    best = next(key for key in want if want[key] == max(want.values()))
+    ms = rec.model_settings
+    assert (chosen.audience, chosen.weight) == (ms.audience, ms.audience_activity_weight)
+    assert best == ("click" if ms.audience == "click" else f"share_{ms.audience_activity_weight:g}")
+    logged = chosen.metrics()
+    assert logged["audience_share"] == float(ms.audience == "share") and logged["audience_share_4_recall_3"] == want["share_4"]
+    # Ties go to the earlier candidate; when every candidate scores the same, the configured one stays.
+    for figures, expected in (({"click": 0.1, "share_0": 0.3, "share_4": 0.3}, ("share", 0.0)),
+                              ({"click": 0.3, "share_0": 0.3, "share_4": 0.3}, ("click", 1.0))):
+        monkeypatch.setattr(tuning, "audience_recall", lambda r, *a, figures=figures: figures[
+            "click" if r.model_settings.audience == "click" else f"share_{r.model_settings.audience_activity_weight:g}"])
+        rec.model_settings = rec.model_settings.model_copy(update={"audience": "click", "audience_activity_weight": 1.0})
+        got = tuning.choose_audience(rec, snap, cold, grid, k=3)
+        assert (got.audience, got.weight) == expected == (rec.model_settings.audience, rec.model_settings.audience_activity_weight)
+    # Kept as configured: too few new items on the window, or no grid.
+    monkeypatch.setattr(tuning, "AUDIENCE_MIN_ITEMS", items + 1)
+    for g in (grid, []):
+        rec.model_settings = rec.model_settings.model_copy(update={"audience": "share", "audience_activity_weight": 2.0})
+        kept = tuning.choose_audience(rec, snap, cold, g, k=3)
+        assert (kept.audience, kept.weight, kept.trials) == ("share", 2.0, None)
+        assert (rec.model_settings.audience, rec.model_settings.audience_activity_weight) == ("share", 2.0)
+
+
 def test_the_comparison_serves_the_cold_taste_weight_its_validation_window_chose(toy, monkeypatch):
     """``fit_sequence`` on a time cut-off, as the training job: the weight is chosen on the inner
     window's new items after early stopping, kept through the refit, and shown in the fit table."""
@@ -167,13 +212,18 @@ def test_the_comparison_serves_the_cold_taste_weight_its_validation_window_chose
     cold = protocols.cold_items(snap.events, snap.n_users, snap.n_items, cutoff, 3)
     ctr = protocols.ctr(snap.events, snap.n_users, cutoff, 3)
     rec = _llm(settings, cold_taste_weight=3.0)
-    info = comparison.fit_sequence(rec, snap, inner.train, inner, snap.events, "ndcg_10", True, ctr, cold, [0.0, 1.0, 4.0], 2)
+    monkeypatch.setattr(tuning, "AUDIENCE_MIN_ITEMS", 1)
+    info = comparison.fit_sequence(rec, snap, inner.train, inner, snap.events, "ndcg_10", True, ctr, cold, [0.0, 1.0, 4.0], 2, [0.0, 2.0])
     trials = info["cold_taste_trials"]
     assert list(trials) == [0.0, 1.0, 4.0] and len(set(trials.values())) > 1 and info["cold_taste_users"] > 0
     best = max(trials, key=lambda w: (trials[w], -list(trials).index(w)))
     assert info["cold_taste_weight"] == best == rec.model_settings.cold_taste_weight  # the refit model carries it
     assert rec.known_[torch.from_numpy(cold.items).long()].all()  # refit on every event: the window's new items are known now
-    assert comparison.fit_cell({**info, "fit_s": 1.0}) == f"1.0 ({info['best_epoch']}, {info['valid_ndcg_10']:.4f}, w {best:g})"
+    # The audience is chosen on the same window, after the scaling, and the refit model carries it too.
+    assert list(info["audience_trials"]) == ["click", "share_0", "share_2"] and info["audience_items"] > 0
+    assert (info["audience"], info["audience_activity_weight"]) == (rec.model_settings.audience, rec.model_settings.audience_activity_weight)
+    shown = "click" if info["audience"] == "click" else f"share {info['audience_activity_weight']:g}"
+    assert comparison.fit_cell({**info, "fit_s": 1.0}) == f"1.0 ({info['best_epoch']}, {info['valid_ndcg_10']:.4f}, w {best:g}, audience {shown})"
 
 
 def test_export_restore_round_trip_and_grown_catalogue(toy):
@@ -370,6 +420,44 @@ def test_an_items_audience_is_return_rate_times_click_and_travels_with_the_model
     restored.returns_ = None
     assert np.array_equal(restored.audience(users, history, asof, 4)[1], Recommender.audience(restored, users, history, asof, 4)[1])
     assert not np.array_equal(restored.audience(users, history, asof, 4)[1], got)
+
+
+@pytest.mark.parametrize("change", [{}, {"cold_taste_weight": 2.0}, {"use_text": False}])
+def test_an_items_audience_by_share_is_return_rate_activity_and_the_softmax_over_the_catalogue(toy, monkeypatch, change):
+    """``model.audience: share``: users by log p(returns) + w log(1 + behaviours) + log p(item |
+    user), the softmax of the served scores over every item the model can score (the blended
+    ones for new items; an ID-only model's unknown items left out), in blocks of users and items."""
+    from llmrec_core.recommenders import llm
+    from llmrec_core.topk import topk_of_scores, transpose_csr
+
+    settings, snap, cutoff = toy
+    settings.train.epochs = 2
+    train = snap.events.mask(snap.events.ts < cutoff)
+    rec = _llm(settings, **change).fit(snap, train)
+    rec.calibration = (0.7, -0.3)  # a Platt slope: p(item | user) is the softmax of the model's own logits
+    monkeypatch.setattr(llm, "USER_BLOCK", 7)
+    monkeypatch.setattr(llm, "ITEM_BLOCK", 5)
+    users = np.arange(snap.n_users)
+    history, asof = History.of(snap.events.mask(snap.events.user != 0), snap.n_users), np.full(snap.n_users, snap.end_ts)
+    by_click = rec.audience(users, history, asof, 4)
+    rec.model_settings = rec.model_settings.model_copy(update={"audience": "share", "audience_activity_weight": 1.5})
+    served = rec.score(users, history, asof).astype(np.float64) / 0.7
+    log_share = served - np.logaddexp.reduce(served, axis=1, keepdims=True)  # an unknown item's -inf adds nothing
+    assert np.allclose(np.exp(log_share).sum(1), 1.0)
+    joint = rec.returns_.log_rate(history.last_ts(users), asof)[:, None] + 1.5 * np.log1p(history.length(users))[:, None] + log_share
+    want_s, want = topk_of_scores(joint.T, 4, exclude=transpose_csr(history.seen(users), snap.n_items))
+    got_s, got = rec.audience(users, history, asof, 4)
+    assert np.array_equal(got, want) and np.allclose(got_s, want_s, atol=1e-3)
+    assert not np.array_equal(got, by_click[1])  # a different order than the click audience's
+    if change.get("use_text") is False:
+        assert (got[~rec.known_.numpy()] == -1).all()
+    # The weight moves the order, and the choice travels with the model.
+    rec.model_settings = rec.model_settings.model_copy(update={"audience_activity_weight": 0.0})
+    assert not np.array_equal(rec.audience(users, history, asof, 4)[1], got)
+    rec.model_settings = rec.model_settings.model_copy(update={"audience_activity_weight": 1.5})
+    restored = restore(rec.export(), snap, "cpu")
+    assert (restored.model_settings.audience, restored.model_settings.audience_activity_weight) == ("share", 1.5)
+    assert np.array_equal(restored.audience(users, history, asof, 4)[1], got)
 
 
 def test_new_items_are_reordered_by_the_users_taste_with_the_models_mean_and_spread(toy, monkeypatch):
