@@ -32,6 +32,11 @@ users' taste (``model.cold_taste_weight`` 2 against 0), a twentieth of the catal
 vectors 384 wide, in the engine's blocks of 4096 users, into the ``scoring-cold-taste`` section.
 The model's own ``recommend`` runs; only its user tower is replaced by random user vectors (it
 costs the same either way).
+
+``--audience-share`` times the model's own ``audience`` the two ways ``model.audience`` ranks it
+(``click``: return rate x p(click); ``share``: return rate x activity x p(item | user), which
+needs the softmax's normaliser over the whole catalogue for every user), over the engine's blocks
+of users, merged, into the ``scoring-audience-share`` section.
 """
 
 from __future__ import annotations
@@ -107,7 +112,9 @@ def child_content(users: int, items: int, dim: int, k: int, fast: bool) -> dict:
     return {"seconds": time.perf_counter() - start}
 
 
-def child_cold_taste(users: int, items: int, dim: int, k: int, weight: float) -> dict:
+def _random_llm(users: int, items: int, dim: int, **settings):
+    """The language model's recommender with random item, text and user vectors (its user tower
+    replaced: it costs the same whatever follows), ``NEW_SHARE`` of the items known by text only."""
     import numpy as np
     import torch
 
@@ -124,17 +131,47 @@ def child_cold_taste(users: int, items: int, dim: int, k: int, weight: float) ->
         def _scale_bias(self):
             return 10.0, -2.0
 
-    rec = RandomUsers(ModelSettings(encoder="random:32x1", cold_taste_weight=weight), TrainSettings(device="cpu"))
+    rec = RandomUsers(ModelSettings(encoder="random:32x1", **settings), TrainSettings(device="cpu"))
     rec._cache = torch.nn.functional.normalize(torch.randn(items, dim, generator=gen), dim=1)
     rec.item_text_ = torch.nn.functional.normalize(torch.randn(items, TEXT_DIM, generator=gen), dim=1)
     rec.text_mean_ = rec.item_text_.mean(0, keepdim=True)
     rec.known_ = torch.rand(items, generator=gen) >= NEW_SHARE
+    return rec
+
+
+def child_cold_taste(users: int, items: int, dim: int, k: int, weight: float) -> dict:
+    import numpy as np
+
+    rec = _random_llm(users, items, dim, cold_taste_weight=weight)
     history = _histories(users, items)
     block, asof = 4096, np.full(users, SEEN_PER_USER, np.int64)
     start = time.perf_counter()
     for s in range(0, users, block):
         scores, top = rec.recommend(np.arange(s, min(users, s + block)), history, asof[s : s + block], k)
         assert (top >= 0).all()
+    return {"seconds": time.perf_counter() - start}
+
+
+def child_model_audience(users: int, items: int, dim: int, k: int, audience: str) -> dict:
+    """The model's own ``audience`` over every user, in the engine's blocks of 4096 users merged as
+    the engine merges them, with return rates in ten buckets (users last seen 0 to 300 days
+    before) and the taste blend of new items on (w = 2)."""
+    import numpy as np
+
+    from llmrec_core.recommenders import returning
+    from llmrec_core.topk import merge_top
+
+    rec = _random_llm(users, items, dim, cold_taste_weight=2.0, audience=audience)
+    rec.returns_ = returning.ReturnRates(7, np.linspace(0.6, 0.02, returning.NO_HISTORY + 1))
+    history = _histories(users, items)
+    asof = SEEN_PER_USER + np.random.default_rng(1).integers(0, 300 * returning.DAY, users)
+    block, found = 4096, []
+    start = time.perf_counter()
+    for s in range(0, users, block):
+        scores, top = rec.audience(np.arange(s, min(users, s + block)), history, asof[s : s + block], k)
+        found.append((scores, np.where(top >= 0, top + s, -1)))
+        found = [merge_top(found, k)]
+    assert (found[0][1] >= 0).all()
     return {"seconds": time.perf_counter() - start}
 
 
@@ -209,7 +246,9 @@ def main() -> None:
     parser.add_argument("--content", action="store_true", help="time the content baseline's lists (fast and generic paths)")
     parser.add_argument("--generic-sizes", default="10000x5000,100000x20000", help="the sizes --content also times the generic path at")
     parser.add_argument("--cold-taste", action="store_true", help="time the model's lists with new items ranked with the users' taste")
-    parser.add_argument("--child", choices=["llmrec", "als", "click", "joint", "content", "content-generic", "cold-taste", "cold-taste-off"])
+    parser.add_argument("--audience-share", action="store_true", help="time the model's audience by p(click) and by share")
+    parser.add_argument("--child", choices=["llmrec", "als", "click", "joint", "content", "content-generic", "cold-taste", "cold-taste-off",
+                                            "audience-click", "audience-share"])
     parser.add_argument("size", nargs="?")
     args = parser.parse_args()
     args.dim = args.dim or (384 if args.content else 64)
@@ -218,7 +257,9 @@ def main() -> None:
         children = {"llmrec": child_llmrec, "als": child_als,
                     "click": lambda *a: child_audience(*a, joint=False), "joint": lambda *a: child_audience(*a, joint=True),
                     "content": lambda *a: child_content(*a, fast=True), "content-generic": lambda *a: child_content(*a, fast=False),
-                    "cold-taste-off": lambda *a: child_cold_taste(*a, weight=0.0), "cold-taste": lambda *a: child_cold_taste(*a, weight=2.0)}
+                    "cold-taste-off": lambda *a: child_cold_taste(*a, weight=0.0), "cold-taste": lambda *a: child_cold_taste(*a, weight=2.0),
+                    "audience-click": lambda *a: child_model_audience(*a, audience="click"),
+                    "audience-share": lambda *a: child_model_audience(*a, audience="share")}
         print(json.dumps(children[args.child](users, items, args.dim, args.k)))
         return
     if args.audience:
@@ -229,6 +270,9 @@ def main() -> None:
         return
     if args.cold_taste:
         cold_taste(args)
+        return
+    if args.audience_share:
+        audience_share(args)
         return
     rows = []
     for size in args.sizes.split(","):
@@ -268,6 +312,17 @@ def cold_taste(args) -> None:
     paired(args, {"cold-taste-off": "the model alone (w = 0)", "cold-taste": "new items with the taste (w = 2)"}, None,
            key="scoring-cold-taste", title="New items ranked with the users' taste: the cost", intro=intro,
            column="lists", ratio_column="against the model alone", digits=2)
+
+
+def audience_share(args) -> None:
+    intro = (f"Machine: {machine()}; no GPU. Commit {_commit()}. d = {args.dim}, K = {args.k} users per item, "
+             f"{SEEN_PER_USER} behaviours per user, {NEW_SHARE:.0%} of the items new (blended with the users' taste, w = 2), "
+             f"return rates in ten buckets; `python benchmarks/scoring.py --audience-share --sizes {args.sizes} --dim {args.dim} "
+             f"--k {args.k}`.")
+    paired(args, {"audience-click": "return rate x p(click) (`model.audience: click`)",
+                  "audience-share": "return rate x activity x p(item | user) (`share`)"}, None,
+           key="scoring-audience-share", title="An item's audience by share: the cost", intro=intro, column="audience ranked by",
+           ratio_column="against click", digits=2)
 
 
 def paired(args, kinds: dict[str, str], second_at: set[str] | None, *, key: str, title: str, intro: str, column: str,
