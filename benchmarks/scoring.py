@@ -320,7 +320,7 @@ def audience_share(args) -> None:
              f"return rates in ten buckets; `python benchmarks/scoring.py --audience-share --sizes {args.sizes} --dim {args.dim} "
              f"--k {args.k}`.")
     paired(args, {"audience-click": "return rate x p(click) (`model.audience: click`)",
-                  "audience-share": "return rate x activity x p(item | user) (`share`)"}, None,
+                  "audience-share": "return rate x activity x share of the user's next behaviour (`share`)"}, None,
            key="scoring-audience-share", title="An item's audience by share: the cost", intro=intro, column="audience ranked by",
            ratio_column="against click", digits=2)
 
