@@ -382,12 +382,12 @@ class LlmRecommender(Recommender):
         out = []
         n = parts[0][2].shape[0]
         for u0 in range(0, n, USER_BLOCK):
-            total = None
+            total = torch.full((min(n, u0 + USER_BLOCK) - u0,), -torch.inf, dtype=torch.float64)
             for _, R, C, sc, b in parts:
                 for i0 in range(0, R.shape[0], ITEM_BLOCK):
                     block = torch.logsumexp((C[u0 : u0 + USER_BLOCK] @ R[i0 : i0 + ITEM_BLOCK].T).double() * sc + b, dim=1)
-                    total = block if total is None else torch.logaddexp(total, block)
-            out.append(total.cpu().numpy())
+                    total = torch.logaddexp(total, block.cpu())
+            out.append(total.numpy())
         return np.concatenate(out) if out else np.zeros(0)
 
     # -- new items ranked with the user's taste (model.cold_taste_weight) ---------------------
