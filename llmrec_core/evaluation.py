@@ -177,7 +177,7 @@ def evaluate_cold_items(rec: Recommender, split: EvalSplit, snap: Snapshot, ks: 
     audience = _audiences(rec, split, history, max(ks))
     # The item side's simple peers, the same users for every item: the most active (most training
     # events), and those most likely to come back (the language model's return rates alone, most
-    # active first among equals): what the click model adds to an audience is the gap to the latter.
+    # active first among equals): what the taste for the item (click or share) adds to an audience is the gap to the latter.
     events = np.bincount(split.train.user, minlength=snap.n_users)
     active = np.lexsort((np.arange(snap.n_users), -events))
     asof = int(split.asof.max())
