@@ -160,7 +160,7 @@ def refit(model: LlmRecommender, r: Round, progress: bool) -> LlmRecommender:
         return model
     serving = zoo.sequence_models(r.settings, progress=progress, ablations=False)[0]
     # What validation chose: the cold-taste weight and the audience.
-    serving.model_settings = serving.model_settings.model_copy(update={k: getattr(model.model_settings, k) for k in CHOSEN})
+    serving.model_settings = serving.model_settings.model_copy(update=_chosen(model))
     started = time.perf_counter()
     serving.fit(r.snap, r.snap.events, epochs=model.result_.best_epoch, checkpoint=r.checkpoints / f"llmrec-refit{r.suffix}")
     # Platt scaling again, for the refit's own logits, on the same validation window (now inside
@@ -239,7 +239,7 @@ def run(settings: Settings, ds: date, progress: bool = True) -> dict:
         log_round(r, decisions, champion)
         versions = register_versions(r, decisions, Bundle(serving.export(), gate_export, reranker.head() if reranker else None,
                                                           _meta(r, zoo.MODEL, parent, best_epoch=model.result_.best_epoch,
-                                                                **{k: getattr(serving.model_settings, k) for k in CHOSEN})), parent)
+                                                                **_chosen(serving))), parent)
         versions = settle(r, versions, decisions, compared, judge)
         describe_versions(r, versions, gated, *judged[-1][1:])
     return {**versions[0], "versions": versions, "results": r.results, "run_id": parent, "fit_seconds": r.seconds,
@@ -291,6 +291,11 @@ def describe_versions(r: Round, versions: list[dict], gated: list[str], champion
         text = gate.report(r.settings, r.results, v["model"], [zoo.MODEL, *gated], champion, compared,
                            gate.GateDecision(v["promoted"], v["reason"]))
         tracking.describe(r.settings, v["version"], text)
+
+
+def _chosen(rec: LlmRecommender) -> dict:
+    """The model settings validation chose (``CHOSEN``), as ``rec`` holds them."""
+    return {k: getattr(rec.model_settings, k) for k in CHOSEN}
 
 
 def _meta(r: Round, name: str, parent: str, **extra) -> dict:

@@ -9,7 +9,8 @@ Both run :func:`run`, so a number of one is a number of the other. Protocols
 - ``temporal``, ``ctr``: training before the cutoff, the window after it. Sequence models pick
   their epoch count on [cutoff - window, cutoff) with training before that, the text models their
   ``model.cold_taste_weight`` on that window's new items, are calibrated (Platt scaling) on that
-  window's labelled pairs, and are refit on everything before the cutoff, as the training job does.
+  window's labelled pairs, choose ``model.audience`` on its new items, and are refit on everything
+  before the cutoff, as the training job does.
 - ``cold_items``: the same cutoff and its own window. ``llmrec_no_cold_map`` is the same fitted
   model without the text-to-ID map of items that have no interactions.
 

@@ -2,7 +2,8 @@
 
 Each candidate is fitted on the validation split's training events and measured on the split;
 the best value of the gate metric wins (ties: the earlier candidate, i.e. the configured
-values). The test window is never looked at.
+values for the baselines, the smaller weight for the cold-taste weight, ``click`` for the
+audience). The test window is never looked at.
 """
 
 from __future__ import annotations
@@ -162,15 +163,18 @@ def choose_audience(rec, snap: Snapshot, split: EvalSplit, grid: list[float], k:
     ``cold_items`` split of the validation window, cut where the model's training events end):
     ``click``, then ``share`` with each activity weight of ``grid``, by the recall@``k`` of the
     users who engaged with each new item in the window among its top-``k`` audience (ties: the
-    earlier candidate). The choice is set on ``rec``. It stays as configured for an empty grid,
-    fewer than ``AUDIENCE_MIN_ITEMS`` new items with an audience, or when every candidate scores
-    the same."""
+    earlier candidate). The choice is set on ``rec`` and ranks every item's audience, new or not.
+    It stays as configured for a model that does not read text (it cannot score a new item), an
+    empty grid, fewer than ``AUDIENCE_MIN_ITEMS`` new items with an audience, or when every
+    candidate scores the same."""
     ms = rec.model_settings
     configured = (ms.audience, ms.audience_activity_weight)
+    if not (ms.use_text and grid):  # a model without text cannot score a new item: nothing to choose by
+        return Audience(*configured, 0, None, k)
     items = sum(len(t) > 0 for t in split.item_truth)
-    if not grid or items < AUDIENCE_MIN_ITEMS:
-        log.info("%s: %d new items with an audience on the validation window (at least %d needed) and %d weights: audience stays %s",
-                 rec.name, items, AUDIENCE_MIN_ITEMS, len(grid), configured[0])
+    if items < AUDIENCE_MIN_ITEMS:
+        log.info("%s: %d new items with an audience on the validation window, fewer than %d: audience stays %s",
+                 rec.name, items, AUDIENCE_MIN_ITEMS, configured[0])
         return Audience(*configured, items, None, k)
     history = History.of(split.history, snap.n_users)
     candidates = {"click": {"audience": "click"}} | {f"share_{w:g}": {"audience": "share", "audience_activity_weight": float(w)} for w in grid}

@@ -385,8 +385,9 @@ class LlmRecommender(Recommender):
             total = torch.full((min(n, u0 + USER_BLOCK) - u0,), -torch.inf, dtype=torch.float64)
             for _, R, C, sc, b in parts:
                 for i0 in range(0, R.shape[0], ITEM_BLOCK):
-                    block = torch.logsumexp((C[u0 : u0 + USER_BLOCK] @ R[i0 : i0 + ITEM_BLOCK].T).double() * sc + b, dim=1)
-                    total = torch.logaddexp(total, block.cpu())
+                    # float32 scores (logsumexp subtracts each row's maximum), float64 sums across blocks
+                    block = torch.logsumexp(C[u0 : u0 + USER_BLOCK] @ R[i0 : i0 + ITEM_BLOCK].T * sc + b, dim=1)
+                    total = torch.logaddexp(total, block.double().cpu())
             out.append(total.numpy())
         return np.concatenate(out) if out else np.zeros(0)
 

@@ -67,8 +67,9 @@ class ModelSettings(Section):
     # audience_activity_weight. A click probability says whether a user would like the item when
     # shown it; the share says how much of what the user does goes to it, and the activity says how
     # much they do. Fitting chooses between them, and w, on the validation window's new items over
-    # evaluation.audience_activity_grid (tuning.choose_audience); these values are used when the
-    # grid is empty or the window has too few new items to choose by.
+    # evaluation.audience_activity_grid (tuning.choose_audience), and the choice ranks every item's
+    # audience; these values are used by a model without text, when the grid is empty, when the
+    # window has too few new items to choose by, or when every candidate scores the same.
     audience: Literal["click", "share"] = "click"
     audience_activity_weight: float = Field(1.0, ge=0.0, le=10.0)
     # New items ranked with the user's taste too: for a user with history, the scores of the items

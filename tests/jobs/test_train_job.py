@@ -26,6 +26,7 @@ def trained(toy_home, tiny_settings, spark, monkeypatch):
     monkeypatch.setattr(tuning, "AUDIENCE_MIN_ITEMS", 1)
     tiny_settings.evaluation.cold_taste_k = 2  # the toy window has few new items: every list of 20 would hold them all
     tiny_settings.model.cold_taste_weight = 3.0
+    tiny_settings.model.audience, tiny_settings.model.audience_activity_weight = "share", 3.0  # neither is a candidate
     tiny_settings.train.epochs = 15
     tiny_settings.train.patience = 15  # the tiny model plateaus for a few epochs before it learns
     # The tiny random-weight model beats popularity on the toy lake but not item-kNN (see the
@@ -245,9 +246,8 @@ def test_registered_model_has_seen_the_newest_behaviour(trained):
     audiences = {"click": logged["val_audience_click_recall_2"]} | {
         f"share_{w:g}": logged[f"val_audience_share_{w:g}_recall_2"] for w in settings.evaluation.audience_activity_grid}
     best = max(audiences, key=lambda c: (audiences[c], -list(audiences).index(c)))
-    # All equal keeps the configured audience (click); click keeps the configured weight.
-    tied = len(set(audiences.values())) == 1
-    chosen = ("click", settings.model.audience_activity_weight) if tied or best == "click" else ("share", float(best.split("_")[1]))
+    assert len(set(audiences.values())) > 1  # a real choice: the configured (share, 3) cannot come back by a tie
+    chosen = ("click", 3.0) if best == "click" else ("share", float(best.split("_")[1]))  # click keeps the configured weight
     for model in (served, gate):
         assert (model.model_settings.audience, model.model_settings.audience_activity_weight) == chosen
     assert (bundle.meta["audience"], bundle.meta["audience_activity_weight"]) == chosen

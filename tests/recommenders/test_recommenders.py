@@ -191,13 +191,15 @@ def test_the_audience_is_the_one_the_validation_window_chooses(toy, monkeypatch)
         rec.model_settings = rec.model_settings.model_copy(update={"audience": "click", "audience_activity_weight": 1.0})
         got = tuning.choose_audience(rec, snap, cold, grid, k=3)
         assert (got.audience, got.weight) == expected == (rec.model_settings.audience, rec.model_settings.audience_activity_weight)
-    # Kept as configured: too few new items on the window, or no grid.
-    monkeypatch.setattr(tuning, "AUDIENCE_MIN_ITEMS", items + 1)
-    for g in (grid, []):
-        rec.model_settings = rec.model_settings.model_copy(update={"audience": "share", "audience_activity_weight": 2.0})
-        kept = tuning.choose_audience(rec, snap, cold, g, k=3)
+    # Kept as configured: too few new items on the window, no grid, or a model without text.
+    id_only = _llm(settings, use_text=False)
+    id_only.fit(snap, snap.events.mask(snap.events.ts < cutoff))
+    for model, g, minimum in ((rec, grid, items + 1), (rec, [], 1), (id_only, grid, 1)):
+        monkeypatch.setattr(tuning, "AUDIENCE_MIN_ITEMS", minimum)
+        model.model_settings = model.model_settings.model_copy(update={"audience": "share", "audience_activity_weight": 2.0})
+        kept = tuning.choose_audience(model, snap, cold, g, k=3)
         assert (kept.audience, kept.weight, kept.trials) == ("share", 2.0, None)
-        assert (rec.model_settings.audience, rec.model_settings.audience_activity_weight) == ("share", 2.0)
+        assert (model.model_settings.audience, model.model_settings.audience_activity_weight) == ("share", 2.0)
 
 
 def test_the_comparison_serves_the_cold_taste_weight_its_validation_window_chose(toy, monkeypatch):
@@ -221,6 +223,7 @@ def test_the_comparison_serves_the_cold_taste_weight_its_validation_window_chose
     assert rec.known_[torch.from_numpy(cold.items).long()].all()  # refit on every event: the window's new items are known now
     # The audience is chosen on the same window, after the scaling, and the refit model carries it too.
     assert list(info["audience_trials"]) == ["click", "share_0", "share_2"] and info["audience_items"] > 0
+    assert len(set(info["audience_trials"].values())) > 1
     assert (info["audience"], info["audience_activity_weight"]) == (rec.model_settings.audience, rec.model_settings.audience_activity_weight)
     shown = "click" if info["audience"] == "click" else f"share {info['audience_activity_weight']:g}"
     assert comparison.fit_cell({**info, "fit_s": 1.0}) == f"1.0 ({info['best_epoch']}, {info['valid_ndcg_10']:.4f}, w {best:g}, audience {shown})"
@@ -458,6 +461,13 @@ def test_an_items_audience_by_share_is_return_rate_activity_and_the_softmax_over
     restored = restore(rec.export(), snap, "cpu")
     assert (restored.model_settings.audience, restored.model_settings.audience_activity_weight) == ("share", 1.5)
     assert np.array_equal(restored.audience(users, history, asof, 4)[1], got)
+    # Without return rates the user's term is the activity and the softmax alone; some users can be left out.
+    restored.returns_ = None
+    eligible = np.arange(snap.n_users) % 3 != 0
+    no_return = joint - rec.returns_.log_rate(history.last_ts(users), asof)[:, None]
+    want_s, want = topk_of_scores(no_return.T, 4, exclude=transpose_csr(history.seen(users), snap.n_items), allowed=eligible)
+    got_s, got = restored.audience(users, history, asof, 4, eligible=eligible)
+    assert np.array_equal(got, want) and np.allclose(got_s, want_s, atol=1e-3) and not np.isin(got, np.flatnonzero(~eligible)).any()
 
 
 def test_new_items_are_reordered_by_the_users_taste_with_the_models_mean_and_spread(toy, monkeypatch):
