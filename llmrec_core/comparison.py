@@ -118,28 +118,29 @@ def fit_sequence(rec, snap, inner_train, inner_valid, outer_train, metric, refit
                  cold_split=None, cold_grid=(), cold_k: int = 20, audience_grid=()):
     """Early stopping on the inner split, ``model.cold_taste_weight`` chosen over ``cold_grid`` on
     ``cold_split`` (the inner window's new items), Platt scaling on the inner labelled window,
-    ``model.audience`` chosen over ``audience_grid`` on ``cold_split``, then (optionally) a refit on the outer training data for the chosen epochs, scaled again on
-    that window: the training job's steps. The returned ``valid_<metric>`` is the inner split's
-    at the chosen epoch: the figure to choose settings by, never the test split's."""
+    ``model.audience`` chosen over ``audience_grid`` on ``cold_split``, then (optionally) a refit
+    on the outer training data for the chosen epochs, scaled again on that window: the training
+    job's steps. The returned ``valid_<metric>`` is the inner split's at the chosen epoch: the
+    figure to choose settings by, never the test split's."""
     rec.fit(snap, inner_train, validate=lambda: evaluate(rec, inner_valid, snap, [10])[metric])
     best, best_metric, inner_epochs = rec.result_.best_epoch, rec.result_.best_metric, rec.result_.epochs_run
-    taste = {}
+    choices = {}
     if cold_split is not None and rec.model_settings.use_text:
         chosen = choose_cold_taste(rec, snap, cold_split, list(cold_grid), cold_k)
-        taste = {"cold_taste_weight": chosen.weight, "cold_taste_users": chosen.users, "cold_taste_trials": chosen.trials}
+        choices = {"cold_taste_weight": chosen.weight, "cold_taste_users": chosen.users, "cold_taste_trials": chosen.trials}
     if calibration_split is not None:
         rec.calibration = calibrate(rec, calibration_split, snap)
     if cold_split is not None:  # after the scaling: the click audience is ranked by the calibrated p(click)
         chosen = choose_audience(rec, snap, cold_split, list(audience_grid), cold_k)
-        taste |= {"audience": chosen.audience, "audience_activity_weight": chosen.weight, "audience_items": chosen.items,
-                  "audience_trials": chosen.trials}
+        choices |= {"audience": chosen.audience, "audience_activity_weight": chosen.weight, "audience_items": chosen.items,
+                    "audience_trials": chosen.trials}
     if refit:
         calibration = rec.calibration
         rec.fit(snap, outer_train, epochs=best)
         # Scaled again for the refit's own logits, on the same window, as the training job does.
         rec.calibration = calibrate(rec, calibration_split, snap) if calibration_split is not None else calibration
     return {"best_epoch": best, "epochs_run": inner_epochs + (best if refit else 0), "calibration": list(rec.calibration),
-            f"valid_{metric}": float(best_metric), **taste}
+            f"valid_{metric}": float(best_metric), **choices}
 
 
 def tuned_baselines(settings, snap, valid, test_train, wanted) -> list[tuple[object, dict]]:

@@ -157,12 +157,17 @@ def _audiences(rec: Recommender, split: EvalSplit, history: History, k: int) -> 
     return [row[row >= 0] for row in rows[split.items]]
 
 
+def _item_recall(lists, split: EvalSplit, k: int) -> float:
+    """The mean recall@``k`` of each cold item's list of users (``lists``, one per item of the
+    split) against the users who engaged with it in the window."""
+    vals = [metrics.recall(lst[:k].tolist(), set(t.tolist()), k) for lst, t in zip(lists, split.item_truth, strict=True)]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
 def audience_recall(rec: Recommender, split: EvalSplit, k: int, history: History) -> float:
     """``cold_audience_recall_K`` alone (no user side) of a ``cold_items`` split, ``history`` the
     split's: the figure ``model.audience`` is chosen by (``tuning.choose_audience``)."""
-    vals = [metrics.recall(lst[:k].tolist(), set(t.tolist()), k)
-            for lst, t in zip(_audiences(rec, split, history, k), split.item_truth, strict=True)]
-    return float(np.mean(vals)) if vals else float("nan")
+    return _item_recall(_audiences(rec, split, history, k), split, k)
 
 
 def evaluate_cold_items(rec: Recommender, split: EvalSplit, snap: Snapshot, ks: list[int]) -> dict[str, float]:
@@ -193,12 +198,10 @@ def evaluate_cold_items(rec: Recommender, split: EvalSplit, snap: Snapshot, ks: 
         for part, keep in (("warm_users", warm_user), ("cold_users", ~warm_user)):
             out[f"cold_recall_{k}_{part}"] = float(np.mean(vals[keep])) if keep.any() else float("nan")
         out[f"cold_random_recall_{k}"] = min(1.0, k / len(split.items)) if len(split.items) else float("nan")
-        vals = [metrics.recall(active[:k].tolist(), set(t.tolist()), k) for t in split.item_truth]
-        out[f"cold_active_audience_recall_{k}"] = float(np.mean(vals)) if vals else float("nan")
-        vals = [metrics.recall(coming[:k].tolist(), set(t.tolist()), k) for t in split.item_truth]
-        out[f"cold_returning_audience_recall_{k}"] = float(np.mean(vals)) if vals else float("nan")
-        vals = [metrics.recall(lst[:k].tolist(), set(t.tolist()), k) for lst, t in zip(audience, split.item_truth, strict=True)]
-        out[f"cold_audience_recall_{k}"] = float(np.mean(vals)) if vals else float("nan")
+        same = len(split.item_truth)
+        out[f"cold_active_audience_recall_{k}"] = _item_recall([active] * same, split, k)
+        out[f"cold_returning_audience_recall_{k}"] = _item_recall([coming] * same, split, k)
+        out[f"cold_audience_recall_{k}"] = _item_recall(audience, split, k)
     return out
 
 

@@ -38,6 +38,12 @@ def _best(values: list[float]) -> int:
     return max(range(len(values)), key=lambda i: (values[i] if math.isfinite(values[i]) else -math.inf, -i))
 
 
+def _winner(trials: dict):
+    """The key of the best trial (:func:`_best`), or None when every trial scores the same: then
+    nothing was chosen, and the configured value stays."""
+    return list(trials)[_best(list(trials.values()))] if len(set(trials.values())) > 1 else None
+
+
 def tune(make: Callable[..., Recommender], grid: list[dict], snap: Snapshot, train: Interactions, valid: EvalSplit,
          ks: list[int], metric: str) -> tuple[dict, list[tuple[dict, float]]]:
     """The best parameters of ``grid`` by ``metric`` on ``valid``, and every trial."""
@@ -131,7 +137,7 @@ def choose_cold_taste(rec, snap: Snapshot, split: EvalSplit, grid: list[float], 
     history = History.of(split.history, snap.n_users)  # one object: the model keeps its user vectors between weights
     trials = _try_settings(rec, {float(w): {"cold_taste_weight": float(w)} for w in grid},
                            lambda: warm_cold_recall(rec, split, snap, k, rows, history))
-    best = configured if len(set(trials.values())) == 1 else list(trials)[_best(list(trials.values()))]
+    best = configured if (won := _winner(trials)) is None else won
     rec.model_settings = rec.model_settings.model_copy(update={"cold_taste_weight": best})
     log.info("%s: cold_taste_weight %g on the validation window (recall@%d of %d users with history: %s)", rec.name, best, k,
              len(rows), ", ".join(f"{w:g}: {v:.4f}" for w, v in trials.items()))
@@ -179,9 +185,8 @@ def choose_audience(rec, snap: Snapshot, split: EvalSplit, grid: list[float], k:
     history = History.of(split.history, snap.n_users)
     candidates = {"click": {"audience": "click"}} | {f"share_{w:g}": {"audience": "share", "audience_activity_weight": float(w)} for w in grid}
     trials = _try_settings(rec, candidates, lambda: audience_recall(rec, split, k, history))
-    if len(set(trials.values())) > 1:
-        update = list(candidates.values())[_best(list(trials.values()))]
-        rec.model_settings = rec.model_settings.model_copy(update=update)
+    if (won := _winner(trials)) is not None:
+        rec.model_settings = rec.model_settings.model_copy(update=candidates[won])
     ms = rec.model_settings
     log.info("%s: audience %s (activity weight %g) on the validation window (recall@%d over %d new items: %s)", rec.name, ms.audience,
              ms.audience_activity_weight, k, items, ", ".join(f"{key}: {v:.4f}" for key, v in trials.items()))
