@@ -62,10 +62,12 @@ class Popularity(Recommender):
 class ItemToItem(Recommender):
     """A user's score for an item: the sum, over the distinct items of the user's history, of an
     item-to-item weight (``sim_[history item, item]``). Items without training interactions
-    cannot be scored."""
+    cannot be scored, nor can a user without history (a profile says nothing to item-to-item
+    weights): served, that user gets the popularity fallback, as with every model that cannot
+    rank anything for a user. A row of zeros instead would list the first items of the catalogue."""
 
     def score(self, users: np.ndarray, history: History, asof: np.ndarray) -> np.ndarray:
-        out = np.zeros((len(users), self.sim_.shape[0]), np.float32)
+        out = np.full((len(users), self.sim_.shape[0]), -np.inf, np.float32)
         for row, u in enumerate(users):
             items = np.unique(history.items(u))
             if len(items):

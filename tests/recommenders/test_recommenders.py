@@ -283,6 +283,41 @@ def test_baselines_share_the_interface(toy):
     assert ((knn.sim_ > 0).sum(axis=1) <= 5).all()
 
 
+@pytest.mark.parametrize("name", ["item_knn", "ease"])
+def test_an_item_to_item_baseline_leaves_a_user_without_history_to_the_fallback(toy, name):
+    """Item-to-item weights say nothing of a user known only by profile: the baseline cannot
+    score them (-inf), so the served list is the popularity fallback, and they are no item's
+    audience. A row of zeros used to list the catalogue's first items to them as the model's."""
+    from llmrec_core.recommenders.classic import EASE
+    from llmrec_core.scoring.engine import audience, recommend
+    from llmrec_core.scoring.inputs import assemble, popularity
+    from llmrec_core.settings import TextSettings
+
+    settings, snap, cutoff = toy
+    train = snap.events.mask(snap.events.ts < cutoff)
+    rec = (ItemKNN(5) if name == "item_knn" else EASE(l2=10.0)).fit(snap, train)
+    history = History.of(train, snap.n_users)
+    newcomers = np.flatnonzero(history.length(np.arange(snap.n_users)) == 0)
+    assert len(newcomers) and len(newcomers) < snap.n_users
+    s = _scores(rec, snap, train)
+    assert np.isneginf(s[newcomers]).all()
+    assert np.isfinite(s[np.flatnonzero(history.length(np.arange(snap.n_users)) > 0)]).any(axis=1).all()
+
+    profiles = ["a reader of films"] * snap.n_users  # everyone has a profile: the newcomers are COLD_TEXT
+    allowed = np.ones(snap.n_items, bool)
+    popular, shares = popularity(snap, allowed, settings.scoring.popular_days)
+    sc = assemble(rec, history, np.full(snap.n_users, cutoff), profiles, allowed, list(snap.item_titles), popular, shares,
+                  TextSettings(), 4, settings.scoring)
+    rows = recommend(np.arange(snap.n_users), sc).to_pydict()
+    served = {}
+    for u, i, source in zip(rows["user"], rows["item"], rows["source"], strict=True):
+        served.setdefault(u, []).append((i, source))
+    for u in newcomers:
+        assert served[u] == [(int(i), "popularity_fallback") for i in popular[:4]]
+    assert {src for u, lst in served.items() if u not in set(newcomers) for _, src in lst} == {"model"}
+    assert not set(audience(np.arange(snap.n_users), sc).column("user").to_pylist()) & set(newcomers.tolist())
+
+
 def test_popularity_over_recent_days_breaks_ties_by_all_time_counts():
     """Item 2 was the hit long ago, item 1 is the hit of the last week, item 0 had one event in
     that week and none before, items 3 and 4 none in it (4 more often before), item 5 never.
@@ -353,7 +388,8 @@ def test_ease_is_the_closed_form_and_travels_by_id(toy):
     assert np.allclose(ease.sim_, expected, atol=1e-4) and np.allclose(np.diag(ease.sim_), 0.0)
     s = _scores(ease, snap, train)
     known = np.bincount(train.item, minlength=snap.n_items) > 0
-    assert np.isneginf(s[:, ~known]).all() and np.isfinite(s[:, known]).all()
+    with_history = np.bincount(train.user, minlength=snap.n_users) > 0
+    assert np.isneginf(s[:, ~known]).all() and np.isfinite(s[np.ix_(with_history, known)]).all()
     moved = restore(ease.export(), snap)
     assert np.array_equal(_scores(moved, snap, train), s)
 
