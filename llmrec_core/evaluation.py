@@ -2,8 +2,9 @@
 
 Full ranking over the whole catalogue; the user's already-seen items are excluded; an item a
 model cannot score (-inf) is never "recommended" and ranks last. Top-K lists come from the
-recommender's own ``recommend`` (the path the nightly scoring job publishes with), so a number
-here is a number about the served table. Ranks of single targets (``loo``) use ``score`` with
+recommender's own ``recommend`` and, for a user it can rank nothing for, the popularity
+fallback (the rule the nightly scoring job publishes with), so a number here is a number about
+the served table. Ranks of single targets (``loo``) use ``score`` with
 ties ranked pessimistically (a target tied with others is placed after them), so a constant
 score earns nothing.
 Metric names are the same for every model, so MLflow's compare view lines them up.
@@ -22,9 +23,14 @@ from llmrec_core.data.protocols import EvalSplit
 from llmrec_core.data.snapshot import Snapshot
 from llmrec_core.recommenders import returning
 from llmrec_core.recommenders.base import History, Recommender
-from llmrec_core.settings import ModelSettings
+from llmrec_core.scoring.engine import kinds, ranked
+from llmrec_core.scoring.inputs import popular_items
+from llmrec_core.settings import ModelSettings, ScoringSettings
 
 log = logging.getLogger(__name__)
+# The days of positive events the popularity fallback counts, as the scoring job's default
+# (``scoring.popular_days``): what a user the model cannot rank anything for is served.
+FALLBACK_DAYS = ScoringSettings.model_fields["popular_days"].default
 RETURN_HORIZON = ModelSettings.model_fields["return_horizon_days"].default  # the peer of the default audience
 # Labels that pull an item's share of positives towards the overall share (chosen on the
 # MovieLens-100K validation window among 2, 5, 10 and 20; benchmarks/RESULTS.md, "What the
@@ -53,10 +59,21 @@ def target_ranks(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
 
 def top_k_lists(rec: Recommender, split: EvalSplit, snap: Snapshot, k: int,
                 allowed: np.ndarray | None = None) -> list[np.ndarray]:
-    """Each evaluated user's top-k items, best first: ``rec.recommend`` with the user's history
-    excluded, exactly what the nightly scoring job publishes for that user."""
+    """Each evaluated user's top-k items, best first, exactly what the nightly scoring job
+    publishes for that user (``scoring.engine.ranked``): ``rec.recommend`` with the user's
+    history excluded, and the popularity fallback as of the user's prediction time (positive
+    events of the ``FALLBACK_DAYS`` before it) for a user with neither history nor profile, or
+    one the model can rank nothing for (a baseline that reads no profile, ALS for a user it
+    never saw)."""
     history = History.of(split.history, snap.n_users)
-    _, items = rec.recommend(split.users, history, split.asof, k, allowed=allowed)
+    has_profile = np.array([bool(snap.profile_texts[u]) for u in split.users], bool)
+    kind = kinds(history.length(split.users), has_profile)
+    mask = np.ones(snap.n_items, bool) if allowed is None else allowed
+    items = np.full((len(split.users), k), -1, np.int64)
+    for t in np.unique(split.asof):  # one cut-off for the temporal protocol
+        rows = np.flatnonzero(split.asof == t)
+        popular, shares = popular_items(split.history, int(t), snap.n_items, mask, FALLBACK_DAYS)
+        _, items[rows], _ = ranked(rec, split.users[rows], kind[rows], history, split.asof[rows], k, allowed, popular, shares)
     return [row[row >= 0] for row in items]
 
 

@@ -24,6 +24,7 @@ from llmrec_core.settings import load_settings
 from tests.toy import isolated_home, make_tiny, write_toy_lake
 
 K = 6
+PROFILE_ONLY = 3  # users known by profile alone: the text models score them, the baselines leave them to the fallback
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,7 @@ def lake(tmp_path_factory, spark):
     home = tmp_path_factory.mktemp("ranking") / "home"
     home.mkdir()
     isolated_home(mp, home)
-    last = write_toy_lake(home)
+    last = write_toy_lake(home, profile_only=PROFILE_ONLY)
     settings = make_tiny(load_settings())
     settings.scoring.k, settings.scoring.similar_k, settings.scoring.audience_k = K, 3, 3
     settings.scoring.user_block = 16  # several blocks even on the toy
@@ -61,21 +62,23 @@ def register(settings, snap, rec, reranker=None) -> str:
                                input_example(list(snap.item_ids[:5])), {"model": rec.name, "promotion": "promoted: by the test"})
 
 
-def published(home) -> tuple[dict[str, list[str]], dict[str, list[float]]]:
-    """The served lists (item IDs, best first) and their scores, per user scored by the model."""
+def published(home) -> tuple[dict[str, list[str]], dict[str, list[float]], set[str]]:
+    """The served lists (item IDs, best first) of every user, the scores of those the model
+    ranked, and the users served the popularity fallback."""
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
         rows = con.sql("SELECT user_id, item_id, score, source FROM user_recommendations_latest ORDER BY user_id, rank").fetchall()
     items: dict[str, list[str]] = {}
     scores: dict[str, list[float]] = {}
     for user, item, score_, source in rows:
-        if source != "popularity_fallback":  # users with nothing to score from are not the model's
-            items.setdefault(user, []).append(item)
+        items.setdefault(user, []).append(item)
+        if source != "popularity_fallback":  # the fallback's scores are its shares, not the model's
             scores.setdefault(user, []).append(score_)
-    return items, scores
+    return items, scores, {user for user, *_, source in rows if source == "popularity_fallback"}
 
 
 def harness(rec, snap) -> dict[str, list[str]]:
-    """The harness's lists for every user the scoring job scores with the model, as of the end of D."""
+    """The harness's lists for every user with history or profile, as of the end of D (the
+    popularity fallback for those the model can rank nothing for)."""
     split = EvalSplit("temporal", snap.events, snap.events, scored_users(snap), np.full(len(scored_users(snap)), snap.end_ts, np.int64), [])
     lists = top_k_lists(rec, split, snap, K, allowed=snap.item_available)
     return {snap.user_ids[u]: [snap.item_ids[i] for i in lst] for u, lst in zip(split.users, lists, strict=True)}
@@ -86,10 +89,10 @@ def scored_users(snap) -> np.ndarray:
     return np.flatnonzero((np.bincount(snap.events.user, minlength=snap.n_users) > 0) | has_profile).astype(np.int32)
 
 
-def harness_scores(rec, snap) -> dict[str, list[float]]:
+def harness_scores(rec, snap, fallback: set[str]) -> dict[str, list[float]]:
     from llmrec_core.recommenders.base import History
 
-    users = scored_users(snap)
+    users = np.array([u for u in scored_users(snap) if snap.user_ids[u] not in fallback], np.int32)
     scores, items = rec.recommend(users, History.of(snap.events, snap.n_users), np.full(len(users), snap.end_ts), K,
                                   allowed=snap.item_available)
     return {snap.user_ids[u]: s[i >= 0].tolist() for u, s, i in zip(users, scores, items, strict=True)}
@@ -111,10 +114,15 @@ def test_the_served_table_is_the_measured_ranking(lake, name):
     version = register(settings, snap, rec)
     out = score.run(settings, last, model_version=version)
     assert not out["reranked"]
-    (served, served_scores), measured = published(home), harness(rec, snap)
+    (served, served_scores, fallback), measured = published(home), harness(rec, snap)
     assert served.keys() == measured.keys() and len(served) > 40
     assert served == measured
-    assert_same(served_scores, harness_scores(rec, snap))
+    assert_same(served_scores, harness_scores(rec, snap, fallback))
+    # Users known by profile alone: the text models and popularity rank for them; the baselines
+    # that read no profile serve (and are measured on) the popularity fallback.
+    profile_only = {f"p{j}" for j in range(PROFILE_ONLY)}
+    assert profile_only <= served.keys()
+    assert profile_only & fallback == (profile_only if name in ("item_knn", "ease", "als", "content") else set())
     if name == "llmrec_cold_taste":  # the blend was served: items the model knows by text only are listed
         new = {snap.item_ids[i] for i in np.flatnonzero(~rec.known_.cpu().numpy())}
         assert any(item in new for lst in served.values() for item in lst)
@@ -127,9 +135,9 @@ def test_the_served_re_ranked_table_is_the_measured_re_ranking(lake):
     version = register(settings, snap, fitted[zoo.MODEL], reranker=rr.head())
     out = score.run(settings, last, model_version=version)
     assert out["reranked"]
-    (served, served_scores), measured = published(home), harness(rr, snap)
+    (served, served_scores, fallback), measured = published(home), harness(rr, snap)
     assert served == measured
-    assert_same(served_scores, harness_scores(rr, snap))
+    assert_same(served_scores, harness_scores(rr, snap, fallback))
     # The cross-encoder was applied: the served scores are not the base model's.
-    base = harness_scores(fitted[zoo.MODEL], snap)
+    base = harness_scores(fitted[zoo.MODEL], snap, fallback)
     assert any(not np.allclose(served_scores[u], base[u], atol=1e-3) for u in served)

@@ -23,8 +23,10 @@ TOPICS = [
 START = dt.date(2024, 1, 1)
 
 
-def write_toy_lake(home: Path, *, days: int = 20, n_users: int = 60, n_items: int = 48, seed: int = 0) -> dt.date:
-    """Write clean_events, items and users for every day; returns the last day."""
+def write_toy_lake(home: Path, *, days: int = 20, n_users: int = 60, n_items: int = 48, seed: int = 0,
+                   profile_only: int = 0) -> dt.date:
+    """Write clean_events, items and users for every day; returns the last day. ``profile_only``
+    more users (``p0``, ``p1``, ...) have a profile from the first day and no events."""
     rng = np.random.default_rng(seed)
     item_topic = np.arange(n_items) % len(TOPICS)
     late_items = set(range(n_items - 4, n_items))  # first seen in the last 3 days
@@ -54,11 +56,11 @@ def write_toy_lake(home: Path, *, days: int = 20, n_users: int = 60, n_items: in
         part = lake / "clean_events" / f"ds={ds}"
         part.mkdir(parents=True, exist_ok=True)
         pq.write_table(table, part / "part-0.parquet")
-        _snapshots(lake, ds, day, days, n_items, n_users, item_topic, late_items, user_topic, user_start)
+        _snapshots(lake, ds, day, days, n_items, n_users, item_topic, late_items, user_topic, user_start, profile_only)
     return last
 
 
-def _snapshots(lake, ds, day, days, n_items, n_users, item_topic, late_items, user_topic, user_start):
+def _snapshots(lake, ds, day, days, n_items, n_users, item_topic, late_items, user_topic, user_start, profile_only=0):
     visible = [i for i in range(n_items) if i not in late_items or day >= days - 4]
     items = pa.table({
         "item_id": [f"i{i}" for i in visible],
@@ -70,8 +72,9 @@ def _snapshots(lake, ds, day, days, n_items, n_users, item_topic, late_items, us
     })
     users_seen = [u for u in range(n_users) if user_start[u] <= day]
     users = pa.table({
-        "user_id": [f"u{u}" for u in users_seen],
-        "attributes": pa.array([[("occupation", TOPICS[user_topic[u]][2]), ("gender", "F")] for u in users_seen],
+        "user_id": [f"u{u}" for u in users_seen] + [f"p{j}" for j in range(profile_only)],
+        "attributes": pa.array([[("occupation", TOPICS[user_topic[u]][2]), ("gender", "F")] for u in users_seen]
+                               + [[("occupation", TOPICS[j % len(TOPICS)][2]), ("gender", "M")] for j in range(profile_only)],
                                pa.map_(pa.string(), pa.string())),
     })
     for name, table in (("items", items), ("users", users)):

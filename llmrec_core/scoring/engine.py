@@ -18,7 +18,7 @@ import pyarrow as pa
 import torch
 
 from llmrec_core.io import serving_schema as tables
-from llmrec_core.io.serving_schema import POPULAR
+from llmrec_core.io.serving_schema import COLD_TEXT, MODEL, POPULAR
 from llmrec_core.recommenders.base import History, Recommender
 from llmrec_core.scoring.reasons import pick_behaviours, reason_texts
 from llmrec_core.settings import TextSettings
@@ -65,25 +65,47 @@ class Scoring:
         return np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64), pos.astype(np.int64)
 
 
+def kinds(lengths: np.ndarray, has_profile: np.ndarray) -> np.ndarray:
+    """How each user is scored: from their behaviours (MODEL), from their profile's text alone
+    (COLD_TEXT), or, with neither, by the popularity fallback (POPULAR)."""
+    return np.where(lengths > 0, MODEL, np.where(has_profile, COLD_TEXT, POPULAR)).astype(np.int8)
+
+
+def ranked(rec: Recommender, users: np.ndarray, kind: np.ndarray, history: History, asof: np.ndarray, k: int,
+           allowed: np.ndarray | None, popular: np.ndarray, popular_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each user's k rows as they are served, the one rule of the scoring job and the evaluation
+    harness: ``rec.recommend`` for the users it scores (``kind`` not POPULAR), and the popularity
+    fallback (``popular`` in order, without what the user has seen) for the others and for any
+    user the model can rank nothing for: ALS knows only the users it was trained on, and a baseline
+    that reads no profile (item-kNN, EASE, content, ALS) cannot score a user known only by one.
+    Returns (scores [U, k], items [U, k], padded with (-inf, -1)) and the kind each user was served by."""
+    users = np.asarray(users, np.int64)
+    n, kind = len(users), kind.copy()
+    scores = np.full((n, k), -np.inf, np.float32)
+    items = np.full((n, k), -1, np.int64)
+    scored = np.flatnonzero(kind != POPULAR)
+    if len(scored):
+        scores[scored], items[scored] = rec.recommend(users[scored], history, asof[scored], k, allowed=allowed)
+        kind[scored[items[scored, 0] < 0]] = POPULAR
+    for r in np.flatnonzero(kind == POPULAR):
+        seen = set(history.items(int(users[r])).tolist())
+        keep = []
+        for j, item in enumerate(popular.tolist()):
+            if item not in seen:
+                keep.append(j)
+                if len(keep) == k:
+                    break
+        items[r, : len(keep)] = popular[keep]
+        scores[r, : len(keep)] = popular_scores[keep]
+    return scores, items, kind
+
+
 def recommend(users: np.ndarray, sc: Scoring) -> pa.Table:
     """K rows per user of the block: ``USER_ROWS`` (rank from 1, best first)."""
     users = np.asarray(users, np.int64)
-    n, kind = len(users), sc.kind[users].copy()
-    scores = np.full((n, sc.k), -np.inf, np.float32)
-    items = np.full((n, sc.k), -1, np.int64)
-    scored = np.flatnonzero(kind != POPULAR)
-    if len(scored):
-        scores[scored], items[scored] = sc.rec.recommend(users[scored], sc.history, sc.asof[users[scored]], sc.k, allowed=sc.allowed)
-        # A user the model can rank nothing for gets the fallback, like a user with nothing to
-        # score from: ALS knows only the users it was trained on, and a baseline that reads no
-        # profile (content, ALS) cannot score a user known only by profile.
-        kind[scored[items[scored, 0] < 0]] = POPULAR
+    scores, items, kind = ranked(sc.rec, users, sc.kind[users], sc.history, sc.asof[users], sc.k, sc.allowed, sc.popular,
+                                 sc.popular_scores)
     ev = sc.history.events
-    for r in np.flatnonzero(kind == POPULAR):
-        seen = set(sc.history.items(int(users[r])).tolist())
-        keep = [j for j in range(len(sc.popular)) if sc.popular[j] not in seen][: sc.k]
-        items[r, : len(keep)] = sc.popular[keep]
-        scores[r, : len(keep)] = sc.popular_scores[keep]
     recent_ptr, recent = sc.recent(users)
     # A list that is the same for everyone: no behaviour of the user's chose it.
     personal = sc.rec.personal

@@ -13,24 +13,30 @@ import logging
 
 import numpy as np
 
+from llmrec_core.data.interactions import Interactions
 from llmrec_core.data.protocols import DAY
 from llmrec_core.data.snapshot import Snapshot
 from llmrec_core.io.serving_schema import COLD_TEXT, MODEL, POPULAR
 from llmrec_core.recommenders.base import History, Recommender
 from llmrec_core.recommenders.llm import LlmRecommender
-from llmrec_core.scoring.engine import Scoring
+from llmrec_core.scoring.engine import Scoring, kinds
 from llmrec_core.settings import ScoringSettings, Settings, TextSettings
 
 log = logging.getLogger(__name__)
 
 
 def popularity(snap: Snapshot, allowed: np.ndarray, days: int) -> tuple[np.ndarray, np.ndarray]:
-    """Allowed items by positive events of the last ``days`` days (then all time, then index),
-    and each one's share of those recent events."""
-    ev = snap.events
+    """Allowed items by positive events of the last ``days`` days of D (then all time, then
+    index), and each one's share of those recent events."""
+    return popular_items(snap.events, snap.end_ts, snap.n_items, allowed, days)
+
+
+def popular_items(ev: Interactions, end_ts: int, n: int, allowed: np.ndarray, days: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`popularity` of the events ``ev`` before ``end_ts``, over ``n`` items: the fallback
+    as of any time (the evaluation harness's cut-off)."""
+    ev = ev.mask(ev.ts < end_ts)
     positive = ev.label == 1
-    recent = positive & (ev.ts >= snap.end_ts - days * DAY)
-    n = snap.n_items
+    recent = positive & (ev.ts >= end_ts - days * DAY)
     recent_counts = np.bincount(ev.item[recent], minlength=n).astype(np.float64)
     all_counts = np.bincount(ev.item[positive], minlength=n).astype(np.float64)
     items = np.flatnonzero(allowed)
@@ -62,7 +68,7 @@ def assemble(rec: Recommender, history: History, asof: np.ndarray, profile_texts
     (POPULAR); items the LLM never saw in training are scored from their text alone."""
     n = len(profile_texts)
     has_profile = np.array([bool(t) for t in profile_texts], bool)
-    kind = np.where(history.length(np.arange(n)) > 0, MODEL, np.where(has_profile, COLD_TEXT, POPULAR)).astype(np.int8)
+    kind = kinds(history.length(np.arange(n)), has_profile)
     model = getattr(rec, "base", rec)
     text_only = ~model.known_.cpu().numpy() if isinstance(model, LlmRecommender) else np.zeros(len(allowed), bool)
     return Scoring(

@@ -17,8 +17,10 @@ from llmrec_core.evaluation import (
     evaluate_cold_items,
     evaluate_ctr,
     evaluate_loo,
+    FALLBACK_DAYS,
     evaluate_temporal,
     target_ranks,
+    top_k_lists,
 )
 from llmrec_core.recommenders.base import Recommender
 from llmrec_core.settings import FeedbackSettings
@@ -46,12 +48,12 @@ class Fixed(Recommender):
 
 
 
-def snapshot(n_users: int, n_items: int, events: Interactions) -> Snapshot:
+def snapshot(n_users: int, n_items: int, events: Interactions, profiles: list[str] | None = None) -> Snapshot:
     return Snapshot(
         ds=dt.date(2024, 1, 1), item_ids=np.array([f"i{i}" for i in range(n_items)], dtype=object),
         item_titles=[f"t{i}" for i in range(n_items)], item_texts=[f"t{i}" for i in range(n_items)],
         item_available=np.ones(n_items, bool), user_ids=np.array([f"u{u}" for u in range(n_users)], dtype=object),
-        profile_texts=[""] * n_users, events=events, kinds=KindVocab.from_feedback(FeedbackSettings()),
+        profile_texts=profiles or [""] * n_users, events=events, kinds=KindVocab.from_feedback(FeedbackSettings()),
     )
 
 
@@ -121,7 +123,8 @@ def test_evaluate_temporal():
         [0.0, 1.0, 2.0, 3.0, 4.0, NEG],  # ranking 4, 3, 2, 1, 0 (item 5 unscorable)
         [0.0] * 6,
     ]
-    out = evaluate_temporal(Fixed(scores), split, snapshot(3, 6, events), [1, 2], np.eye(6))
+    # User 1 has no history but a profile: the model scores them, as the scoring job would.
+    out = evaluate_temporal(Fixed(scores), split, snapshot(3, 6, events, ["", "a profile", ""]), [1, 2], np.eye(6))
     assert out["recall_1"] == pytest.approx(0.25)  # (1/2 + 0) / 2
     assert out["ndcg_1"] == pytest.approx(0.5)  # (1 + 0) / 2
     assert out["precision_1"] == pytest.approx(0.5)
@@ -137,6 +140,28 @@ def test_evaluate_temporal():
     assert out["recall_2_warm_items"] == pytest.approx(1.0)
     assert out["recall_2_cold_items"] == pytest.approx(0.5)
     assert out["coverage_10"] == pytest.approx(1.0)  # user 0 shows 1-5, user 1 shows 0-4
+
+
+def test_a_user_the_model_cannot_rank_anything_for_is_measured_on_the_served_fallback():
+    """The lists are the served ones: a user with neither history nor profile (2), and one the
+    model can rank nothing for (1, known by profile to a model that reads none), get the
+    popularity fallback of the cut-off: items by positive events of the FALLBACK_DAYS before it,
+    then of all time, then by index, without what the user has seen."""
+    old, recent = C - (FALLBACK_DAYS + 2) * DAY, C - DAY
+    events = make([
+        (0, 4, 1, old), (3, 4, 1, old), (3, 2, 1, old), (0, 5, 1, old),  # all time: 4, then 2 and 5
+        (3, 1, 1, recent), (0, 1, 1, recent), (3, 3, 1, recent), (3, 0, 0, recent),  # recent: 1, then 3; 0 a dislike
+        (0, 2, 1, C + 1), (1, 1, 1, C + 1), (1, 2, 1, C + 2), (2, 4, 1, C + 1),
+    ])
+    split = temporal(events, 4, C, 5)
+    assert split.users.tolist() == [0, 1, 2]
+    scores = [[0.0, 1.0, 2.0, 3.0, 4.0, 5.0], [NEG] * 6, [9.0] * 6, [0.0] * 6]
+    snap = snapshot(4, 6, events, ["", "reads films", "", ""])
+    lists = top_k_lists(Fixed(scores), split, snap, 4)
+    fallback = [1, 3, 4, 2]  # recent positives, then all time (4 before 2 and 5 by count, 2 before 5 by index)
+    assert [lst.tolist() for lst in lists] == [[3, 2, 0], fallback, fallback]  # user 0 has seen 4, 5 and 1
+    out = evaluate_temporal(Fixed(scores), split, snap, [2], np.eye(6))
+    assert out["recall_2_cold_users"] == pytest.approx((1 / 2 + 0) / 2)  # user 1: {1, 2} gets [1, 3]; user 2: {4} gets [1, 3]
 
 
 def test_evaluate_temporal_no_cold_users():
