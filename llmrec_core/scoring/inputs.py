@@ -34,8 +34,7 @@ def popularity(snap: Snapshot, allowed: np.ndarray, days: int) -> tuple[np.ndarr
 def popular_items(ev: Interactions, end_ts: int, n: int, allowed: np.ndarray, days: int) -> tuple[np.ndarray, np.ndarray]:
     """:func:`popularity` of the events ``ev`` before ``end_ts``, over ``n`` items: the fallback
     as of any time (the evaluation harness's cut-off)."""
-    ev = ev.mask(ev.ts < end_ts)
-    positive = ev.label == 1
+    positive = (ev.label == 1) & (ev.ts < end_ts)
     recent = positive & (ev.ts >= end_ts - days * DAY)
     recent_counts = np.bincount(ev.item[recent], minlength=n).astype(np.float64)
     all_counts = np.bincount(ev.item[positive], minlength=n).astype(np.float64)
