@@ -92,7 +92,8 @@ _USER_COLUMNS = {
               "rows, the item's share of recent positive events (docs/data-contract.md, What score means)."),
     "reason": "Why the item is recommended, in words, from the user's own history (Because you rated Fargo (1996) highly); when the list is the same for everyone (a popularity model serving), that it is popular.",
     "source": ("How the user was scored: model (from the behaviour history), cold_text (from the profile text, or an item "
-               "the model never saw, from its text) or popularity_fallback (neither)."),
+               "the model never saw, from its text) or popularity_fallback (neither, or a model that cannot rank for the user: "
+               "a baseline other than popularity for a user known only by profile, ALS for a user it was not trained on)."),
     "model_name": "The registered model's name (tracking.registered_model).",
     "model_version": _VERSION,
     "run_id": "The MLflow run of the scoring job (experiment llmrec, tag kind=scoring).",
