@@ -118,8 +118,9 @@ def test_the_served_table_is_the_measured_ranking(lake, name):
     assert served.keys() == measured.keys() and len(served) > 40
     assert served == measured
     assert_same(served_scores, harness_scores(rec, snap, fallback))
-    # Users known by profile alone: the text models and popularity rank for them; the baselines
-    # that read no profile serve (and are measured on) the popularity fallback.
+    # Users known by profile alone: the sequence models rank for them (seq_id_only from an empty
+    # history), and so does popularity; the baselines that rank from behaviours alone serve (and
+    # are measured on) the popularity fallback.
     profile_only = {f"p{j}" for j in range(PROFILE_ONLY)}
     assert profile_only <= served.keys()
     assert profile_only & fallback == (profile_only if name in ("item_knn", "ease", "als", "content") else set())

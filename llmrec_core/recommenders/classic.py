@@ -62,16 +62,19 @@ class Popularity(Recommender):
 class ItemToItem(Recommender):
     """A user's score for an item: the sum, over the distinct items of the user's history, of an
     item-to-item weight (``sim_[history item, item]``). Items without training interactions
-    cannot be scored, nor can a user without history (a profile says nothing to item-to-item
-    weights): served, that user gets the popularity fallback, as with every model that cannot
-    rank anything for a user. A row of zeros instead would list the first items of the catalogue."""
+    cannot be scored, nor can a user whose history gives no weight to any item: one without
+    history (a profile says nothing to item-to-item weights), or only with items the weights do
+    not know (newer than the model). Served, that user gets the popularity fallback, as with
+    every model that cannot rank anything for a user; a row of zeros instead would tie every
+    item and list the first items of the catalogue."""
 
     def score(self, users: np.ndarray, history: History, asof: np.ndarray) -> np.ndarray:
         out = np.full((len(users), self.sim_.shape[0]), -np.inf, np.float32)
         for row, u in enumerate(users):
             items = np.unique(history.items(u))
-            if len(items):
-                out[row] = self.sim_[items].sum(axis=0)
+            row_scores = self.sim_[items[self.known_[items]]].sum(axis=0)
+            if row_scores.any():
+                out[row] = row_scores
         out[:, ~self.known_] = -np.inf
         return out
 

@@ -18,8 +18,9 @@ click logit, ``sigmoid(score)`` = p(click), or the item's share of recent positi
 the fallback), ``reason`` and ``source`` (``model``, ``cold_text``, ``popularity_fallback``).
 A row with nothing to score from (no known history, no profile) gets the popularity fallback
 of the version's day, as in the nightly table; so does a row the model cannot rank anything for
-(ALS knows only the users it was trained on, never a request's; the content baseline and ALS
-read no profile). Day D's titles, filters and fallback come from the bundle's catalogue
+(ALS knows only the users it was trained on, never a request's; item-kNN, EASE, the content
+baseline and ALS read no profile, and item-kNN and EASE nothing of a history of items they do
+not know). Day D's titles, filters and fallback come from the bundle's catalogue
 (:func:`llmrec_core.registry.bundle.catalogue`); a version registered without one allows every
 item and has no fallback list (a row with nothing to score from gets no rows). The lists are the two-tower ones: the cross-encoder is not applied here.
 In ``dataframe_records``, a key one row has must be in every row (``null`` where empty): MLflow
@@ -30,7 +31,8 @@ the catalogue does not know, scored from text alone): one ``score`` per row = p(
 item); NaN for an unknown candidate without text. A promoted baseline answers the same requests:
 item-kNN, EASE and popularity score from the history's IDs, the content baseline from the
 text vectors of the history's items and the candidate's (none of their scores is a calibrated
-probability), and ALS answers NaN.
+probability), and ALS answers NaN. So do item-kNN, EASE and the content baseline for a row
+whose history gives them nothing to score from (empty, or only items they do not know).
 
     mlflow models serve -m models:/llmrec@champion --host 127.0.0.1 --port 5001 --env-manager local
     curl -s 127.0.0.1:5001/invocations -H 'Content-Type: application/json' \\
@@ -227,7 +229,7 @@ class LlmrecPyfunc(mlflow.pyfunc.PythonModel):
         scores = rec.score(np.arange(len(df)), req.history, req.asof)
         cand = np.array([req.index.get(item, -1) for item in df["item_id"]])
         logit = np.where(cand >= 0, scores[np.arange(len(df)), np.maximum(cand, 0)], np.nan)
-        logit[~np.isfinite(logit)] = np.nan  # a model that cannot score this pair (ALS and a user it never saw)
+        logit[~np.isfinite(logit)] = np.nan  # a model that cannot score this pair (ALS and a user it never saw, a baseline and an empty history)
         return pd.DataFrame({"score": 1.0 / (1.0 + np.exp(-logit.astype(np.float64)))})
 
     def recommend(self, df: pd.DataFrame, k: int) -> pd.DataFrame:

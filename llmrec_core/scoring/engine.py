@@ -5,8 +5,9 @@ the restored recommender (any kind the registry holds, re-ranked or not), every 
 history up to the end of D, how each user is scored, which items may be recommended, the
 popularity fallback and what reasons need. The local engine walks the users in blocks; the
 Spark engine hands each partition's users to the same functions with ``Scoring`` broadcast.
-So both produce the same rows, and those rows are the recommender's own ``recommend`` lists:
-the lists the evaluation harness measures.
+So both produce the same rows, and those rows are the recommender's own ``recommend`` lists and
+the popularity fallback for users it does not rank for (:func:`ranked`): the lists the
+evaluation harness measures.
 """
 
 from __future__ import annotations
@@ -87,10 +88,11 @@ def ranked(rec: Recommender, users: np.ndarray, kind: np.ndarray, history: Histo
     if len(scored):
         scores[scored], items[scored] = rec.recommend(users[scored], history, asof[scored], k, allowed=allowed)
         kind[scored[items[scored, 0] < 0]] = POPULAR
+    order = popular.tolist()
     for r in np.flatnonzero(kind == POPULAR):
         seen = set(history.items(int(users[r])).tolist())
         keep = []
-        for j, item in enumerate(popular.tolist()):
+        for j, item in enumerate(order):
             if item not in seen:
                 keep.append(j)
                 if len(keep) == k:

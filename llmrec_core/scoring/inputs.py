@@ -1,6 +1,7 @@
 """What scoring needs, computed once from the restored recommender and the snapshot of D.
 
-- :func:`popularity`: the fallback for users with nothing to score from;
+- :func:`popularity`: the fallback for users with nothing to score from, as of the end of D
+  (:func:`popular_items`: as of any time, which the evaluation harness uses);
 - :func:`scoring_inputs`: how each user is scored (from its behaviour sequence as of the end of
   D, from its profile text alone, or by the fallback), every user's history (what was seen,
   what reasons point at), which items may be recommended, and the recommender itself;
@@ -26,14 +27,14 @@ log = logging.getLogger(__name__)
 
 
 def popularity(snap: Snapshot, allowed: np.ndarray, days: int) -> tuple[np.ndarray, np.ndarray]:
-    """Allowed items by positive events of the last ``days`` days of D (then all time, then
-    index), and each one's share of those recent events."""
+    """:func:`popular_items` of the snapshot of D, at the end of D."""
     return popular_items(snap.events, snap.end_ts, snap.n_items, allowed, days)
 
 
 def popular_items(ev: Interactions, end_ts: int, n: int, allowed: np.ndarray, days: int) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`popularity` of the events ``ev`` before ``end_ts``, over ``n`` items: the fallback
-    as of any time (the evaluation harness's cut-off)."""
+    """The ``allowed`` of ``n`` items by positive events of ``ev`` in the ``days`` days before
+    ``end_ts`` (then by positive events of all time before it, then by index), and each one's
+    share of those recent events."""
     positive = (ev.label == 1) & (ev.ts < end_ts)
     recent = positive & (ev.ts >= end_ts - days * DAY)
     recent_counts = np.bincount(ev.item[recent], minlength=n).astype(np.float64)
@@ -52,7 +53,8 @@ def scoring_inputs(settings: Settings, snap: Snapshot, rec: Recommender, allowed
     popular, shares = popularity(snap, allowed, sc.popular_days)
     out = assemble(rec, History.of(snap.events, n), np.full(n, snap.end_ts, np.int64), snap.profile_texts, allowed,
                    list(snap.item_titles), popular, shares, settings.text, sc.k, sc)
-    counts = {name: int((out.kind == k).sum()) for name, k in (("model", MODEL), ("cold_text", COLD_TEXT), ("popularity", POPULAR))}
+    # What each user has to score from; a model that reads no profile leaves the profile-only ones to the fallback.
+    counts = {name: int((out.kind == k).sum()) for name, k in (("history", MODEL), ("profile only", COLD_TEXT), ("neither", POPULAR))}
     log.info("%s: %d items, %d allowed, %d known only by text; users: %d (%s)", rec.name, snap.n_items, int(allowed.sum()),
              int(out.text_only.sum()), n, ", ".join(f"{k} {v}" for k, v in counts.items()))
     return out

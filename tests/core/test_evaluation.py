@@ -12,12 +12,12 @@ from llmrec_core.data.interactions import Interactions, KindVocab
 from llmrec_core.data.protocols import DAY, cold_items, ctr, loo, temporal
 from llmrec_core.data.snapshot import Snapshot
 from llmrec_core.evaluation import (
+    FALLBACK_DAYS,
     ITEM_SHARE_PRIOR,
     evaluate,
     evaluate_cold_items,
     evaluate_ctr,
     evaluate_loo,
-    FALLBACK_DAYS,
     evaluate_temporal,
     target_ranks,
     top_k_lists,
@@ -144,22 +144,24 @@ def test_evaluate_temporal():
 
 def test_a_user_the_model_cannot_rank_anything_for_is_measured_on_the_served_fallback():
     """The lists are the served ones: a user with neither history nor profile (2), and one the
-    model can rank nothing for (1, known by profile to a model that reads none), get the
-    popularity fallback of the cut-off: items by positive events of the FALLBACK_DAYS before it,
-    then of all time, then by index, without what the user has seen."""
+    model can rank nothing for (1, known by profile to a model that reads none; 4, with history),
+    get the popularity fallback of the cut-off: items by positive events of the FALLBACK_DAYS
+    before it, then of all time, then by index, without what the user has seen."""
     old, recent = C - (FALLBACK_DAYS + 2) * DAY, C - DAY
     events = make([
         (0, 4, 1, old), (3, 4, 1, old), (3, 2, 1, old), (0, 5, 1, old),  # all time: 4, then 2 and 5
         (3, 1, 1, recent), (0, 1, 1, recent), (3, 3, 1, recent), (3, 0, 0, recent),  # recent: 1, then 3; 0 a dislike
-        (0, 2, 1, C + 1), (1, 1, 1, C + 1), (1, 2, 1, C + 2), (2, 4, 1, C + 1),
+        (4, 3, 0, old),  # user 4 has seen item 3 (a dislike: no positive)
+        (0, 2, 1, C + 1), (1, 1, 1, C + 1), (1, 2, 1, C + 2), (2, 4, 1, C + 1), (4, 5, 1, C + 1),
     ])
-    split = temporal(events, 4, C, 5)
-    assert split.users.tolist() == [0, 1, 2]
-    scores = [[0.0, 1.0, 2.0, 3.0, 4.0, 5.0], [NEG] * 6, [9.0] * 6, [0.0] * 6]
-    snap = snapshot(4, 6, events, ["", "reads films", "", ""])
+    split = temporal(events, 5, C, 5)
+    assert split.users.tolist() == [0, 1, 2, 4]
+    scores = [[0.0, 1.0, 2.0, 3.0, 4.0, 5.0], [NEG] * 6, [9.0] * 6, [0.0] * 6, [NEG] * 6]
+    snap = snapshot(5, 6, events, ["", "reads films", "", "", ""])
     lists = top_k_lists(Fixed(scores), split, snap, 4)
     fallback = [1, 3, 4, 2]  # recent positives, then all time (4 before 2 and 5 by count, 2 before 5 by index)
-    assert [lst.tolist() for lst in lists] == [[3, 2, 0], fallback, fallback]  # user 0 has seen 4, 5 and 1
+    # User 0 has seen 4, 5 and 1; user 4 has seen 3, which its fallback leaves out.
+    assert [lst.tolist() for lst in lists] == [[3, 2, 0], fallback, fallback, [1, 4, 2, 5]]
     out = evaluate_temporal(Fixed(scores), split, snap, [2], np.eye(6))
     assert out["recall_2_cold_users"] == pytest.approx((1 / 2 + 0) / 2)  # user 1: {1, 2} gets [1, 3]; user 2: {4} gets [1, 3]
 

@@ -302,6 +302,10 @@ def test_an_item_to_item_baseline_leaves_a_user_without_history_to_the_fallback(
     s = _scores(rec, snap, train)
     assert np.isneginf(s[newcomers]).all()
     assert np.isfinite(s[np.flatnonzero(history.length(np.arange(snap.n_users)) > 0)]).any(axis=1).all()
+    # A history of items the weights do not know (first seen after the model) says nothing either.
+    unknown = np.flatnonzero(np.bincount(train.item, minlength=snap.n_items) == 0)
+    late = snap.events.mask(np.isin(snap.events.item, unknown) & np.isin(snap.events.user, newcomers))
+    assert len(late) and np.isneginf(_scores(rec, snap, late)[np.unique(late.user)]).all()
 
     profiles = ["a reader of films"] * snap.n_users  # everyone has a profile: the newcomers are COLD_TEXT
     allowed = np.ones(snap.n_items, bool)
