@@ -163,7 +163,7 @@ def quality(settings, data: Dataset, seeds: list[int], fresh_n: int, rerank_pair
         started = time.perf_counter()
         fit_sequence(rec, full, inner.train, inner, outer.train, "ndcg_10", True, inner_ctr, inner_cold,
                      settings.evaluation.cold_taste_weight_grid, settings.evaluation.cold_taste_k,
-                     settings.evaluation.audience_activity_grid)
+                     settings.evaluation.audience_activity_grid, settings.scoring.popular_days)
         if rerank_pairs:
             # The version's cross-encoder, as the training job fits it, with more pairs than the CPU default.
             rec = Reranked(rec, s.rerank, s.text, s.model.encoder, rec.device, seed, max_pairs=rerank_pairs)

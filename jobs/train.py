@@ -103,12 +103,12 @@ def start_processes(settings: Settings) -> tuple[Settings, int, bool]:
 def fit_and_evaluate(rec: Recommender, r: Round) -> None:
     """Fit one recommender on the validation split's training events, measure it, log it as a
     nested MLflow run."""
-    metric, ks = r.settings.evaluation.metric, r.settings.evaluation.ks
+    metric, ks, days = r.settings.evaluation.metric, r.settings.evaluation.ks, r.settings.scoring.popular_days
     started = time.perf_counter()
     with tracking.run(rec.name, tags={**r.tags, "model": rec.name}, params=rec.params(), nested=True):
         if isinstance(rec, LlmRecommender):
             rec.fit(r.snap, r.ranking.train, checkpoint=r.checkpoints / f"{rec.name}{r.suffix}",
-                    validate=lambda: evaluate(rec, r.ranking, r.snap, ks, r.vectors)[metric],
+                    validate=lambda: evaluate(rec, r.ranking, r.snap, ks, r.vectors, fallback_days=days)[metric],
                     on_epoch=lambda e, row: tracking.log_metrics(
                         {"epoch_train_loss": row["train_loss"], f"epoch_val_{metric}": row.get("val_metric", float("nan"))}, step=e))
             r.curves[rec.name] = rec.result_.curves
@@ -132,7 +132,7 @@ def fit_and_evaluate(rec: Recommender, r: Round) -> None:
         r.fitted[rec.name] = rec
         # The re-ranker changes lists, not click probabilities: ranked only.
         splits = [r.ranking] if isinstance(rec, Reranked) else [r.ranking, r.ctr]
-        r.results[rec.name] = {k: v for split in splits for k, v in evaluate(rec, split, r.snap, ks, r.vectors).items()}
+        r.results[rec.name] = {k: v for split in splits for k, v in evaluate(rec, split, r.snap, ks, r.vectors, fallback_days=days).items()}
         tracking.log_metrics(r.results[rec.name], prefix="val_")
         if isinstance(rec, LlmRecommender):
             tracking.log_metrics({"best_epoch": rec.result_.best_epoch})

@@ -35,7 +35,7 @@ import torch
 
 from llmrec_core.data import protocols
 from llmrec_core.data.snapshot import Snapshot
-from llmrec_core.evaluation import calibrate, evaluate, per_user_ndcg
+from llmrec_core.evaluation import FALLBACK_DAYS, calibrate, evaluate, per_user_ndcg
 from llmrec_core.metrics import paired_bootstrap
 from llmrec_core.models import encoder as lm
 from llmrec_core.recommenders import zoo
@@ -115,14 +115,14 @@ def model_names(settings: Settings) -> list[str]:
 
 
 def fit_sequence(rec, snap, inner_train, inner_valid, outer_train, metric, refit: bool, calibration_split=None,
-                 cold_split=None, cold_grid=(), cold_k: int = 20, audience_grid=()):
+                 cold_split=None, cold_grid=(), cold_k: int = 20, audience_grid=(), fallback_days: int = FALLBACK_DAYS):
     """Early stopping on the inner split, ``model.cold_taste_weight`` chosen over ``cold_grid`` on
     ``cold_split`` (the inner window's new items), Platt scaling on the inner labelled window,
     ``model.audience`` chosen over ``audience_grid`` on ``cold_split``, then (optionally) a refit
     on the outer training data for the chosen epochs, scaled again on that window: the training
     job's steps. The returned ``valid_<metric>`` is the inner split's at the chosen epoch: the
     figure to choose settings by, never the test split's."""
-    rec.fit(snap, inner_train, validate=lambda: evaluate(rec, inner_valid, snap, [10])[metric])
+    rec.fit(snap, inner_train, validate=lambda: evaluate(rec, inner_valid, snap, [10], fallback_days=fallback_days)[metric])
     best, best_metric, inner_epochs = rec.result_.best_epoch, rec.result_.best_metric, rec.result_.epochs_run
     choices = {}
     if cold_split is not None and rec.model_settings.use_text:
@@ -220,7 +220,8 @@ def run(settings: Settings, snap: Snapshot, data: Dataset, wanted: set[str], whi
                 info = fit_sequence(rec, snap, valid.train, valid, test.train, "ndcg_10", family != "loo",
                                     *((inner_ctr, inner_cold) if family != "loo" else (None, None)),
                                     cold_grid=settings.evaluation.cold_taste_weight_grid, cold_k=settings.evaluation.cold_taste_k,
-                                    audience_grid=settings.evaluation.audience_activity_grid)
+                                    audience_grid=settings.evaluation.audience_activity_grid,
+                                    fallback_days=settings.scoring.popular_days)
                 info["fit_s"] = round(time.perf_counter() - start, 1)
                 if vectors is None and rec.model_settings.use_text and rec.model_settings.finetune == "none":
                     vectors = rec.item_text_.cpu().numpy()  # the frozen vectors: the same for every model
@@ -245,7 +246,7 @@ def run(settings: Settings, snap: Snapshot, data: Dataset, wanted: set[str], whi
             for p, split in splits.items():
                 if seed in cold_seeds and p != "cold_items":
                     continue
-                measure(rec, p, split, snap, settings.evaluation.ks, vectors, runs, out["per_user"])
+                measure(rec, p, split, snap, settings.evaluation.ks, vectors, runs, out["per_user"], settings.scoring.popular_days)
             log.info("%s (seed %s) evaluated on %s", rec.name, seed, family)
     for (p, name), seeds_out in runs.items():
         block = out["protocols"].setdefault(p, {"info": splits_of_info(snap, p, data)})
@@ -257,18 +258,18 @@ def run(settings: Settings, snap: Snapshot, data: Dataset, wanted: set[str], whi
     return out
 
 
-def measure(rec, p: str, split, snap, ks: list[int], vectors, runs: dict, per_user: dict) -> None:
+def measure(rec, p: str, split, snap, ks: list[int], vectors, runs: dict, per_user: dict, fallback_days: int = FALLBACK_DAYS) -> None:
     """One fitted model on one protocol's test split, into ``runs`` (and ``per_user`` NDCG@10)."""
     if p in ("cold_items", "ctr") and isinstance(rec, Reranked):
         return  # the re-ranker re-orders a user's list: it neither ranks users nor changes p(click)
-    runs.setdefault((p, rec.name), []).append(evaluate(rec, split, snap, ks, vectors))
+    runs.setdefault((p, rec.name), []).append(evaluate(rec, split, snap, ks, vectors, fallback_days=fallback_days))
     if p in ("loo", "temporal"):
-        per_user.setdefault(p, {}).setdefault(rec.name, []).append(per_user_ndcg(rec, split, snap, 10).tolist())
+        per_user.setdefault(p, {}).setdefault(rec.name, []).append(per_user_ndcg(rec, split, snap, 10, fallback_days=fallback_days).tolist())
     if p == "cold_items" and rec.name == zoo.MODEL:
         saved = rec.model_.items.text_to_id.clone()
         rec.model_.items.text_to_id.zero_()
         rec._cache = None
-        runs.setdefault((p, NO_MAP), []).append(evaluate(rec, split, snap, ks, vectors))
+        runs.setdefault((p, NO_MAP), []).append(evaluate(rec, split, snap, ks, vectors, fallback_days=fallback_days))
         rec.model_.items.text_to_id.copy_(saved)
         rec._cache = None
 

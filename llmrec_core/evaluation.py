@@ -28,8 +28,9 @@ from llmrec_core.scoring.inputs import popular_items
 from llmrec_core.settings import ModelSettings, ScoringSettings
 
 log = logging.getLogger(__name__)
-# The days of positive events the popularity fallback counts, as the scoring job's default
-# (``scoring.popular_days``): what a user the model cannot rank anything for is served.
+# The days of positive events the popularity fallback counts by default (``scoring.popular_days``):
+# what a user the model cannot rank anything for is served. The training job, the gate and the
+# comparison pass the configured value.
 FALLBACK_DAYS = ScoringSettings.model_fields["popular_days"].default
 RETURN_HORIZON = ModelSettings.model_fields["return_horizon_days"].default  # the peer of the default audience
 # Labels that pull an item's share of positives towards the overall share (chosen on the
@@ -58,11 +59,11 @@ def target_ranks(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
 
 
 def top_k_lists(rec: Recommender, split: EvalSplit, snap: Snapshot, k: int,
-                allowed: np.ndarray | None = None) -> list[np.ndarray]:
+                allowed: np.ndarray | None = None, *, fallback_days: int = FALLBACK_DAYS) -> list[np.ndarray]:
     """Each evaluated user's top-k items, best first, exactly what the nightly scoring job
     publishes for that user (``scoring.engine.ranked``): ``rec.recommend`` with the user's
     history excluded, and the popularity fallback as of the user's prediction time (positive
-    events of the ``FALLBACK_DAYS`` before it) for a user with neither history nor profile, or
+    events of the ``fallback_days`` before it: ``scoring.popular_days``) for a user with neither history nor profile, or
     one the model can rank nothing for (a baseline that reads no profile, ALS for a user it
     never saw)."""
     history = History.of(split.history, snap.n_users)
@@ -72,7 +73,7 @@ def top_k_lists(rec: Recommender, split: EvalSplit, snap: Snapshot, k: int,
     items = np.full((len(split.users), k), -1, np.int64)
     for t in np.unique(split.asof):  # one cut-off for the temporal protocol
         rows = np.flatnonzero(split.asof == t)
-        popular, shares = popular_items(split.history, int(t), snap.n_items, mask, FALLBACK_DAYS)
+        popular, shares = popular_items(split.history, int(t), snap.n_items, mask, fallback_days)
         _, items[rows], _ = ranked(rec, split.users[rows], kind[rows], history, split.asof[rows], k, allowed, popular, shares)
     return [row[row >= 0] for row in items]
 
@@ -99,11 +100,11 @@ def evaluate_loo(rec: Recommender, split: EvalSplit, snap: Snapshot, ks: list[in
 
 
 def evaluate_temporal(rec: Recommender, split: EvalSplit, snap: Snapshot, ks: list[int],
-                      item_vectors: np.ndarray | None = None) -> dict[str, float]:
+                      item_vectors: np.ndarray | None = None, *, fallback_days: int = FALLBACK_DAYS) -> dict[str, float]:
     """Top-K against the window's new positives; ``item_vectors`` (for intra-list diversity)
     are the language model's item text vectors, the same for every model."""
     kmax = max(*ks, 10)  # the beyond-accuracy metrics below are @10
-    lists = top_k_lists(rec, split, snap, kmax)
+    lists = top_k_lists(rec, split, snap, kmax, fallback_days=fallback_days)
     train_pop = np.bincount(split.train.item, minlength=snap.n_items)
     warm_item = train_pop > 0
     warm_user = np.bincount(split.train.user, minlength=snap.n_users)[split.users] > 0
@@ -234,12 +235,12 @@ def pair_scores(rec: Recommender, split: EvalSplit, snap: Snapshot) -> np.ndarra
     return out
 
 
-def per_user_ndcg(rec: Recommender, split: EvalSplit, snap: Snapshot, k: int) -> np.ndarray:
+def per_user_ndcg(rec: Recommender, split: EvalSplit, snap: Snapshot, k: int, *, fallback_days: int = FALLBACK_DAYS) -> np.ndarray:
     """NDCG@k of each evaluated user (``loo``/``temporal``), for paired comparisons of models."""
     if split.name in ("loo", "loo_valid"):
         ranks = loo_ranks(rec, split, snap)
         return metrics.ndcg_of_ranks(ranks, k)
-    lists = top_k_lists(rec, split, snap, k)
+    lists = top_k_lists(rec, split, snap, k, fallback_days=fallback_days)
     return np.array([metrics.ndcg(lst.tolist(), set(t.tolist()), k) for lst, t in zip(lists, split.truth, strict=True)])
 
 
@@ -301,11 +302,13 @@ def calibrate(rec: Recommender, split: EvalSplit, snap: Snapshot) -> tuple[float
 
 
 def evaluate(rec: Recommender, split: EvalSplit, snap: Snapshot, ks: list[int],
-             item_vectors: np.ndarray | None = None) -> dict[str, float]:
+             item_vectors: np.ndarray | None = None, *, fallback_days: int = FALLBACK_DAYS) -> dict[str, float]:
+    """One recommender on one split: the split's protocol's metrics. ``fallback_days`` is the
+    served fallback's ``scoring.popular_days`` (the lists of users the model does not rank for)."""
     if split.name in ("loo", "loo_valid"):
         out = evaluate_loo(rec, split, snap, ks)
     elif split.name == "temporal":
-        out = evaluate_temporal(rec, split, snap, ks, item_vectors)
+        out = evaluate_temporal(rec, split, snap, ks, item_vectors, fallback_days=fallback_days)
     elif split.name == "cold_items":
         out = evaluate_cold_items(rec, split, snap, ks)
     elif split.name == "ctr":

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from llmrec_core.data.interactions import Interactions
 from llmrec_core.data.protocols import EvalSplit
 from llmrec_core.data.snapshot import Snapshot
-from llmrec_core.evaluation import audience_recall, evaluate, warm_cold_recall, warm_cold_rows
+from llmrec_core.evaluation import FALLBACK_DAYS, audience_recall, evaluate, warm_cold_recall, warm_cold_rows
 from llmrec_core.recommenders import zoo
 from llmrec_core.recommenders.base import History, Recommender
 from llmrec_core.settings import Settings
@@ -45,13 +45,13 @@ def _winner(trials: dict):
 
 
 def tune(make: Callable[..., Recommender], grid: list[dict], snap: Snapshot, train: Interactions, valid: EvalSplit,
-         ks: list[int], metric: str) -> tuple[dict, list[tuple[dict, float]]]:
+         ks: list[int], metric: str, fallback_days: int = FALLBACK_DAYS) -> tuple[dict, list[tuple[dict, float]]]:
     """The best parameters of ``grid`` by ``metric`` on ``valid``, and every trial."""
     if len(grid) == 1:
         return grid[0], []
     trials = []
     for params in grid:
-        value = evaluate(make(**params).fit(snap, train), valid, snap, ks)[metric]
+        value = evaluate(make(**params).fit(snap, train), valid, snap, ks, fallback_days=fallback_days)[metric]
         trials.append((params, value))
     best = _best([v for _, v in trials])
     log.info("tuned on %s: %s (%s %.4f, %d candidates)", valid.name, trials[best][0], metric, trials[best][1], len(grid))
@@ -81,7 +81,7 @@ def tune_baselines(settings: Settings, snap: Snapshot, valid: EvalSplit, ks: lis
     for name, (make, grid) in zoo.baseline_grids(settings, snap.n_items).items():
         if wanted is None or name in wanted:
             start = time.perf_counter()
-            params, trials = tune(make, grid, snap, valid.train, valid, ks, metric)
+            params, trials = tune(make, grid, snap, valid.train, valid, ks, metric, settings.scoring.popular_days)
             out.append(Tuned(name, make, params, [{**p, metric: v} for p, v in trials], time.perf_counter() - start))
     return out
 

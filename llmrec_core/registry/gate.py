@@ -97,7 +97,8 @@ def champion_metric(settings: Settings, snap: Snapshot, ranking: EvalSplit,
         return None, current.version, (f"champion v{current.version} was trained on data up to {bundle.meta['ds']}, "
                                        f"after this run's day {snap.ds}: not comparable")
     rec = restore(bundle.gate, snap, settings.train.device)
-    value = evaluate(rec, ranking, snap, settings.evaluation.ks, item_vectors)[settings.evaluation.metric]
+    value = evaluate(rec, ranking, snap, settings.evaluation.ks, item_vectors,
+                     fallback_days=settings.scoring.popular_days)[settings.evaluation.metric]
     return value, current.version, None
 
 

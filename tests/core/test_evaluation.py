@@ -162,6 +162,8 @@ def test_a_user_the_model_cannot_rank_anything_for_is_measured_on_the_served_fal
     fallback = [1, 3, 4, 2]  # recent positives, then all time (4 before 2 and 5 by count, 2 before 5 by index)
     # User 0 has seen 4, 5 and 1; user 4 has seen 3, which its fallback leaves out.
     assert [lst.tolist() for lst in lists] == [[3, 2, 0], fallback, fallback, [1, 4, 2, 5]]
+    # A longer scoring.popular_days counts the older positives as recent too: 1 and 4 lead, then 2, 3 and 5.
+    assert top_k_lists(Fixed(scores), split, snap, 4, fallback_days=FALLBACK_DAYS + 3)[1].tolist() == [1, 4, 2, 3]
     out = evaluate_temporal(Fixed(scores), split, snap, [2], np.eye(6))
     assert out["recall_2_cold_users"] == pytest.approx((1 / 2 + 0) / 2)  # user 1: {1, 2} gets [1, 3]; user 2: {4} gets [1, 3]
 
