@@ -329,6 +329,9 @@ def table(results: dict) -> str:
             cells = ["" if np.isnan(m.get(c, np.nan)) else f"{m[c]:.4f}" + (f" ± {sd[c]:.4f}" if n > 1 and c in sd else "") for c in cols]
             lines.append(f"| {name} | " + " | ".join(cells + ([str(n)] if uneven else [])) + " |")
         lines.append("")
+        if p == "temporal":
+            lines += ["Users a model ranks nothing for (those without history, for a baseline other than popularity) are measured on "
+                      "the popularity fallback they are served (docs/evaluation.md, \"One ranking path\").", ""]
     boot = ["| protocol | llmrec against | NDCG@10 difference | 95% interval (paired bootstrap) | users |", "|---|---|---|---|---|"]
     for p, b in results.get("bootstrap", {}).items():
         boot.append(f"| {p} | {b['against']} | {b['diff']:+.4f} | [{b['low']:+.4f}, {b['high']:+.4f}] | {b['users']} |")
