@@ -63,12 +63,11 @@ def top_k_lists(rec: Recommender, split: EvalSplit, snap: Snapshot, k: int,
     """Each evaluated user's top-k items, best first, exactly what the nightly scoring job
     publishes for that user (``scoring.engine.ranked``): ``rec.recommend`` with the user's
     history excluded, and the popularity fallback as of the user's prediction time (positive
-    events of the ``fallback_days`` before it: ``scoring.popular_days``) for a user with neither history nor profile, or
-    one the model can rank nothing for (a baseline that reads no profile, ALS for a user it
-    never saw)."""
+    events of the ``fallback_days`` before it, ``scoring.popular_days``) for a user with neither
+    history nor profile, or one the model can rank nothing for (a baseline that reads no
+    profile, ALS for a user it never saw)."""
     history = History.of(split.history, snap.n_users)
-    has_profile = np.array([bool(snap.profile_texts[u]) for u in split.users], bool)
-    kind = kinds(history.length(split.users), has_profile)
+    kind = kinds(history, split.users, snap.profile_texts)
     mask = np.ones(snap.n_items, bool) if allowed is None else allowed
     items = np.full((len(split.users), k), -1, np.int64)
     for t in np.unique(split.asof):  # one cut-off for the temporal protocol

@@ -72,7 +72,7 @@ class ItemToItem(Recommender):
         out = np.full((len(users), self.sim_.shape[0]), -np.inf, np.float32)
         for row, u in enumerate(users):
             items = np.unique(history.items(u))
-            row_scores = self.sim_[items[self.known_[items]]].sum(axis=0)
+            row_scores = self.sim_[items].sum(axis=0)  # an item without training events has no weights
             if row_scores.any():
                 out[row] = row_scores
         out[:, ~self.known_] = -np.inf

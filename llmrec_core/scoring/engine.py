@@ -12,7 +12,9 @@ evaluation harness measures.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import islice
 
 import numpy as np
 import pyarrow as pa
@@ -66,10 +68,12 @@ class Scoring:
         return np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64), pos.astype(np.int64)
 
 
-def kinds(lengths: np.ndarray, has_profile: np.ndarray) -> np.ndarray:
-    """How each user is scored: from their behaviours (MODEL), from their profile's text alone
-    (COLD_TEXT), or, with neither, by the popularity fallback (POPULAR)."""
-    return np.where(lengths > 0, MODEL, np.where(has_profile, COLD_TEXT, POPULAR)).astype(np.int8)
+def kinds(history: History, users: np.ndarray, profile_texts: Sequence[str]) -> np.ndarray:
+    """How each of ``users`` is scored: from their behaviours (MODEL), from their profile's text
+    alone (COLD_TEXT; ``profile_texts`` is every user's, empty for none), or, with neither, by the
+    popularity fallback (POPULAR)."""
+    has_profile = np.array([bool(profile_texts[u]) for u in users], bool)
+    return np.where(history.length(users) > 0, MODEL, np.where(has_profile, COLD_TEXT, POPULAR)).astype(np.int8)
 
 
 def ranked(rec: Recommender, users: np.ndarray, kind: np.ndarray, history: History, asof: np.ndarray, k: int,
@@ -91,12 +95,7 @@ def ranked(rec: Recommender, users: np.ndarray, kind: np.ndarray, history: Histo
     order = popular.tolist()
     for r in np.flatnonzero(kind == POPULAR):
         seen = set(history.items(int(users[r])).tolist())
-        keep = []
-        for j, item in enumerate(order):
-            if item not in seen:
-                keep.append(j)
-                if len(keep) == k:
-                    break
+        keep = list(islice((j for j, item in enumerate(order) if item not in seen), k))
         items[r, : len(keep)] = popular[keep]
         scores[r, : len(keep)] = popular_scores[keep]
     return scores, items, kind

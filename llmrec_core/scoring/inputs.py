@@ -68,8 +68,7 @@ def assemble(rec: Recommender, history: History, asof: np.ndarray, profile_texts
     a user with only a profile from the profile's text (COLD_TEXT), anyone else by the fallback
     (POPULAR); items the LLM never saw in training are scored from their text alone."""
     n = len(profile_texts)
-    has_profile = np.array([bool(t) for t in profile_texts], bool)
-    kind = kinds(history.length(np.arange(n)), has_profile)
+    kind = kinds(history, np.arange(n), profile_texts)
     model = getattr(rec, "base", rec)
     text_only = ~model.known_.cpu().numpy() if isinstance(model, LlmRecommender) else np.zeros(len(allowed), bool)
     return Scoring(
